@@ -1,0 +1,216 @@
+// Package catalog holds the shop's categories, products and variants, the
+// rules that keep them valid, and the search query model. It knows nothing
+// about storage engines: adapters implement Store.
+package catalog
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/money"
+)
+
+// Domain errors. The HTTP layer maps each to a status code in one place.
+var (
+	// ErrNotFound means the category, product or variant does not exist (or is
+	// a draft seen from the storefront).
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique key (slug or SKU) is already taken.
+	ErrConflict = errors.New("conflict")
+	// ErrInvalid wraps a validation failure; its message says what is wrong.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Invalidf returns an error wrapping ErrInvalid with a message for people.
+func Invalidf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+}
+
+// Status says whether a product is visible in the storefront.
+type Status string
+
+// Product statuses.
+const (
+	StatusDraft  Status = "draft"
+	StatusActive Status = "active"
+)
+
+// Category is a node in the category tree.
+type Category struct {
+	ID          int64  `json:"id"`
+	ParentID    int64  `json:"parent_id,omitempty"` // 0 for a root category
+	Slug        string `json:"slug"`
+	Name        string `json:"name"`
+	Description string `json:"description,omitempty"`
+	Position    int    `json:"position"`
+}
+
+// Image is a product picture served by the shop itself.
+type Image struct {
+	URL string `json:"url"`
+	Alt string `json:"alt"`
+}
+
+// Attribute is a descriptive name/value pair such as material: cotton.
+type Attribute struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Option is one axis a variant differs on, such as size: M.
+type Option struct {
+	Name  string `json:"name"`
+	Value string `json:"value"`
+}
+
+// Product is what a shopper browses; it is bought through its variants.
+type Product struct {
+	ID          int64       `json:"id"`
+	Slug        string      `json:"slug"`
+	Name        string      `json:"name"`
+	Description string      `json:"description"`
+	Status      Status      `json:"status"`
+	CategoryID  int64       `json:"category_id"`
+	Images      []Image     `json:"images"`
+	Attributes  []Attribute `json:"attributes"`
+	Variants    []Variant   `json:"variants,omitempty"`
+	// PriceFrom is the lowest variant price, kept by the store so listings
+	// can sort and filter by price without loading variants.
+	PriceFrom money.Money `json:"price_from"`
+	// InStock is true when any variant has stock available.
+	InStock   bool      `json:"in_stock"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// Variant is a sellable unit with its own SKU, price and stock.
+type Variant struct {
+	ID        int64       `json:"id"`
+	ProductID int64       `json:"product_id"`
+	SKU       string      `json:"sku"`
+	Options   []Option    `json:"options"`
+	Price     money.Money `json:"price"`
+	OnHand    int64       `json:"on_hand"`
+	Reserved  int64       `json:"reserved"`
+	Sold      int64       `json:"sold"`
+	Position  int         `json:"position"`
+}
+
+// Available is what can still be sold: on hand minus reserved minus sold.
+// The stores keep sold + reserved <= on hand, so it is never negative.
+func (v Variant) Available() int64 {
+	a := v.OnHand - v.Reserved - v.Sold
+	if a < 0 {
+		return 0
+	}
+	return a
+}
+
+// Title joins the option values for display: "M / Black".
+func (v Variant) Title() string {
+	vals := make([]string, len(v.Options))
+	for i, o := range v.Options {
+		vals[i] = o.Value
+	}
+	return strings.Join(vals, " / ")
+}
+
+var slugRE = regexp.MustCompile(`^[a-z0-9]+(?:-[a-z0-9]+)*$`)
+var skuRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// ValidSlug reports whether s is lower-case words joined by single hyphens,
+// at most 120 characters.
+func ValidSlug(s string) bool { return len(s) <= 120 && slugRE.MatchString(s) }
+
+// ValidSKU reports whether s is 1-64 letters, digits, dots, hyphens or
+// underscores, starting with a letter or digit.
+func ValidSKU(s string) bool { return skuRE.MatchString(s) }
+
+// Slugify turns a name into a slug: "Linen Shirt #2" -> "linen-shirt-2".
+func Slugify(name string) string {
+	var b strings.Builder
+	dash := false
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+			dash = false
+		default:
+			if b.Len() > 0 && !dash {
+				b.WriteByte('-')
+				dash = true
+			}
+		}
+	}
+	s := strings.TrimSuffix(b.String(), "-")
+	if len(s) > 120 {
+		s = strings.TrimSuffix(s[:120], "-")
+	}
+	return s
+}
+
+// Validate checks a category before it is stored.
+func (c Category) Validate() error {
+	if !ValidSlug(c.Slug) {
+		return Invalidf("category slug %q: use lower-case letters, digits and single hyphens", c.Slug)
+	}
+	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 200 {
+		return Invalidf("category name: must be 1-200 characters")
+	}
+	if c.ParentID < 0 {
+		return Invalidf("category parent_id: must not be negative")
+	}
+	return nil
+}
+
+// Validate checks a product, and its variants if any, before it is stored.
+func (p Product) Validate() error {
+	if !ValidSlug(p.Slug) {
+		return Invalidf("product slug %q: use lower-case letters, digits and single hyphens", p.Slug)
+	}
+	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 300 {
+		return Invalidf("product name: must be 1-300 characters")
+	}
+	if len(p.Description) > 20000 {
+		return Invalidf("product description: at most 20000 characters")
+	}
+	if p.Status != StatusDraft && p.Status != StatusActive {
+		return Invalidf("product status %q: must be %q or %q", p.Status, StatusDraft, StatusActive)
+	}
+	if p.CategoryID <= 0 {
+		return Invalidf("product category_id: required")
+	}
+	seen := make(map[string]bool, len(p.Variants))
+	for _, v := range p.Variants {
+		if err := v.Validate(); err != nil {
+			return err
+		}
+		if seen[v.SKU] {
+			return Invalidf("variant sku %q: listed twice", v.SKU)
+		}
+		seen[v.SKU] = true
+	}
+	return nil
+}
+
+// Validate checks a variant before it is stored.
+func (v Variant) Validate() error {
+	if !ValidSKU(v.SKU) {
+		return Invalidf("variant sku %q: use 1-64 letters, digits, '.', '-' or '_'", v.SKU)
+	}
+	if _, err := money.New(v.Price.Amount, v.Price.Currency); err != nil {
+		return Invalidf("variant %s price: %v", v.SKU, err)
+	}
+	if v.OnHand < 0 {
+		return Invalidf("variant %s on_hand: must not be negative", v.SKU)
+	}
+	for _, o := range v.Options {
+		if strings.TrimSpace(o.Name) == "" || strings.TrimSpace(o.Value) == "" {
+			return Invalidf("variant %s options: name and value are required", v.SKU)
+		}
+	}
+	return nil
+}
