@@ -1,0 +1,272 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/demoshop"
+	"github.com/surge-commerce/surge/internal/ops"
+	"github.com/surge-commerce/surge/internal/pagecache"
+	"github.com/surge-commerce/surge/internal/sqlitestore"
+	"github.com/surge-commerce/surge/internal/storefront"
+	"github.com/surge-commerce/surge/internal/telemetry"
+)
+
+// serveConfig is everything `surge serve` can be told.
+type serveConfig struct {
+	Addr            string
+	AdminAddr       string
+	DataDir         string
+	Demo            bool
+	DemoProducts    int
+	AdminToken      string
+	ShopName        string
+	Currency        string
+	PageCache       bool
+	PageCacheBytes  int64
+	PageCacheTTL    time.Duration
+	PageCacheSWR    time.Duration
+	ObjectCacheSize int
+	LogLevel        string
+	LogFormat       string
+	AccessLog       bool
+	DrainDelay      time.Duration
+	ShutdownTimeout time.Duration
+}
+
+func (c serveConfig) validate() error {
+	var errs []error
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		errs = append(errs, fmt.Errorf("--addr %q: %w", c.Addr, err))
+	}
+	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
+		errs = append(errs, fmt.Errorf("--admin-addr %q: %w", c.AdminAddr, err))
+	}
+	if c.DataDir == "" {
+		errs = append(errs, errors.New("--data-dir: required"))
+	}
+	if c.DemoProducts < 1 {
+		errs = append(errs, errors.New("--demo-products: must be at least 1"))
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		errs = append(errs, errors.New("--admin-token: use at least 16 characters"))
+	}
+	if c.PageCacheBytes < 1<<20 {
+		errs = append(errs, errors.New("--page-cache-bytes: at least 1 MiB"))
+	}
+	if c.PageCacheTTL <= 0 || c.PageCacheSWR < 0 {
+		errs = append(errs, errors.New("--page-cache-ttl must be positive and --page-cache-swr not negative"))
+	}
+	if c.DrainDelay < 0 || c.ShutdownTimeout <= 0 {
+		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+func newServeCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	var cfg serveConfig
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the shop: storefront pages, JSON API and the admin listener",
+		Long: `Run the shop. With no flags it uses embedded defaults: a SQLite database in
+--data-dir and in-process caches. Every flag can also be set as an environment
+variable (SURGE_ plus the flag name in upper snake case, e.g. SURGE_ADMIN_TOKEN)
+or in a YAML file given by --config; flags win over the environment, which wins
+over the file.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindConfig(cmd.Flags(), getenv); err != nil {
+				return err
+			}
+			if err := cfg.validate(); err != nil {
+				return err
+			}
+			return serve(cmd.Context(), cfg, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.String("config", "", "YAML file of settings named like the flags")
+	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics /debug/pprof")
+	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database")
+	f.BoolVar(&cfg.Demo, "demo", false, "seed the demo catalog on first start when the store is empty")
+	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")
+	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for /api/v1/admin (with --demo and none set, one is generated and printed)")
+	f.StringVar(&cfg.ShopName, "shop-name", "Surge Demo Shop", "name shown in the storefront")
+	f.StringVar(&cfg.Currency, "currency", "USD", "shop currency (ISO 4217)")
+	f.BoolVar(&cfg.PageCache, "page-cache", true, "serve anonymous pages and catalog API responses from the full-page cache")
+	f.Int64Var(&cfg.PageCacheBytes, "page-cache-bytes", 128<<20, "memory bound of the full-page cache in bytes")
+	f.DurationVar(&cfg.PageCacheTTL, "page-cache-ttl", time.Minute, "how long a cached page is fresh")
+	f.DurationVar(&cfg.PageCacheSWR, "page-cache-swr", 10*time.Minute, "how long a stale page may be served while it is refreshed")
+	f.IntVar(&cfg.ObjectCacheSize, "object-cache-size", 20000, "products held in the object cache")
+	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&cfg.LogFormat, "log-format", "json", "json or text")
+	f.BoolVar(&cfg.AccessLog, "access-log", true, "log one line per request")
+	f.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long after /readyz turns false so load balancers notice (5s behind Kubernetes)")
+	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
+	return cmd
+}
+
+// openStore opens and migrates the embedded database in dataDir.
+func openStore(ctx context.Context, dataDir string) (*sqlitestore.Store, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "surge.db"))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+// seedDemo loads the demo catalog when the store has no products.
+func seedDemo(ctx context.Context, st catalog.Store, products int, currency string, log *slog.Logger) error {
+	n, err := st.CountProducts(ctx)
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		log.Info("demo seed skipped: catalog not empty", "products", n)
+		return nil
+	}
+	start := time.Now()
+	cats, prods := demoshop.Generate(demoshop.Options{Products: products, Seed: 1, Currency: currency, Now: time.Now().UTC()})
+	if err := st.ImportCatalog(ctx, cats, prods); err != nil {
+		return fmt.Errorf("seed demo catalog: %w", err)
+	}
+	log.Info("demo catalog seeded", "categories", len(cats), "products", len(prods), "took", time.Since(start).Round(time.Millisecond).String())
+	return nil
+}
+
+func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
+	log, err := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
+	if err != nil {
+		return err
+	}
+	reg := telemetry.NewRegistry()
+	health := ops.NewHealth()
+
+	// The admin listener comes up first so that probes and scrapes work
+	// while the store migrates and the demo seeds.
+	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return fmt.Errorf("admin listener: %w", err)
+	}
+	adminSrv := &http.Server{Handler: ops.NewHandler(health, reg), ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = adminSrv.Serve(adminLn) }()
+	defer adminSrv.Close()
+	fmt.Fprintf(stdout, "admin: http://%s\n", adminLn.Addr())
+
+	st, err := openStore(ctx, cfg.DataDir)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	health.AddCheck("database", st.Ping)
+
+	if cfg.Demo {
+		if err := seedDemo(ctx, st, cfg.DemoProducts, cfg.Currency, log); err != nil {
+			return err
+		}
+		if cfg.AdminToken == "" {
+			b := make([]byte, 16)
+			_, _ = rand.Read(b)
+			cfg.AdminToken = hex.EncodeToString(b)
+			fmt.Fprintf(stdout, "admin token (generated for this demo run): %s\n", cfg.AdminToken)
+		}
+	}
+
+	var cache *pagecache.Cache
+	purge := func(...string) {}
+	if cfg.PageCache {
+		cache = pagecache.New(pagecache.Config{MaxBytes: cfg.PageCacheBytes, TTL: cfg.PageCacheTTL,
+			StaleWhileRevalidate: cfg.PageCacheSWR, RenderTimeout: 10 * time.Second, Logger: log})
+		if err := cache.Register(reg); err != nil {
+			return err
+		}
+		purge = func(tags ...string) { cache.PurgeTags(tags...) }
+	}
+	cat, err := catalog.NewService(st, catalog.ServiceOptions{ObjectCacheSize: cfg.ObjectCacheSize,
+		ObjectTTL: cfg.PageCacheTTL, Purge: purge, Currency: cfg.Currency})
+	if err != nil {
+		return err
+	}
+	if err := cat.Register(reg); err != nil {
+		return err
+	}
+	httpMetrics, err := telemetry.NewHTTPMetrics(reg)
+	if err != nil {
+		return err
+	}
+	deps := storefront.Deps{Catalog: cat, Logger: log, Metrics: httpMetrics, AdminToken: cfg.AdminToken,
+		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog}
+	if cache != nil {
+		deps.PageCache = cache.Middleware
+		deps.PurgeCache = func(all bool, tags ...string) int {
+			if all {
+				return cache.PurgeAll()
+			}
+			return cache.PurgeTags(tags...)
+		}
+	}
+	handler, err := storefront.NewServer(deps)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("public listener: %w", err)
+	}
+	srv := &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+	fmt.Fprintf(stdout, "shop: http://%s\n", ln.Addr())
+	health.SetReady(true)
+	log.Info("surge serving", "addr", ln.Addr().String(), "admin_addr", adminLn.Addr().String(), "version", version)
+
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("public listener: %w", err)
+	case <-ctx.Done():
+	}
+	// Readiness turns false first, then the listener closes after the drain
+	// delay, then in-flight requests get until the shutdown timeout.
+	health.Drain()
+	log.Info("shutting down: readiness off", "drain_delay", cfg.DrainDelay.String())
+	if cfg.DrainDelay > 0 {
+		time.Sleep(cfg.DrainDelay)
+	}
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	log.Info("shutdown complete")
+	return nil
+}

@@ -1,0 +1,103 @@
+package storefront
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"runtime/debug"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/telemetry"
+)
+
+// statusWriter remembers the status and size of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes through for streaming responses.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// Hijack passes through for protocol upgrades.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if h, ok := w.ResponseWriter.(http.Hijacker); ok {
+		return h.Hijack()
+	}
+	return nil, nil, errors.New("hijack not supported")
+}
+
+// observe is the outermost middleware: request ID, panic recovery, access
+// log and metrics, in one wrapper so a request pays for one allocation of
+// bookkeeping rather than four.
+func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-Id")
+		if id == "" || len(id) > 64 {
+			id = telemetry.NewRequestID()
+		}
+		w.Header().Set("X-Request-Id", id)
+		r = r.WithContext(telemetry.WithRequestID(r.Context(), id))
+		sw := &statusWriter{ResponseWriter: w}
+		active := metrics.Active(r.Method)
+		active.Inc()
+		defer func() {
+			active.Dec()
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared by identity, as net/http does
+					panic(v)
+				}
+				log.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				if sw.status == 0 {
+					writeProblem(sw, Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500,
+						Detail: "an internal error occurred; quote the request ID when reporting it", RequestID: id})
+				}
+			}
+			route := r.Pattern
+			if route == "" {
+				route = "unmatched"
+			}
+			if sw.status == 0 {
+				sw.status = http.StatusOK
+			}
+			d := time.Since(start)
+			metrics.Observe(r.Method, route, sw.status, d)
+			if accessLog {
+				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),
+					slog.Int("status", sw.status), slog.Int64("bytes", sw.bytes),
+					slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("cache", sw.Header().Get("X-Cache")),
+					slog.String("remote", r.RemoteAddr))
+			}
+		}()
+		next.ServeHTTP(sw, r)
+	})
+}

@@ -1,0 +1,139 @@
+package storefront
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strings"
+
+	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/telemetry"
+)
+
+// maxBodyBytes bounds every JSON request body the API reads.
+const maxBodyBytes = 1 << 20
+
+// encode writes v as JSON with status.
+func encode(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v) // the client went away: nothing useful to do
+}
+
+// errBadBody wraps every request-body problem so it maps to 400.
+var errBadBody = errors.New("bad request body")
+
+// errUnsupportedMedia marks a body that is not JSON.
+var errUnsupportedMedia = errors.New("unsupported media type")
+
+// decode reads one JSON value from the request body into v, strictly:
+// unknown fields, trailing data and oversized bodies are errors that say
+// what is wrong.
+func decode(w http.ResponseWriter, r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); ct != "" {
+		mt, _, err := mime.ParseMediaType(ct)
+		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+			return fmt.Errorf("%w: Content-Type %q: send application/json", errUnsupportedMedia, ct)
+		}
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBodyBytes))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var syn *json.SyntaxError
+		var typ *json.UnmarshalTypeError
+		var tooBig *http.MaxBytesError
+		switch {
+		case errors.Is(err, io.EOF):
+			return fmt.Errorf("%w: the body is empty; send a JSON object", errBadBody)
+		case errors.As(err, &syn):
+			return fmt.Errorf("%w: malformed JSON at byte %d", errBadBody, syn.Offset)
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return fmt.Errorf("%w: the JSON ends too early", errBadBody)
+		case errors.As(err, &typ):
+			return fmt.Errorf("%w: field %q: want %s, got JSON %s", errBadBody, typ.Field, typ.Type, typ.Value)
+		case errors.As(err, &tooBig):
+			return fmt.Errorf("%w: larger than %d bytes", errBadBody, tooBig.Limit)
+		case strings.HasPrefix(err.Error(), "json: unknown field "):
+			return fmt.Errorf("%w: %s", errBadBody, strings.TrimPrefix(err.Error(), "json: "))
+		default:
+			return fmt.Errorf("%w: %v", errBadBody, err)
+		}
+	}
+	if dec.More() {
+		return fmt.Errorf("%w: unexpected data after the JSON value", errBadBody)
+	}
+	return nil
+}
+
+// Problem is an RFC 9457 problem details body.
+type Problem struct {
+	Type      string `json:"type"`
+	Title     string `json:"title"`
+	Status    int    `json:"status"`
+	Detail    string `json:"detail,omitempty"`
+	Instance  string `json:"instance,omitempty"`
+	RequestID string `json:"request_id,omitempty"`
+}
+
+// errorStatus is the one place domain errors become HTTP statuses.
+func errorStatus(err error) int {
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, errBadBody):
+		return http.StatusBadRequest
+	case errors.Is(err, errUnsupportedMedia):
+		return http.StatusUnsupportedMediaType
+	case errors.Is(err, catalog.ErrConflict):
+		return http.StatusConflict
+	case errors.Is(err, errUnauthorized):
+		return http.StatusUnauthorized
+	case errors.Is(err, errForbidden):
+		return http.StatusForbidden
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// problem writes err as application/problem+json. Internal errors are
+// logged and their text withheld from the client.
+func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status := errorStatus(err)
+	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: err.Error(),
+		Instance: r.URL.Path, RequestID: telemetry.RequestID(r.Context())}
+	switch {
+	case status >= 500:
+		log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+		p.Detail = "an internal error occurred; quote the request ID when reporting it"
+		if status == http.StatusServiceUnavailable {
+			p.Detail = "the request was cancelled or ran out of time; try again"
+			w.Header().Set("Retry-After", "1")
+		}
+	case status == http.StatusUnauthorized:
+		w.Header().Set("WWW-Authenticate", `Bearer realm="surge-admin"`)
+	}
+	// Errors are never cached: a passing failure must not stick.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Del("Surrogate-Key")
+	writeProblem(w, p)
+}
+
+// writeProblem writes p as is; callers decide cacheability.
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// tag marks a response cacheable by the page cache and a CDN under tags.
+func tag(w http.ResponseWriter, tags ...string) {
+	w.Header().Set("Surrogate-Key", strings.Join(tags, " "))
+}

@@ -1,0 +1,76 @@
+package storefront
+
+import (
+	"net/http"
+	"net/url"
+)
+
+// routes lists every public route. Cacheable routes go through the page
+// cache; a handler opts a response into it by tagging it (see tag).
+func (s *server) routes(mux handlerMux) {
+	// cached keeps only the query parameters a route reads before the page
+	// cache sees the URL, so junk parameters cannot mint new cache entries.
+	cached := func(h http.Handler, params ...string) http.Handler { return onlyParams(params, s.PageCache(h)) }
+	listing := []string{"q", "category", "min_price", "max_price", "in_stock", "sort", "cursor", "limit"}
+	admin := s.requireAdmin
+
+	// Storefront pages.
+	mux.Handle("GET /{$}", cached(s.handleHome()))
+	mux.Handle("GET /categories/{slug}", cached(s.handleCategoryPage(), listing...))
+	mux.Handle("GET /products/{slug}", cached(s.handleProductPage(), "sku"))
+	mux.Handle("GET /search", cached(s.handleSearchPage(), listing...))
+	mux.Handle("GET /images/products/{slug}/{file}", cached(s.handleProductImage()))
+	mux.Handle("GET /static/{file}", s.handleStatic())
+	mux.Handle("GET /robots.txt", s.handleRobots())
+	mux.Handle("GET /favicon.ico", s.handleFavicon())
+
+	// Public catalog API.
+	mux.Handle("GET /api/v1/categories", cached(s.handleListCategories()))
+	mux.Handle("GET /api/v1/products", cached(s.handleListProducts(), listing...))
+	mux.Handle("GET /api/v1/products/{slug}", cached(s.handleGetProduct()))
+
+	// Admin API: bearer token, never cached.
+	mux.Handle("GET /api/v1/admin/products", admin(s.handleAdminListProducts()))
+	mux.Handle("POST /api/v1/admin/products", admin(s.handleAdminCreateProduct()))
+	mux.Handle("GET /api/v1/admin/products/{slug}", admin(s.handleAdminGetProduct()))
+	mux.Handle("PATCH /api/v1/admin/products/{slug}", admin(s.handleAdminUpdateProduct()))
+	mux.Handle("POST /api/v1/admin/products/{slug}/variants", admin(s.handleAdminCreateVariant()))
+	mux.Handle("PATCH /api/v1/admin/variants/{sku}", admin(s.handleAdminUpdateVariant()))
+	mux.Handle("PUT /api/v1/admin/variants/{sku}/stock", admin(s.handleAdminSetStock()))
+	mux.Handle("POST /api/v1/admin/categories", admin(s.handleAdminCreateCategory()))
+	mux.Handle("POST /api/v1/admin/cache/purge", admin(s.handleAdminPurge()))
+
+	// Anything else under the API is a JSON 404, not the HTML page.
+	mux.Handle("/api/", s.handleAPINotFound())
+	mux.Handle("/", cached(s.handleNotFoundPage()))
+}
+
+// onlyParams drops query parameters not in keep (all of them when keep is
+// empty) before calling next.
+func onlyParams(keep []string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		in := r.URL.Query()
+		out := url.Values{}
+		for _, k := range keep {
+			if v, ok := in[k]; ok {
+				out[k] = v[:1]
+			}
+		}
+		r2 := new(http.Request)
+		*r2 = *r
+		u := *r.URL
+		u.RawQuery = out.Encode()
+		r2.URL = &u
+		next.ServeHTTP(w, r2)
+	})
+}
+
+// handlerMux is the part of http.ServeMux routes needs; tests record
+// routes through it.
+type handlerMux interface {
+	Handle(pattern string, h http.Handler)
+}

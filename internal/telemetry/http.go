@@ -1,0 +1,61 @@
+package telemetry
+
+import (
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// HTTPMetrics records server request metrics named after the OpenTelemetry
+// HTTP semantic conventions, as Prometheus exposes them.
+type HTTPMetrics struct {
+	duration *prometheus.HistogramVec
+	active   *prometheus.GaugeVec
+}
+
+// NewHTTPMetrics registers the HTTP server metrics on reg.
+func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
+	m := &HTTPMetrics{
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_server_request_duration_seconds",
+			Help: "Duration of HTTP server requests.",
+			// OpenTelemetry's recommended boundaries for this instrument.
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10},
+		}, []string{"http_request_method", "http_route", "http_response_status_code"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "http_server_active_requests",
+			Help: "Number of in-flight HTTP server requests.",
+		}, []string{"http_request_method"}),
+	}
+	for _, c := range []prometheus.Collector{m.duration, m.active} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register http metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+// Observe records one finished request. route is the matched pattern
+// (never the raw path, which would make label cardinality unbounded).
+func (m *HTTPMetrics) Observe(method, route string, status int, d time.Duration) {
+	m.duration.WithLabelValues(normMethod(method), route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// Active returns the in-flight gauge for method.
+func (m *HTTPMetrics) Active(method string) prometheus.Gauge {
+	return m.active.WithLabelValues(normMethod(method))
+}
+
+// normMethod folds unknown methods into _OTHER, as the conventions say, so
+// a client cannot create label values at will.
+func normMethod(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "_OTHER"
+}
