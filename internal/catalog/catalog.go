@@ -24,10 +24,17 @@ var (
 	ErrInvalid = errors.New("invalid")
 )
 
-// Invalidf returns an error wrapping ErrInvalid with a message for people.
+// Invalidf returns an error that is ErrInvalid with a message for people.
+// The message stands alone (no "invalid:" prefix) because the API shows it
+// as the problem detail.
 func Invalidf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
+	return invalidError(fmt.Sprintf(format, args...))
 }
+
+type invalidError string
+
+func (e invalidError) Error() string        { return string(e) }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
 
 // Status says whether a product is visible in the storefront.
 type Status string
@@ -168,11 +175,11 @@ func (c Category) Validate() error {
 
 // Validate checks a product, and its variants if any, before it is stored.
 func (p Product) Validate() error {
-	if !ValidSlug(p.Slug) {
-		return Invalidf("product slug %q: use lower-case letters, digits and single hyphens", p.Slug)
-	}
 	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 300 {
 		return Invalidf("product name: must be 1-300 characters")
+	}
+	if !ValidSlug(p.Slug) {
+		return Invalidf("product slug %q: use lower-case letters, digits and single hyphens", p.Slug)
 	}
 	if len(p.Description) > 20000 {
 		return Invalidf("product description: at most 20000 characters")

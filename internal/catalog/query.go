@@ -90,6 +90,17 @@ func DecodeCursor(s string, sort Sort) (*Cursor, error) {
 	return &c, nil
 }
 
+// ParseRawQuery parses a raw URL query string strictly (a malformed one is
+// ErrInvalid rather than silently dropped) and then as ParseQuery.
+func ParseRawQuery(raw string) (Query, url.Values, error) {
+	v, err := url.ParseQuery(raw)
+	if err != nil {
+		return Query{}, v, Invalidf("query string: %v", err)
+	}
+	q, err := ParseQuery(v)
+	return q, v, err
+}
+
 // ParseQuery reads listing parameters as the API and pages take them:
 // q, category (resolved by the caller, so here it is ignored), min_price,
 // max_price, in_stock, sort, cursor, limit. Bad values are ErrInvalid with a

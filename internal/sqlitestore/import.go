@@ -133,9 +133,6 @@ func (s *Store) ImportCatalog(ctx context.Context, cats []catalog.Category, prod
 			WHERE p.id >= ?`, firstID); err != nil {
 			return fmt.Errorf("index products: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO product_search (product_search) VALUES ('optimize')`); err != nil {
-			return fmt.Errorf("optimize search index: %w", err)
-		}
 		return restore()
 	})
 	if err != nil {

@@ -82,11 +82,11 @@ func (s *server) listingQuery(r *http.Request) (catalog.Query, *catalog.Tree, er
 	if err != nil {
 		return catalog.Query{}, nil, err
 	}
-	q, err := catalog.ParseQuery(r.URL.Query())
+	q, v, err := catalog.ParseRawQuery(r.URL.RawQuery)
 	if err != nil {
 		return q, tree, err
 	}
-	if slug := r.URL.Query().Get("category"); slug != "" {
+	if slug := v.Get("category"); slug != "" {
 		c, ok := tree.BySlug(slug)
 		if !ok {
 			return q, tree, catalog.Invalidf("category: no category with slug %q", slug)

@@ -190,7 +190,7 @@ func (s *server) handleCategoryPage() http.Handler {
 			s.pageError(w, r, tree, fmt.Errorf("category %q: %w", r.PathValue("slug"), catalog.ErrNotFound))
 			return
 		}
-		q, err := catalog.ParseQuery(r.URL.Query())
+		q, _, err := catalog.ParseRawQuery(r.URL.RawQuery)
 		if err != nil {
 			s.pageError(w, r, tree, err)
 			return

@@ -53,7 +53,12 @@ func onlyParams(keep []string, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		in := r.URL.Query()
+		in, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			// Left as is for the handler to reject with a 400 that says why.
+			next.ServeHTTP(w, r)
+			return
+		}
 		out := url.Values{}
 		for _, k := range keep {
 			if v, ok := in[k]; ok {
