@@ -22,7 +22,7 @@ var categoryList = []catalog.Category{
 	{ParentID: 10, Slug: "bags", Name: "Bags", Position: 1, Description: "Leather, canvas and recycled nylon bags for work, travel and weekends."},
 	{ParentID: 10, Slug: "shoes", Name: "Shoes", Position: 2, Description: "Sneakers, boots, loafers and sandals, resoleable where we can."},
 	{ParentID: 10, Slug: "scarves-hats", Name: "Scarves & Hats", Position: 3, Description: "Soft scarves, beanies and caps for cold and sun."},
-	{ParentID: 0, Slug: "home", Name: "Home", Position: 4, Description: "Tableware, bedding and bath linen made by small workshops."},
+	{ParentID: 0, Slug: "home", Name: "Home & Living", Position: 4, Description: "Tableware, bedding and bath linen made by small workshops."},
 	{ParentID: 14, Slug: "kitchen-dining", Name: "Kitchen & Dining", Position: 1, Description: "Stoneware, glass and oak for the table and the kitchen."},
 	{ParentID: 14, Slug: "bed-bath", Name: "Bed & Bath", Position: 2, Description: "Linen and percale bedding, towels and robes."},
 	{ParentID: 0, Slug: "kids", Name: "Kids", Position: 5, Description: "Hard-wearing clothes for playgrounds and puddles, ages two to thirteen."},

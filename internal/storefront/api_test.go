@@ -260,3 +260,28 @@ func FuzzListingQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestPagePriceFilter checks that the storefront's filter form takes prices
+// as a shopper types them (currency units), not minor units.
+func TestPagePriceFilter(t *testing.T) {
+	h, _ := apiTestServer(t, 120)
+	w := serveReq(h, "GET", "/search?min=50&max=60&sort=price_asc", "")
+	if w.Code != 200 {
+		t.Fatalf("status %d", w.Code)
+	}
+	body := w.Body.String()
+	if !strings.Contains(body, `value="50.00"`) || !strings.Contains(body, `value="60.00"`) {
+		t.Errorf("filter form does not keep the typed bounds")
+	}
+	for _, part := range strings.Split(body, "from $")[1:] {
+		price := part[:strings.IndexByte(part, '<')]
+		if price < "50.00" || price > "60.00" || len(price) != 5 {
+			t.Errorf("listed price $%s outside $50-$60", price)
+		}
+	}
+	for _, bad := range []string{"/search?min=abc", "/search?min=70&max=60", "/categories/women?max=1.234"} {
+		if w := serveReq(h, "GET", bad, ""); w.Code != 400 {
+			t.Errorf("GET %s = %d, want 400", bad, w.Code)
+		}
+	}
+}

@@ -10,9 +10,11 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 
 	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/money"
 )
 
 //go:embed templates/*.html
@@ -116,14 +118,15 @@ type sortOption struct {
 }
 
 type filters struct {
-	Action string
-	Query  catalog.Query
-	Sorts  []sortOption
+	Action   string
+	Query    catalog.Query
+	Sorts    []sortOption
+	Min, Max string // price bounds in currency units, as a shopper types them
 }
 
 type pager struct{ First, Next string }
 
-func newFilters(action string, q catalog.Query) filters {
+func newFilters(action, currency string, q catalog.Query) filters {
 	opts := []sortOption{{Value: string(catalog.SortNewest), Label: "Newest"}, {Value: string(catalog.SortPriceAsc), Label: "Price: low to high"}, {Value: string(catalog.SortPriceDesc), Label: "Price: high to low"}}
 	if q.Text != "" {
 		opts = append([]sortOption{{Value: string(catalog.SortRelevance), Label: "Best match"}}, opts...)
@@ -131,7 +134,42 @@ func newFilters(action string, q catalog.Query) filters {
 	for i := range opts {
 		opts[i].Selected = opts[i].Value == string(q.Sort)
 	}
-	return filters{Action: action, Query: q, Sorts: opts}
+	f := filters{Action: action, Query: q, Sorts: opts}
+	if q.MinPrice > 0 {
+		f.Min = money.Money{Amount: q.MinPrice, Currency: currency}.Decimal()
+	}
+	if q.MaxPrice > 0 {
+		f.Max = money.Money{Amount: q.MaxPrice, Currency: currency}.Decimal()
+	}
+	return f
+}
+
+// pageQuery parses listing parameters for a page. Besides the API's
+// parameters it takes min and max in currency units ("50" or "49.99"),
+// which is what a shopper types into the filter form.
+func pageQuery(raw, currency string) (catalog.Query, url.Values, error) {
+	q, v, err := catalog.ParseRawQuery(raw)
+	if err != nil {
+		return q, v, err
+	}
+	for _, b := range []struct {
+		name string
+		dst  *int64
+	}{{"min", &q.MinPrice}, {"max", &q.MaxPrice}} {
+		s := strings.TrimSpace(v.Get(b.name))
+		if s == "" {
+			continue
+		}
+		m, err := money.Parse(s, currency)
+		if err != nil {
+			return q, v, catalog.Invalidf("%s price: enter an amount such as 25 or 49.99", b.name)
+		}
+		*b.dst = m.Amount
+	}
+	if q.MaxPrice > 0 && q.MinPrice > q.MaxPrice {
+		return q, v, catalog.Invalidf("the minimum price is above the maximum price")
+	}
+	return q, v, nil
 }
 
 func newPager(path string, q catalog.Query, next string) pager {
@@ -166,14 +204,22 @@ func (s *server) handleHome() http.Handler {
 			s.pageError(w, r, tree, err)
 			return
 		}
+		type tile struct {
+			Category catalog.Category
+			Children []catalog.Category
+		}
+		var tiles []tile
+		for _, c := range tree.Roots() {
+			tiles = append(tiles, tile{c, tree.Children(c.ID)})
+		}
 		tag(w, catalog.TagHome, catalog.TagCategories)
 		s.render(w, r, http.StatusOK, "home", tree, pageData{
 			Description: "Shop new arrivals and every category.",
 			Canonical:   "/",
 			Data: struct {
-				Categories []catalog.Category
+				Categories []tile
 				New        []catalog.Product
-			}{tree.All(), newest.Items},
+			}{tiles, newest.Items},
 		})
 	})
 }
@@ -190,7 +236,7 @@ func (s *server) handleCategoryPage() http.Handler {
 			s.pageError(w, r, tree, fmt.Errorf("category %q: %w", r.PathValue("slug"), catalog.ErrNotFound))
 			return
 		}
-		q, _, err := catalog.ParseRawQuery(r.URL.RawQuery)
+		q, _, err := pageQuery(r.URL.RawQuery, s.Catalog.Currency())
 		if err != nil {
 			s.pageError(w, r, tree, err)
 			return
@@ -215,7 +261,7 @@ func (s *server) handleCategoryPage() http.Handler {
 				Products []catalog.Product
 				Filters  filters
 				Pager    pager
-			}{c, path, tree.Children(c.ID), page.Items, newFilters("/categories/"+c.Slug, q), newPager("/categories/"+c.Slug, q, page.NextCursor)},
+			}{c, path, tree.Children(c.ID), page.Items, newFilters("/categories/"+c.Slug, s.Catalog.Currency(), q), newPager("/categories/"+c.Slug, q, page.NextCursor)},
 		})
 	})
 }
@@ -277,7 +323,12 @@ func defaultVariant(vs []catalog.Variant, sku string) catalog.Variant {
 
 func (s *server) handleSearchPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		q, tree, err := s.listingQuery(r)
+		tree, err := s.Catalog.Tree(r.Context())
+		if err != nil {
+			s.pageError(w, r, nil, err)
+			return
+		}
+		q, _, err := pageQuery(r.URL.RawQuery, s.Catalog.Currency())
 		if err != nil {
 			s.pageError(w, r, tree, err)
 			return
@@ -295,7 +346,7 @@ func (s *server) handleSearchPage() http.Handler {
 				Products []catalog.Product
 				Filters  filters
 				Pager    pager
-			}{page.Items, newFilters("/search", q), newPager("/search", q, page.NextCursor)},
+			}{page.Items, newFilters("/search", s.Catalog.Currency(), q), newPager("/search", q, page.NextCursor)},
 		})
 	})
 }

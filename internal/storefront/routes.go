@@ -12,13 +12,14 @@ func (s *server) routes(mux handlerMux) {
 	// cache sees the URL, so junk parameters cannot mint new cache entries.
 	cached := func(h http.Handler, params ...string) http.Handler { return onlyParams(params, s.PageCache(h)) }
 	listing := []string{"q", "category", "min_price", "max_price", "in_stock", "sort", "cursor", "limit"}
+	pageListing := append([]string{"min", "max"}, listing...)
 	admin := s.requireAdmin
 
 	// Storefront pages.
 	mux.Handle("GET /{$}", cached(s.handleHome()))
-	mux.Handle("GET /categories/{slug}", cached(s.handleCategoryPage(), listing...))
+	mux.Handle("GET /categories/{slug}", cached(s.handleCategoryPage(), pageListing...))
 	mux.Handle("GET /products/{slug}", cached(s.handleProductPage(), "sku"))
-	mux.Handle("GET /search", cached(s.handleSearchPage(), listing...))
+	mux.Handle("GET /search", cached(s.handleSearchPage(), pageListing...))
 	mux.Handle("GET /images/products/{slug}/{file}", cached(s.handleProductImage()))
 	mux.Handle("GET /static/{file}", s.handleStatic())
 	mux.Handle("GET /robots.txt", s.handleRobots())
