@@ -29,6 +29,7 @@ type Store struct {
 	writer *sql.DB
 	reader *sql.DB
 	now    func() time.Time
+	commit *committer
 }
 
 // Option changes how Open sets up a Store.
@@ -92,7 +93,9 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	return &Store{writer: writer, reader: reader, now: o.now}, nil
+	s := &Store{writer: writer, reader: reader, now: o.now}
+	s.startCommitter()
+	return s, nil
 }
 
 func openPool(ctx context.Context, path string, conns int, txlock string, pragmas []string) (*sql.DB, error) {
@@ -122,6 +125,7 @@ func openPool(ctx context.Context, path string, conns int, txlock string, pragma
 
 // Close closes both pools.
 func (s *Store) Close() error {
+	s.stopCommitter()
 	return errors.Join(s.reader.Close(), s.writer.Close())
 }
 
