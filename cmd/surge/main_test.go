@@ -13,8 +13,8 @@ import (
 	"time"
 )
 
-// shop is a `surge serve` started through run, as a user would start it.
-type shop struct {
+// runningShop is a `surge serve` started through run, as a user would start it.
+type runningShop struct {
 	URL, AdminURL, Token string
 	stop                 context.CancelFunc
 	done                 chan error
@@ -51,14 +51,14 @@ const testToken = "test-admin-token-0123456789"
 
 // startShop runs `surge serve` on loopback ports chosen by the kernel and
 // waits until /readyz says ready.
-func startShop(t *testing.T, extra ...string) *shop {
+func startShop(t *testing.T, extra ...string) *runningShop {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lineWriter{lines: make(chan string, 64)}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(), "--demo", "--demo-products", "300", "--admin-token", testToken,
 		"--access-log=false", "--log-level", "warn"}, extra...)
-	s := &shop{Token: testToken, stop: cancel, done: make(chan error, 1)}
+	s := &runningShop{Token: testToken, stop: cancel, done: make(chan error, 1)}
 	go func() { s.done <- run(ctx, args, func(string) string { return "" }, out, io.Discard) }()
 	deadline := time.After(60 * time.Second)
 	for s.URL == "" || s.AdminURL == "" {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
@@ -42,7 +43,7 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 			if err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), dataDir)
+			st, err := shop.OpenStore(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}
@@ -55,7 +56,7 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 				return fmt.Errorf("the catalog in %s already has %d products; use --fresh to start over", dataDir, n)
 			}
 			start := time.Now()
-			if err := seedDemo(cmd.Context(), st, products, currency, log); err != nil {
+			if _, err := shop.SeedDemo(cmd.Context(), st, products, currency, log); err != nil {
 				return err
 			}
 			_, err = fmt.Fprintf(stdout, "seeded %d products in %s\n", products, time.Since(start).Round(time.Millisecond))
@@ -81,7 +82,7 @@ func newMigrateCmd(getenv func(string) string, stdout, _ io.Writer) *cobra.Comma
 			if err := bindConfig(cmd.Flags(), getenv); err != nil {
 				return err
 			}
-			st, err := openStore(cmd.Context(), dataDir)
+			st, err := shop.OpenStore(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}

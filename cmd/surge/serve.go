@@ -10,18 +10,12 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
 
-	"github.com/surge-commerce/surge/internal/catalog"
-	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/ops"
-	"github.com/surge-commerce/surge/internal/pagecache"
-	"github.com/surge-commerce/surge/internal/sqlitestore"
-	"github.com/surge-commerce/surge/internal/storefront"
+	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
@@ -120,41 +114,6 @@ over the file.`,
 	return cmd
 }
 
-// openStore opens and migrates the embedded database in dataDir.
-func openStore(ctx context.Context, dataDir string) (*sqlitestore.Store, error) {
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
-		return nil, fmt.Errorf("data dir: %w", err)
-	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "surge.db"))
-	if err != nil {
-		return nil, err
-	}
-	if err := st.Migrate(ctx); err != nil {
-		st.Close()
-		return nil, err
-	}
-	return st, nil
-}
-
-// seedDemo loads the demo catalog when the store has no products.
-func seedDemo(ctx context.Context, st catalog.Store, products int, currency string, log *slog.Logger) error {
-	n, err := st.CountProducts(ctx)
-	if err != nil {
-		return err
-	}
-	if n > 0 {
-		log.Info("demo seed skipped: catalog not empty", "products", n)
-		return nil
-	}
-	start := time.Now()
-	cats, prods := demoshop.Generate(demoshop.Options{Products: products, Seed: 1, Currency: currency, Now: time.Now().UTC()})
-	if err := st.ImportCatalog(ctx, cats, prods); err != nil {
-		return fmt.Errorf("seed demo catalog: %w", err)
-	}
-	log.Info("demo catalog seeded", "categories", len(cats), "products", len(prods), "took", time.Since(start).Round(time.Millisecond).String())
-	return nil
-}
-
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
 	log, err := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
@@ -174,62 +133,27 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	defer adminSrv.Close()
 	fmt.Fprintf(stdout, "admin: http://%s\n", adminLn.Addr())
 
-	st, err := openStore(ctx, cfg.DataDir)
+	if cfg.Demo && cfg.AdminToken == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		cfg.AdminToken = hex.EncodeToString(b)
+		fmt.Fprintf(stdout, "admin token (generated for this demo run): %s\n", cfg.AdminToken)
+	}
+	sc := shop.Defaults()
+	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
+	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
+	sh, err := shop.Open(ctx, sc, log, reg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	health.AddCheck("database", st.Ping)
-
+	defer sh.Close()
+	health.AddCheck("database", sh.Store.Ping)
 	if cfg.Demo {
-		if err := seedDemo(ctx, st, cfg.DemoProducts, cfg.Currency, log); err != nil {
+		if _, err := sh.SeedDemo(ctx, cfg.DemoProducts, cfg.Currency, log); err != nil {
 			return err
 		}
-		if cfg.AdminToken == "" {
-			b := make([]byte, 16)
-			_, _ = rand.Read(b)
-			cfg.AdminToken = hex.EncodeToString(b)
-			fmt.Fprintf(stdout, "admin token (generated for this demo run): %s\n", cfg.AdminToken)
-		}
 	}
-
-	var cache *pagecache.Cache
-	purge := func(...string) {}
-	if cfg.PageCache {
-		cache = pagecache.New(pagecache.Config{MaxBytes: cfg.PageCacheBytes, TTL: cfg.PageCacheTTL,
-			StaleWhileRevalidate: cfg.PageCacheSWR, RenderTimeout: 10 * time.Second, Logger: log})
-		if err := cache.Register(reg); err != nil {
-			return err
-		}
-		purge = func(tags ...string) { cache.PurgeTags(tags...) }
-	}
-	cat, err := catalog.NewService(st, catalog.ServiceOptions{ObjectCacheSize: cfg.ObjectCacheSize,
-		ObjectTTL: cfg.PageCacheTTL, Purge: purge, Currency: cfg.Currency})
-	if err != nil {
-		return err
-	}
-	if err := cat.Register(reg); err != nil {
-		return err
-	}
-	httpMetrics, err := telemetry.NewHTTPMetrics(reg)
-	if err != nil {
-		return err
-	}
-	deps := storefront.Deps{Catalog: cat, Logger: log, Metrics: httpMetrics, AdminToken: cfg.AdminToken,
-		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog}
-	if cache != nil {
-		deps.PageCache = cache.Middleware
-		deps.PurgeCache = func(all bool, tags ...string) int {
-			if all {
-				return cache.PurgeAll()
-			}
-			return cache.PurgeTags(tags...)
-		}
-	}
-	handler, err := storefront.NewServer(deps)
-	if err != nil {
-		return err
-	}
+	handler := sh.Handler
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -52,7 +52,7 @@ func placement(s *Store, owner, key string, lines ...order.Line) checkout.Placem
 		ID: id, Email: "buyer@example.com", Status: order.StatusPendingPayment, Lines: lines,
 		Subtotal: usd, Tax: money.Money{Currency: "USD"}, Shipping: money.Money{Currency: "USD"}, Total: usd,
 		ShippingAddress: order.Address{Name: "A", Line1: "1", City: "C", PostalCode: "1", Country: "US"},
-		PaymentMethod: "pm_test", ReservedUntil: now.Add(10 * time.Minute), CreatedAt: now, UpdatedAt: now}}
+		PaymentMethod:   "pm_test", ReservedUntil: now.Add(10 * time.Minute), CreatedAt: now, UpdatedAt: now}}
 }
 
 func hot(q int64) order.Line {

@@ -443,3 +443,14 @@ func (s *Store) Ledger(ctx context.Context, sku string) (StockLedger, error) {
 	}
 	return l, nil
 }
+
+// OrderPlacedInSession reports whether the order was placed by the session
+// (its idempotency key belongs to it), which lets guests see their orders.
+func (s *Store) OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error) {
+	var one int
+	err := s.reader.QueryRowContext(ctx, `SELECT 1 FROM idempotency_keys WHERE owner = ? AND order_id = ?`, sessionID, orderID).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, nil
+	}
+	return err == nil, err
+}

@@ -1,4 +1,4 @@
-package storefront
+package storefront_test
 
 import (
 	"context"
@@ -10,51 +10,45 @@ import (
 	"sort"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.yaml.in/yaml/v3"
 
-	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/pagecache"
-	"github.com/surge-commerce/surge/internal/sqlitestore"
-	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/shop"
+	"github.com/surge-commerce/surge/internal/storefront"
 )
 
 const apiTestToken = "api-test-token-0123456789"
 
-// apiTestServer is a real shop on SQLite with a small demo catalog.
+// apiTestServer is a real shop on SQLite with a small demo catalog,
+// assembled as surge serve assembles it.
 func apiTestServer(t testing.TB, products int) (http.Handler, *pagecache.Cache) {
 	t.Helper()
+	sh := openShop(t, products, apiTestToken)
+	return sh.Handler, sh.Cache
+}
+
+func openShop(t testing.TB, products int, token string) *shop.Shop {
+	t.Helper()
 	ctx := context.Background()
-	st, err := sqlitestore.Open(ctx, t.TempDir()+"/surge.db")
+	cfg := shop.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.AdminToken = token
+	cfg.PageCacheBytes = 32 << 20
+	sh, err := shop.Open(ctx, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
+	t.Cleanup(func() { sh.Close() })
+	if products > 0 {
+		cats, prods := demoshop.Generate(demoshop.Options{Products: products})
+		if err := sh.Store.ImportCatalog(ctx, cats, prods); err != nil {
+			t.Fatal(err)
+		}
 	}
-	cats, prods := demoshop.Generate(demoshop.Options{Products: products})
-	if err := st.ImportCatalog(ctx, cats, prods); err != nil {
-		t.Fatal(err)
-	}
-	cache := pagecache.New(pagecache.Config{MaxBytes: 32 << 20, TTL: time.Minute})
-	cat, err := catalog.NewService(st, catalog.ServiceOptions{Purge: func(tags ...string) { cache.PurgeTags(tags...) }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m, err := telemetry.NewHTTPMetrics(prometheus.NewRegistry())
-	if err != nil {
-		t.Fatal(err)
-	}
-	h, err := NewServer(Deps{Catalog: cat, Logger: slog.New(slog.DiscardHandler), Metrics: m,
-		PageCache: cache.Middleware, AdminToken: apiTestToken})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, cache
+	return sh
 }
 
 func serveReq(h http.Handler, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
@@ -70,11 +64,6 @@ func serveReq(h http.Handler, method, target, body string, hdr ...string) *httpt
 	h.ServeHTTP(w, r)
 	return w
 }
-
-// routeRecorder collects the patterns routes registers.
-type routeRecorder struct{ patterns []string }
-
-func (r *routeRecorder) Handle(p string, _ http.Handler) { r.patterns = append(r.patterns, p) }
 
 // TestOpenAPIMatchesRoutes keeps docs/openapi.yaml and routes.go in step:
 // every API route is documented and every documented operation is routed.
@@ -102,10 +91,8 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 			}
 		}
 	}
-	rec := &routeRecorder{}
-	(&server{Deps: Deps{PageCache: func(h http.Handler) http.Handler { return h }}}).routes(rec)
 	var routed []string
-	for _, p := range rec.patterns {
+	for _, p := range storefront.RoutePatterns() {
 		method, path, ok := strings.Cut(p, " ")
 		if ok && strings.HasPrefix(path, "/api/v1/") {
 			routed = append(routed, method+" "+path)
@@ -157,21 +144,7 @@ func TestAPIErrors(t *testing.T) {
 }
 
 func TestAdminDisabledWithoutToken(t *testing.T) {
-	// A server built without a token refuses every admin call.
-	st, err := sqlitestore.Open(context.Background(), t.TempDir()+"/x.db")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	if err := st.Migrate(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	cat, _ := catalog.NewService(st, catalog.ServiceOptions{})
-	m, _ := telemetry.NewHTTPMetrics(prometheus.NewRegistry())
-	noToken, err := NewServer(Deps{Catalog: cat, Logger: slog.New(slog.DiscardHandler), Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	noToken := openShop(t, 0, "").Handler
 	for _, tok := range []string{"", "Bearer ", "Bearer anything"} {
 		w := serveReq(noToken, "GET", "/api/v1/admin/products", "", "Authorization", tok)
 		if w.Code != 403 || !strings.Contains(w.Body.String(), "--admin-token") {

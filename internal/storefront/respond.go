@@ -11,7 +11,11 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
@@ -80,14 +84,24 @@ type Problem struct {
 	Detail    string `json:"detail,omitempty"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// SKUs names what is sold out, on a 409 from checkout.
+	SKUs []string `json:"skus,omitempty"`
 }
 
 // errorStatus is the one place domain errors become HTTP statuses.
 func errorStatus(err error) int {
+	var soldOut *checkout.SoldOutError
 	switch {
-	case errors.Is(err, catalog.ErrNotFound):
+	case errors.As(err, &soldOut), errors.Is(err, cart.ErrInsufficientStock), errors.Is(err, customer.ErrEmailTaken):
+		return http.StatusConflict
+	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, order.ErrNotFound), errors.Is(err, cart.ErrNotInCart):
 		return http.StatusNotFound
-	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, errBadBody):
+	case errors.Is(err, checkout.ErrIdempotencyMismatch), errors.Is(err, checkout.ErrEmptyCart), errors.Is(err, cart.ErrUnknownSKU):
+		return http.StatusUnprocessableEntity
+	case errors.Is(err, customer.ErrBadCredentials):
+		return http.StatusUnauthorized
+	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, errBadBody), errors.Is(err, cart.ErrInvalid),
+		errors.Is(err, checkout.ErrInvalid), errors.Is(err, checkout.ErrNoKey), errors.Is(err, errBadAccount):
 		return http.StatusBadRequest
 	case errors.Is(err, errUnsupportedMedia):
 		return http.StatusUnsupportedMediaType
@@ -109,6 +123,10 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 	status := errorStatus(err)
 	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: err.Error(),
 		Instance: r.URL.Path, RequestID: telemetry.RequestID(r.Context())}
+	var soldOut *checkout.SoldOutError
+	if errors.As(err, &soldOut) {
+		p.SKUs = soldOut.SKUs
+	}
 	switch {
 	case status >= 500:
 		log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)

@@ -30,6 +30,30 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /api/v1/products", cached(s.handleListProducts(), listing...))
 	mux.Handle("GET /api/v1/products/{slug}", cached(s.handleGetProduct()))
 
+	// Buy path: personal, never cached.
+	mux.Handle("GET /api/v1/me", s.handleMe())
+	mux.Handle("GET /api/v1/cart", s.handleGetCart())
+	mux.Handle("POST /api/v1/cart/items", s.handleAddCartItem())
+	mux.Handle("PATCH /api/v1/cart/items/{sku}", s.handleUpdateCartItem(false))
+	mux.Handle("DELETE /api/v1/cart/items/{sku}", s.handleUpdateCartItem(true))
+	mux.Handle("POST /api/v1/checkout", s.handleCheckout())
+	mux.Handle("GET /api/v1/orders/{id}", s.handleGetOrder())
+	mux.Handle("POST /api/v1/customers", s.handleSignUp())
+	mux.Handle("POST /api/v1/sessions", s.handleSignIn())
+	mux.Handle("DELETE /api/v1/sessions/current", s.handleSignOut())
+	mux.Handle("GET /cart", s.handleCartPage())
+	mux.Handle("POST /cart/items", s.handleCartAddForm())
+	mux.Handle("POST /cart/items/{sku}", s.handleCartUpdateForm())
+	mux.Handle("GET /checkout", s.handleCheckoutPage())
+	mux.Handle("POST /checkout", s.handleCheckoutForm())
+	mux.Handle("GET /orders/{id}", s.handleOrderPage())
+	mux.Handle("GET /account", s.handleAccountPage())
+	mux.Handle("GET /account/signin", s.accountPage("signin"))
+	mux.Handle("POST /account/signin", s.handleAccountForm(false))
+	mux.Handle("GET /account/signup", s.accountPage("signup"))
+	mux.Handle("POST /account/signup", s.handleAccountForm(true))
+	mux.Handle("POST /account/signout", s.handleSignOutForm())
+
 	// Admin API: bearer token, never cached.
 	mux.Handle("GET /api/v1/admin/products", admin(s.handleAdminListProducts()))
 	mux.Handle("POST /api/v1/admin/products", admin(s.handleAdminCreateProduct()))
@@ -79,4 +103,17 @@ func onlyParams(keep []string, next http.Handler) http.Handler {
 // routes through it.
 type handlerMux interface {
 	Handle(pattern string, h http.Handler)
+}
+
+// routeRecorder collects the patterns routes registers.
+type routeRecorder struct{ patterns []string }
+
+func (r *routeRecorder) Handle(p string, _ http.Handler) { r.patterns = append(r.patterns, p) }
+
+// RoutePatterns lists every route pattern the server registers, in order;
+// tests check it against the OpenAPI document.
+func RoutePatterns() []string {
+	rec := &routeRecorder{}
+	(&server{Deps: Deps{PageCache: func(h http.Handler) http.Handler { return h }}}).routes(rec)
+	return rec.patterns
 }

@@ -10,7 +10,11 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
@@ -27,6 +31,11 @@ type Deps struct {
 	// AdminToken is the bearer token for /api/v1/admin. Empty disables the
 	// admin API: it is never served unauthenticated.
 	AdminToken string
+	// Sessions, Carts, Checkout and Accounts make up the buy path.
+	Sessions *session.Manager
+	Carts    *cart.Service
+	Checkout *checkout.Service
+	Accounts Accounts
 	// ShopName appears in page titles and the header.
 	ShopName string
 	// AccessLog logs one line per request when true.
@@ -35,8 +44,8 @@ type Deps struct {
 
 // NewServer returns the public handler.
 func NewServer(d Deps) (http.Handler, error) {
-	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil {
-		return nil, errors.New("storefront: Catalog, Logger and Metrics are required")
+	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Accounts == nil {
+		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout and Accounts are required")
 	}
 	if d.PageCache == nil {
 		d.PageCache = func(h http.Handler) http.Handler { return h }
@@ -48,15 +57,30 @@ func NewServer(d Deps) (http.Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("storefront templates: %w", err)
 	}
-	s := &server{Deps: d, pages: pages}
+	// Verified against when a sign-in names an unknown email, so the time
+	// taken does not reveal which emails have accounts.
+	dummy, err := customer.HashPassword("no account has this password")
+	if err != nil {
+		return nil, err
+	}
+	s := &server{Deps: d, pages: pages, dummyHash: dummy}
 	mux := http.NewServeMux()
 	s.routes(mux)
-	return observe(d.Logger, d.Metrics, d.AccessLog, mux), nil
+	// Cross-origin protection covers every unsafe request, including form
+	// posts from cached pages that cannot carry a per-session token: the
+	// browser's Sec-Fetch-Site or Origin header must say same origin.
+	cop := http.NewCrossOriginProtection()
+	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeProblem(w, Problem{Type: "about:blank", Title: "Forbidden", Status: http.StatusForbidden,
+			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
+	}))
+	return observe(d.Logger, d.Metrics, d.AccessLog, cop.Handler(mux)), nil
 }
 
 type server struct {
 	Deps
-	pages map[string]*template.Template
+	pages     map[string]*template.Template
+	dummyHash string
 }
 
 var (

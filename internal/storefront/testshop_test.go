@@ -3,14 +3,11 @@ package storefront_test
 import (
 	"log/slog"
 	"net/http/httptest"
-	"path/filepath"
 	"testing"
 
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/demoshop"
-	"github.com/surge-commerce/surge/internal/pagecache"
-	"github.com/surge-commerce/surge/internal/sqlitestore"
-	"github.com/surge-commerce/surge/internal/storefront"
+	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
@@ -27,33 +24,19 @@ type testShop struct {
 func mustTestShop(tb testing.TB, products int) testShop {
 	tb.Helper()
 	ctx := tb.Context()
-	st, err := sqlitestore.Open(ctx, filepath.Join(tb.TempDir(), "surge.db"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		tb.Fatal(err)
-	}
-	cats, prods := demoshop.Generate(demoshop.Options{Products: products})
-	if err := st.ImportCatalog(ctx, cats, prods); err != nil {
-		tb.Fatal(err)
-	}
-
+	cfg := shop.Defaults()
+	cfg.DataDir = tb.TempDir()
 	log := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	cache := pagecache.New(pagecache.Config{Logger: log})
-	cat, err := catalog.NewService(st, catalog.ServiceOptions{Purge: func(tags ...string) { cache.PurgeTags(tags...) }})
+	sh, err := shop.Open(ctx, cfg, log, telemetry.NewRegistry())
 	if err != nil {
 		tb.Fatal(err)
 	}
-	metrics, err := telemetry.NewHTTPMetrics(telemetry.NewRegistry())
-	if err != nil {
+	tb.Cleanup(func() { sh.Close() })
+	cats, prods := demoshop.Generate(demoshop.Options{Products: products})
+	if err := sh.Store.ImportCatalog(ctx, cats, prods); err != nil {
 		tb.Fatal(err)
 	}
-	h, err := storefront.NewServer(storefront.Deps{Catalog: cat, Logger: log, Metrics: metrics, PageCache: cache.Middleware})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	h, cat := sh.Handler, sh.Catalog
 	// Registered after the store's cleanup, so it runs first: no request
 	// reaches a closed store.
 	srv := httptest.NewServer(h)

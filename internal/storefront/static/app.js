@@ -1,6 +1,20 @@
 // Progressive enhancement only: every page works without this script.
 (function () {
   "use strict";
+  // Header: cart count and account name come from a small uncached
+  // endpoint, so every page itself stays cacheable.
+  if (window.fetch) {
+    fetch("/api/v1/me", { credentials: "same-origin" }).then(function (r) { return r.ok ? r.json() : null; }).then(function (me) {
+      if (!me) return;
+      var cartLink = document.querySelector("[data-me-cart]");
+      if (cartLink && me.cart && me.cart.item_count > 0) cartLink.textContent = "Cart (" + me.cart.item_count + ")";
+      var nameLink = document.querySelector("[data-me-name]");
+      if (nameLink && me.customer) nameLink.textContent = me.customer.name || "Account";
+    }).catch(function () {});
+  }
+})();
+(function () {
+  "use strict";
   // Product page: show the chosen variant's price and stock at once.
   var form = document.querySelector("form.variants");
   if (!form) return;

@@ -1,0 +1,182 @@
+// Package shop assembles a running shop from its parts: the store, the
+// caches, the domain services and the storefront handler. cmd/surge uses it
+// for `surge serve` and owns the process around it (flags, listeners,
+// signals); tests use it to get the same shop in-process. It is the one
+// place that knows which adapter backs which interface.
+package shop
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surge-commerce/surge/internal/cart"
+	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/demoshop"
+	"github.com/surge-commerce/surge/internal/pagecache"
+	"github.com/surge-commerce/surge/internal/session"
+	"github.com/surge-commerce/surge/internal/sqlitestore"
+	"github.com/surge-commerce/surge/internal/storefront"
+	"github.com/surge-commerce/surge/internal/telemetry"
+)
+
+// Config is everything that shapes the assembled shop.
+type Config struct {
+	DataDir  string
+	ShopName string
+	Currency string
+
+	PageCache      bool
+	PageCacheBytes int64
+	PageCacheTTL   time.Duration
+	PageCacheSWR   time.Duration
+	ObjectCache    int
+
+	AdminToken string
+	AccessLog  bool
+
+	TaxBasisPoints   int64
+	ShippingFlat     int64
+	FreeShippingOver int64
+	ReservationTTL   time.Duration
+	SecureCookies    bool
+}
+
+// Defaults returns the embedded defaults `surge serve` starts with.
+func Defaults() Config {
+	return Config{DataDir: "./data", ShopName: "Surge Demo Shop", Currency: "USD", PageCache: true,
+		PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
+		ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute}
+}
+
+// Shop is an assembled shop.
+type Shop struct {
+	Handler  http.Handler
+	Store    *sqlitestore.Store
+	Catalog  *catalog.Service
+	Cache    *pagecache.Cache // nil when the page cache is off
+	Carts    *cart.Service
+	Checkout *checkout.Service
+	Payments *simulatedTokenizer
+	closers  []func() error
+}
+
+// Open builds the shop on the SQLite database in cfg.DataDir, migrating it
+// first. reg receives every metric; log every log line.
+func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Shop, error) {
+	st, err := OpenStore(ctx, cfg.DataDir)
+	if err != nil {
+		return nil, err
+	}
+	s := &Shop{Store: st, closers: []func() error{st.Close}}
+	if err := s.assemble(cfg, log, reg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// OpenStore opens and migrates the embedded database in dataDir.
+func OpenStore(ctx context.Context, dataDir string) (*sqlitestore.Store, error) {
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "surge.db"))
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return st, nil
+}
+
+func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	purge := func(...string) {}
+	if cfg.PageCache {
+		s.Cache = pagecache.New(pagecache.Config{MaxBytes: cfg.PageCacheBytes, TTL: cfg.PageCacheTTL,
+			StaleWhileRevalidate: cfg.PageCacheSWR, RenderTimeout: 10 * time.Second, Logger: log})
+		if err := s.Cache.Register(reg); err != nil {
+			return err
+		}
+		purge = func(tags ...string) { s.Cache.PurgeTags(tags...) }
+	}
+	var err error
+	s.Catalog, err = catalog.NewService(s.Store, catalog.ServiceOptions{ObjectCacheSize: cfg.ObjectCache,
+		ObjectTTL: cfg.PageCacheTTL, Purge: purge, Currency: cfg.Currency})
+	if err != nil {
+		return err
+	}
+	if err := s.Catalog.Register(reg); err != nil {
+		return err
+	}
+	pricing := cart.Pricing{Currency: cfg.Currency, TaxBasisPoints: cfg.TaxBasisPoints, ShippingFlat: cfg.ShippingFlat, FreeShippingOver: cfg.FreeShippingOver}
+	if err := pricing.Validate(); err != nil {
+		return err
+	}
+	s.Carts = &cart.Service{Store: s.Store, Pricing: pricing}
+	s.Payments = &simulatedTokenizer{}
+	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.Payments, ReservationTTL: cfg.ReservationTTL}
+	metrics, err := telemetry.NewHTTPMetrics(reg)
+	if err != nil {
+		return err
+	}
+	deps := storefront.Deps{Catalog: s.Catalog, Logger: log, Metrics: metrics, AdminToken: cfg.AdminToken,
+		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
+		Sessions: &session.Manager{Store: s.Store, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store}
+	if s.Cache != nil {
+		cache := s.Cache
+		deps.PageCache = cache.Middleware
+		deps.PurgeCache = func(all bool, tags ...string) int {
+			if all {
+				return cache.PurgeAll()
+			}
+			return cache.PurgeTags(tags...)
+		}
+	}
+	s.Handler, err = storefront.NewServer(deps)
+	return err
+}
+
+// SeedDemo loads the demo catalog when the store has no products; it
+// reports whether it seeded.
+func (s *Shop) SeedDemo(ctx context.Context, products int, currency string, log *slog.Logger) (bool, error) {
+	return SeedDemo(ctx, s.Store, products, currency, log)
+}
+
+// SeedDemo loads the demo catalog into st when it has no products.
+func SeedDemo(ctx context.Context, st catalog.Store, products int, currency string, log *slog.Logger) (bool, error) {
+	n, err := st.CountProducts(ctx)
+	if err != nil {
+		return false, err
+	}
+	if n > 0 {
+		log.Info("demo seed skipped: catalog not empty", "products", n)
+		return false, nil
+	}
+	start := time.Now()
+	cats, prods := demoshop.Generate(demoshop.Options{Products: products, Seed: 1, Currency: currency, Now: time.Now().UTC()})
+	if err := st.ImportCatalog(ctx, cats, prods); err != nil {
+		return false, fmt.Errorf("seed demo catalog: %w", err)
+	}
+	log.Info("demo catalog seeded", "categories", len(cats), "products", len(prods), "took", time.Since(start).Round(time.Millisecond).String())
+	return true, nil
+}
+
+// Close releases everything the shop opened, in reverse order.
+func (s *Shop) Close() error {
+	var errs []error
+	for i := len(s.closers) - 1; i >= 0; i-- {
+		errs = append(errs, s.closers[i]())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,404 @@
+package storefront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+
+	"github.com/surge-commerce/surge/internal/cart"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/session"
+)
+
+// Accounts is the storage the buy path's HTTP layer needs beyond the cart
+// and checkout services: accounts, their carts and their orders.
+type Accounts interface {
+	CreateCustomer(ctx context.Context, c customer.Customer) (customer.Customer, error)
+	CustomerByEmail(ctx context.Context, email string) (customer.Customer, error)
+	CustomerByID(ctx context.Context, id int64) (customer.Customer, error)
+	CreateCart(ctx context.Context, customerID int64) (string, error)
+	CustomerCart(ctx context.Context, customerID int64) (string, error)
+	AssignCart(ctx context.Context, cartID string, customerID int64) error
+	MergeCarts(ctx context.Context, from, into string) error
+	Order(ctx context.Context, id string) (order.Order, error)
+	OrdersByCustomer(ctx context.Context, customerID int64, limit int) ([]order.Order, error)
+	OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error)
+}
+
+// visitor is the session of a request, if any.
+type visitor struct {
+	session.Session
+	ok bool
+}
+
+func (s *server) visitor(r *http.Request) (visitor, error) {
+	se, err := s.Sessions.Load(r)
+	if errors.Is(err, session.ErrNotFound) {
+		return visitor{}, nil
+	}
+	if err != nil {
+		return visitor{}, err
+	}
+	return visitor{se, true}, nil
+}
+
+// ensureCart returns the visitor's session with a cart, starting a guest
+// session and creating a cart as needed.
+func (s *server) ensureCart(w http.ResponseWriter, r *http.Request) (session.Session, error) {
+	v, err := s.visitor(r)
+	if err != nil {
+		return session.Session{}, err
+	}
+	if v.ok && v.CartID != "" {
+		return v.Session, nil
+	}
+	cartID, err := s.Accounts.CreateCart(r.Context(), v.CustomerID)
+	if err != nil {
+		return session.Session{}, err
+	}
+	if !v.ok {
+		return s.Sessions.Start(w, r, 0, cartID)
+	}
+	v.CartID = cartID
+	return v.Session, s.Sessions.Store.UpdateSession(r.Context(), v.Session)
+}
+
+func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }
+
+func (s *server) handleMe() http.Handler {
+	type me struct {
+		Customer *customer.Customer `json:"customer"`
+		Cart     struct {
+			ItemCount int64 `json:"item_count"`
+		} `json:"cart"`
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		v, err := s.visitor(r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		var out me
+		if v.ok && v.CustomerID != 0 {
+			c, err := s.Accounts.CustomerByID(r.Context(), v.CustomerID)
+			if err == nil {
+				out.Customer = &c
+			}
+		}
+		if v.ok && v.CartID != "" {
+			c, err := s.Carts.Get(r.Context(), v.CartID)
+			if err != nil {
+				problem(w, r, s.Logger, err)
+				return
+			}
+			out.Cart.ItemCount = c.Totals.ItemCount
+		}
+		encode(w, http.StatusOK, out)
+	})
+}
+
+func (s *server) handleGetCart() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		v, err := s.visitor(r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		c, err := s.Carts.Get(r.Context(), v.CartID)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, c)
+	})
+}
+
+type cartItemInput struct {
+	SKU      string `json:"sku"`
+	Quantity *int64 `json:"quantity"`
+}
+
+func (s *server) handleAddCartItem() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		var in cartItemInput
+		if err := decode(w, r, &in); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		qty := int64(1)
+		if in.Quantity != nil {
+			qty = *in.Quantity
+		}
+		if in.SKU == "" {
+			problem(w, r, s.Logger, fmt.Errorf("%w: sku: required", cart.ErrInvalid))
+			return
+		}
+		se, err := s.ensureCart(w, r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		if err := s.Carts.Add(r.Context(), se.CartID, in.SKU, qty); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		c, err := s.Carts.Get(r.Context(), se.CartID)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusCreated, c)
+	})
+}
+
+func (s *server) handleUpdateCartItem(remove bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		var qty int64
+		if !remove {
+			var in struct {
+				Quantity *int64 `json:"quantity"`
+			}
+			if err := decode(w, r, &in); err != nil {
+				problem(w, r, s.Logger, err)
+				return
+			}
+			if in.Quantity == nil {
+				problem(w, r, s.Logger, fmt.Errorf("%w: quantity: required", cart.ErrInvalid))
+				return
+			}
+			qty = *in.Quantity
+		}
+		v, err := s.visitor(r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		if err := s.Carts.Set(r.Context(), v.CartID, r.PathValue("sku"), qty); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		c, err := s.Carts.Get(r.Context(), v.CartID)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, c)
+	})
+}
+
+func (s *server) handleCheckout() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		var req checkout.Request
+		if err := decode(w, r, &req); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		v, err := s.visitor(r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		if !v.ok {
+			problem(w, r, s.Logger, checkout.ErrEmptyCart)
+			return
+		}
+		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: r.Header.Get("Idempotency-Key"),
+			CartID: v.CartID, CustomerID: v.CustomerID, Request: req})
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		status := http.StatusCreated
+		if res.Replayed {
+			w.Header().Set("Idempotent-Replayed", "true")
+		}
+		w.Header().Set("Location", "/api/v1/orders/"+res.Order.ID)
+		encode(w, status, res.Order)
+	})
+}
+
+// canSee reports whether the visitor may see order o: its customer, or the
+// session that placed it.
+func (s *server) canSee(ctx context.Context, v visitor, o order.Order) bool {
+	if !v.ok {
+		return false
+	}
+	if v.CustomerID != 0 && o.CustomerID == v.CustomerID {
+		return true
+	}
+	mine, err := s.Accounts.OrderPlacedInSession(ctx, o.ID, v.ID)
+	return err == nil && mine
+}
+
+func (s *server) loadVisibleOrder(r *http.Request) (order.Order, error) {
+	v, err := s.visitor(r)
+	if err != nil {
+		return order.Order{}, err
+	}
+	o, err := s.Accounts.Order(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return order.Order{}, err
+	}
+	if !s.canSee(r.Context(), v, o) {
+		// Not found rather than forbidden: order IDs are not to be probed.
+		return order.Order{}, fmt.Errorf("order %s: %w", o.ID, order.ErrNotFound)
+	}
+	return o, nil
+}
+
+func (s *server) handleGetOrder() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		o, err := s.loadVisibleOrder(r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, o)
+	})
+}
+
+type credentials struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+	Name     string `json:"name"`
+}
+
+// signUp creates an account and signs it in, keeping the guest cart.
+func (s *server) signUp(w http.ResponseWriter, r *http.Request, in credentials) (customer.Customer, error) {
+	email, err := customer.NormalizeEmail(in.Email)
+	if err != nil {
+		return customer.Customer{}, fmt.Errorf("%w: %v", errBadAccount, err)
+	}
+	if err := customer.CheckPassword(in.Password); err != nil {
+		return customer.Customer{}, fmt.Errorf("%w: %v", errBadAccount, err)
+	}
+	if len(in.Name) > 200 {
+		return customer.Customer{}, fmt.Errorf("%w: name: at most 200 characters", errBadAccount)
+	}
+	hash, err := customer.HashPassword(in.Password)
+	if err != nil {
+		return customer.Customer{}, err
+	}
+	c, err := s.Accounts.CreateCustomer(r.Context(), customer.Customer{Email: email, Name: in.Name, PasswordHash: hash})
+	if err != nil {
+		return customer.Customer{}, err
+	}
+	return c, s.startCustomerSession(w, r, c)
+}
+
+// signIn checks credentials and starts a customer session.
+func (s *server) signIn(w http.ResponseWriter, r *http.Request, in credentials) (customer.Customer, error) {
+	email, err := customer.NormalizeEmail(in.Email)
+	if err != nil {
+		return customer.Customer{}, customer.ErrBadCredentials
+	}
+	c, err := s.Accounts.CustomerByEmail(r.Context(), email)
+	if errors.Is(err, customer.ErrNotFound) {
+		// Hash anyway so timing does not tell which emails have accounts.
+		_ = customer.VerifyPassword(s.dummyHash, in.Password)
+		return customer.Customer{}, customer.ErrBadCredentials
+	}
+	if err != nil {
+		return customer.Customer{}, err
+	}
+	if !customer.VerifyPassword(c.PasswordHash, in.Password) {
+		return customer.Customer{}, customer.ErrBadCredentials
+	}
+	return c, s.startCustomerSession(w, r, c)
+}
+
+// startCustomerSession replaces the visitor's session with a new one for c
+// (a fresh ID at sign-in stops session fixation) and merges the guest cart
+// into the customer's.
+func (s *server) startCustomerSession(w http.ResponseWriter, r *http.Request, c customer.Customer) error {
+	ctx := r.Context()
+	old, err := s.visitor(r)
+	if err != nil {
+		return err
+	}
+	cartID, err := s.Accounts.CustomerCart(ctx, c.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case old.ok && old.CartID != "" && cartID != "" && old.CartID != cartID:
+		if err := s.Accounts.MergeCarts(ctx, old.CartID, cartID); err != nil {
+			return err
+		}
+	case old.ok && old.CartID != "" && cartID == "":
+		if err := s.Accounts.AssignCart(ctx, old.CartID, c.ID); err != nil {
+			return err
+		}
+		cartID = old.CartID
+	}
+	if old.ok {
+		if err := s.Sessions.Store.DeleteSession(ctx, old.ID); err != nil {
+			return err
+		}
+	}
+	_, err = s.Sessions.Start(w, r, c.ID, cartID)
+	return err
+}
+
+func (s *server) handleSignUp() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		var in credentials
+		if err := decode(w, r, &in); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		c, err := s.signUp(w, r, in)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusCreated, c)
+	})
+}
+
+func (s *server) handleSignIn() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		var in credentials
+		if err := decode(w, r, &in); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		c, err := s.signIn(w, r, in)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, c)
+	})
+}
+
+func (s *server) handleSignOut() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		v, err := s.visitor(r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		if v.ok {
+			if err := s.Sessions.End(w, r, v.Session); err != nil {
+				problem(w, r, s.Logger, err)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
+
+var errBadAccount = errors.New("invalid account details")

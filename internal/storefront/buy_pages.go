@@ -1,0 +1,364 @@
+package storefront
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/surge-commerce/surge/internal/cart"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/order"
+)
+
+// Buy-path pages are personal, so never cached, and they work without
+// JavaScript: every action is a form post answered with a redirect
+// (post/redirect/get) or the form again with an error.
+
+// personalPage renders an uncached page for the visitor.
+func (s *server) personalPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	noStore(w)
+	tree, _ := s.Catalog.Tree(r.Context())
+	s.render(w, r, status, name, tree, pageData{Data: data})
+}
+
+func redirect(w http.ResponseWriter, r *http.Request, to string) {
+	noStore(w)
+	http.Redirect(w, r, to, http.StatusSeeOther)
+}
+
+// formError shows err on a page that cannot simply redirect: a 4xx with
+// its message, a 5xx generic.
+func (s *server) formError(w http.ResponseWriter, r *http.Request, err error) {
+	noStore(w)
+	tree, _ := s.Catalog.Tree(r.Context())
+	s.pageError(w, r, tree, err)
+}
+
+// checkCSRF verifies the per-session token on forms rendered for that
+// session (checkout, account). Cross-origin protection already guards
+// every post; the token also covers browsers that send neither
+// Sec-Fetch-Site nor Origin.
+func checkCSRF(r *http.Request, v visitor) error {
+	if !v.ok || !v.ValidCSRF(r.PostFormValue("csrf")) {
+		return fmt.Errorf("%w: the form expired; reload the page and try again", errBadAccount)
+	}
+	return nil
+}
+
+func (s *server) handleCartPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		c, err := s.Carts.Get(r.Context(), v.CartID)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		s.personalPage(w, r, http.StatusOK, "cart", struct {
+			Cart    cart.Cart
+			Notice  string
+			MaxQty  int
+			Problem string
+		}{c, r.URL.Query().Get("added"), cart.MaxQuantity, r.URL.Query().Get("problem")})
+	})
+}
+
+// handleCartAddForm serves the product page's add-to-cart form.
+func (s *server) handleCartAddForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := r.ParseForm(); err != nil {
+			s.formError(w, r, fmt.Errorf("%w: %v", errBadAccount, err))
+			return
+		}
+		sku := r.PostFormValue("sku")
+		qty, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue("quantity")), 10, 64)
+		if r.PostFormValue("quantity") == "" {
+			qty, err = 1, nil
+		}
+		if err != nil || sku == "" {
+			s.formError(w, r, fmt.Errorf("%w: choose an option and a quantity", cart.ErrInvalid))
+			return
+		}
+		se, err := s.ensureCart(w, r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if err := s.Carts.Add(r.Context(), se.CartID, sku, qty); err != nil {
+			if errorStatus(err) < 500 {
+				redirect(w, r, "/cart?problem="+url.QueryEscape(err.Error()))
+				return
+			}
+			s.formError(w, r, err)
+			return
+		}
+		redirect(w, r, "/cart?added="+url.QueryEscape(sku))
+	})
+}
+
+// handleCartUpdateForm changes or removes a line from the cart page.
+func (s *server) handleCartUpdateForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		qty, err := strconv.ParseInt(strings.TrimSpace(r.PostFormValue("quantity")), 10, 64)
+		if r.PostFormValue("remove") != "" {
+			qty, err = 0, nil
+		}
+		if err != nil {
+			redirect(w, r, "/cart?problem="+url.QueryEscape("quantity must be a whole number"))
+			return
+		}
+		if err := s.Carts.Set(r.Context(), v.CartID, r.PathValue("sku"), qty); err != nil {
+			if errorStatus(err) < 500 {
+				redirect(w, r, "/cart?problem="+url.QueryEscape(err.Error()))
+				return
+			}
+			s.formError(w, r, err)
+			return
+		}
+		redirect(w, r, "/cart")
+	})
+}
+
+type checkoutForm struct {
+	Cart    cart.Cart
+	CSRF    string
+	Key     string
+	Req     checkout.Request
+	Problem string
+	SoldOut []string
+}
+
+func newIdempotencyKey() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (s *server) handleCheckoutPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		c, err := s.Carts.Get(r.Context(), v.CartID)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if len(c.Items) == 0 {
+			redirect(w, r, "/cart")
+			return
+		}
+		f := checkoutForm{Cart: c, CSRF: v.CSRF, Key: newIdempotencyKey()}
+		f.Req.ShippingAddress.Country = "US"
+		if v.CustomerID != 0 {
+			if cu, err := s.Accounts.CustomerByID(r.Context(), v.CustomerID); err == nil {
+				f.Req.Email, f.Req.ShippingAddress.Name = cu.Email, cu.Name
+			}
+		}
+		s.personalPage(w, r, http.StatusOK, "checkout", f)
+	})
+}
+
+// handleCheckoutForm places the order from the checkout page. The form
+// carries an idempotency key minted when it was rendered, so a double
+// click or a resubmitted form places one order.
+func (s *server) handleCheckoutForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if err := checkCSRF(r, v); err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		var req checkout.Request
+		req.Email = r.PostFormValue("email")
+		req.ShippingAddress = order.Address{Name: r.PostFormValue("name"), Line1: r.PostFormValue("line1"), Line2: r.PostFormValue("line2"),
+			City: r.PostFormValue("city"), Region: r.PostFormValue("region"), PostalCode: r.PostFormValue("postal_code"),
+			Country: strings.ToUpper(strings.TrimSpace(r.PostFormValue("country")))}
+		req.Payment.CardNumber = strings.ReplaceAll(r.PostFormValue("card_number"), " ", "")
+		key := r.PostFormValue("idempotency_key")
+		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: key, CartID: v.CartID, CustomerID: v.CustomerID, Request: req})
+		if err == nil {
+			redirect(w, r, "/orders/"+res.Order.ID)
+			return
+		}
+		status := errorStatus(err)
+		if status >= 500 {
+			s.formError(w, r, err)
+			return
+		}
+		c, cerr := s.Carts.Get(r.Context(), v.CartID)
+		if cerr != nil {
+			s.formError(w, r, cerr)
+			return
+		}
+		if errors.Is(err, checkout.ErrEmptyCart) {
+			redirect(w, r, "/cart")
+			return
+		}
+		f := checkoutForm{Cart: c, CSRF: v.CSRF, Key: key, Req: req, Problem: err.Error()}
+		f.Req.Payment.CardNumber = ""
+		var so *checkout.SoldOutError
+		if errors.As(err, &so) {
+			f.SoldOut = so.SKUs
+			f.Problem = "Sorry, some items sold out while you were checking out. Remove them from your cart and try again."
+			f.Key = newIdempotencyKey()
+		}
+		s.personalPage(w, r, status, "checkout", f)
+	})
+}
+
+func (s *server) handleOrderPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o, err := s.loadVisibleOrder(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if o.Status == order.StatusPendingPayment {
+			// Payment is confirmed by the workers within moments; a refresh
+			// shows the outcome without JavaScript.
+			w.Header().Set("Refresh", "2")
+		}
+		s.personalPage(w, r, http.StatusOK, "order", o)
+	})
+}
+
+type accountForm struct {
+	CSRF    string
+	Email   string
+	Name    string
+	Problem string
+	Next    string
+}
+
+// safeNext keeps post-sign-in redirects on this site.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
+		return "/account"
+	}
+	return next
+}
+
+func (s *server) accountPage(name string) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if !v.ok {
+			// A session gives the form its CSRF token.
+			se, err := s.Sessions.Start(w, r, 0, "")
+			if err != nil {
+				s.formError(w, r, err)
+				return
+			}
+			v = visitor{se, true}
+		}
+		s.personalPage(w, r, http.StatusOK, name, accountForm{CSRF: v.CSRF, Next: safeNext(r.URL.Query().Get("next"))})
+	})
+}
+
+func (s *server) handleAccountForm(signUp bool) http.Handler {
+	name := "signin"
+	if signUp {
+		name = "signup"
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if err := checkCSRF(r, v); err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		in := credentials{Email: r.PostFormValue("email"), Password: r.PostFormValue("password"), Name: r.PostFormValue("name")}
+		if signUp {
+			_, err = s.signUp(w, r, in)
+		} else {
+			_, err = s.signIn(w, r, in)
+		}
+		if err == nil {
+			redirect(w, r, safeNext(r.PostFormValue("next")))
+			return
+		}
+		status := errorStatus(err)
+		if status >= 500 {
+			s.formError(w, r, err)
+			return
+		}
+		s.personalPage(w, r, status, name, accountForm{CSRF: v.CSRF, Email: in.Email, Name: in.Name, Problem: err.Error(), Next: safeNext(r.PostFormValue("next"))})
+	})
+}
+
+func (s *server) handleSignOutForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if v.ok {
+			if err := checkCSRF(r, v); err != nil {
+				s.formError(w, r, err)
+				return
+			}
+			if err := s.Sessions.End(w, r, v.Session); err != nil {
+				s.formError(w, r, err)
+				return
+			}
+		}
+		redirect(w, r, "/")
+	})
+}
+
+func (s *server) handleAccountPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, err := s.visitor(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if !v.ok || v.CustomerID == 0 {
+			redirect(w, r, "/account/signin?next=/account")
+			return
+		}
+		c, err := s.Accounts.CustomerByID(r.Context(), v.CustomerID)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		orders, err := s.Accounts.OrdersByCustomer(r.Context(), c.ID, 50)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		s.personalPage(w, r, http.StatusOK, "account", struct {
+			Customer customer.Customer
+			Orders   []order.Order
+			CSRF     string
+		}{c, orders, v.CSRF})
+	})
+}
