@@ -454,3 +454,13 @@ func (s *Store) OrderPlacedInSession(ctx context.Context, orderID, sessionID str
 	}
 	return err == nil, err
 }
+
+// ConfirmationSent reports whether the order's confirmation went out.
+func (s *Store) ConfirmationSent(ctx context.Context, id string) (bool, error) {
+	var at sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, `SELECT confirmation_sent_at FROM orders WHERE id = ?`, id).Scan(&at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return false, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	return at.Valid, err
+}

@@ -1,0 +1,242 @@
+// Package pipeline holds the order workers: the consumers of order events
+// that take payment, commit stock and confirm orders, and the sweep that
+// expires unpaid reservations. Handlers take the raw event bytes and are
+// idempotent, so the bus may deliver a message any number of times; they
+// know nothing of the bus itself.
+package pipeline
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/payment"
+)
+
+// ErrPoison marks a message no retry can fix (it cannot be decoded, or
+// names an order that does not exist); the bus dead-letters it at once.
+var ErrPoison = errors.New("poison message")
+
+// Store is what the workers need from storage. Every method is idempotent
+// and guarded by the order's current status.
+type Store interface {
+	ClaimPayment(ctx context.Context, id string) (order.Order, bool, error)
+	MarkPaid(ctx context.Context, id, reason string) error
+	MarkPaymentFailed(ctx context.Context, id, reason string) error
+	CommitStock(ctx context.Context, id string) (int, error)
+	ExpireDue(ctx context.Context, limit int) ([]string, error)
+	ConfirmationSent(ctx context.Context, id string) (bool, error)
+	MarkConfirmationSent(ctx context.Context, id string) (bool, error)
+	Order(ctx context.Context, id string) (order.Order, error)
+}
+
+// Mailer sends one plain-text mail.
+type Mailer interface {
+	Send(ctx context.Context, to, subject, body string) error
+}
+
+// Workers runs the order pipeline.
+type Workers struct {
+	Store    Store
+	Payments payment.Provider
+	Mail     Mailer
+	Log      *slog.Logger
+	// ShopName signs the confirmation mail.
+	ShopName string
+
+	captured, declined, expired prometheus.Counter
+}
+
+// New returns Workers with their metrics registered on reg.
+func New(st Store, pay payment.Provider, mail Mailer, log *slog.Logger, shopName string, reg prometheus.Registerer) (*Workers, error) {
+	w := &Workers{Store: st, Payments: pay, Mail: mail, Log: log, ShopName: shopName,
+		captured: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_captured_total", Help: "Orders whose payment was captured."}),
+		declined: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_declined_total", Help: "Orders whose payment was declined."}),
+		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_orders_expired_total", Help: "Unpaid orders expired and their stock released."}),
+	}
+	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register pipeline metrics: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// Handler is one consumer: its durable name, the subject it reads and the
+// function that handles a message.
+type Handler struct {
+	Name    string
+	Subject string
+	Handle  func(ctx context.Context, data []byte) error
+}
+
+// Handlers lists the consumers to run.
+func (w *Workers) Handlers() []Handler {
+	return []Handler{
+		{Name: "payment-capture", Subject: order.SubjectCreated, Handle: w.Capture},
+		{Name: "stock-commit", Subject: order.SubjectPaid, Handle: w.CommitStock},
+		{Name: "order-confirmation", Subject: order.SubjectPaid, Handle: w.Confirm},
+	}
+}
+
+func decode(data []byte) (order.Event, error) {
+	var ev order.Event
+	if err := json.Unmarshal(data, &ev); err != nil || ev.OrderID == "" {
+		return ev, fmt.Errorf("%w: not an order event: %q", ErrPoison, truncate(string(data), 80))
+	}
+	return ev, nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func notFoundIsPoison(err error) error {
+	if errors.Is(err, order.ErrNotFound) {
+		return fmt.Errorf("%w: %v", ErrPoison, err)
+	}
+	return err
+}
+
+// Capture takes payment for a new order: authorize, then capture, each
+// with a provider idempotency key derived from the order, so a crash or a
+// redelivery at any point leads to exactly one capture.
+func (w *Workers) Capture(ctx context.Context, data []byte) error {
+	ev, err := decode(data)
+	if err != nil {
+		return err
+	}
+	o, pending, err := w.Store.ClaimPayment(ctx, ev.OrderID)
+	if err != nil {
+		return notFoundIsPoison(err)
+	}
+	if !pending {
+		return nil // paid, failed or expired already: a redelivery
+	}
+	if o.Total.Amount == 0 {
+		return w.Store.MarkPaid(ctx, o.ID, "nothing to pay")
+	}
+	auth, err := w.Payments.Authorize(ctx, payment.AuthorizeRequest{IdempotencyKey: "authorize:" + o.ID, OrderID: o.ID,
+		Amount: o.Total, PaymentMethod: o.PaymentMethod})
+	if err != nil {
+		return w.paymentError(ctx, o, "authorize", err)
+	}
+	capt, err := w.Payments.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "capture:" + o.ID, AuthorizationID: auth.ID,
+		OrderID: o.ID, Amount: o.Total})
+	if err != nil {
+		return w.paymentError(ctx, o, "capture", err)
+	}
+	if err := w.Store.MarkPaid(ctx, o.ID, "captured "+capt.ID); err != nil {
+		return err
+	}
+	w.captured.Inc()
+	return nil
+}
+
+// paymentError decides what a provider error means for the order: a
+// decline ends it (and releases its stock); anything else is retried by
+// the bus, or dead-lettered when it can never succeed.
+func (w *Workers) paymentError(ctx context.Context, o order.Order, step string, err error) error {
+	switch {
+	case errors.Is(err, payment.ErrDeclined):
+		if ferr := w.Store.MarkPaymentFailed(ctx, o.ID, step+": "+err.Error()); ferr != nil {
+			return ferr
+		}
+		w.declined.Inc()
+		w.Log.InfoContext(ctx, "payment declined", "order", o.ID, "step", step, "reason", err.Error())
+		return nil
+	case payment.IsTransient(err), errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return fmt.Errorf("%s order %s: %w", step, o.ID, err)
+	default:
+		// Mismatched keys, bad amounts, unknown payment methods: a bug or
+		// bad data that retries cannot fix. The order keeps its stock and
+		// its claim until someone looks at the dead letter.
+		return fmt.Errorf("%w: %s order %s: %v", ErrPoison, step, o.ID, err)
+	}
+}
+
+// CommitStock turns a paid order's reservations into sold units.
+func (w *Workers) CommitStock(ctx context.Context, data []byte) error {
+	ev, err := decode(data)
+	if err != nil {
+		return err
+	}
+	_, err = w.Store.CommitStock(ctx, ev.OrderID)
+	return notFoundIsPoison(err)
+}
+
+// Confirm mails the order confirmation once. A crash between sending and
+// recording may send it twice; that is the at-least-once side of mail.
+func (w *Workers) Confirm(ctx context.Context, data []byte) error {
+	ev, err := decode(data)
+	if err != nil {
+		return err
+	}
+	sent, err := w.Store.ConfirmationSent(ctx, ev.OrderID)
+	if err != nil || sent {
+		return notFoundIsPoison(err)
+	}
+	o, err := w.Store.Order(ctx, ev.OrderID)
+	if err != nil {
+		return notFoundIsPoison(err)
+	}
+	if err := w.Mail.Send(ctx, o.Email, fmt.Sprintf("Order #%d confirmed", o.Number), confirmation(o, w.ShopName)); err != nil {
+		return fmt.Errorf("confirmation mail for %s: %w", o.ID, err)
+	}
+	_, err = w.Store.MarkConfirmationSent(ctx, o.ID)
+	return err
+}
+
+func confirmation(o order.Order, shop string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Thank you for your order #%d.\n\n", o.Number)
+	for _, l := range o.Lines {
+		fmt.Fprintf(&b, "  %d x %s", l.Quantity, l.ProductName)
+		if l.VariantTitle != "" {
+			fmt.Fprintf(&b, " (%s)", l.VariantTitle)
+		}
+		fmt.Fprintf(&b, "  %s\n", l.LineTotal)
+	}
+	fmt.Fprintf(&b, "\nSubtotal %s\nTax %s\nShipping %s\nTotal %s\n\n", o.Subtotal, o.Tax, o.Shipping, o.Total)
+	a := o.ShippingAddress
+	fmt.Fprintf(&b, "Shipping to:\n  %s\n  %s\n  %s %s\n  %s\n\n%s\n", a.Name, a.Line1, a.City, a.PostalCode, a.Country, shop)
+	return b.String()
+}
+
+// SweepExpired expires unpaid orders whose reservations ran out, every
+// interval, until ctx ends. Several workers may sweep at once: each order
+// moves once, guarded by its status.
+func (w *Workers) SweepExpired(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		for {
+			ids, err := w.Store.ExpireDue(ctx, 500)
+			if err != nil {
+				if ctx.Err() == nil {
+					w.Log.WarnContext(ctx, "expiry sweep failed", "err", err)
+				}
+				break
+			}
+			w.expired.Add(float64(len(ids)))
+			if len(ids) < 500 {
+				break
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
