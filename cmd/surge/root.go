@@ -31,6 +31,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		newServeCmd(getenv, stdout, stderr),
 		newSeedCmd(getenv, stdout, stderr),
 		newMigrateCmd(getenv, stdout, stderr),
+		newLoadCmd(getenv, stdout, stderr),
 		newVersionCmd(stdout),
 	)
 	return root.ExecuteContext(ctx)

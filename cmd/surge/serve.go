@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/ops"
 	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/telemetry"
@@ -39,6 +40,45 @@ type serveConfig struct {
 	AccessLog       bool
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+
+	Admission           bool
+	AdmissionFloor      int
+	AdmissionCeiling    int
+	DeadlineCritical    time.Duration
+	DeadlineHigh        time.Duration
+	DeadlineBrowse      time.Duration
+	DeadlineBackground  time.Duration
+	MaxBodyBytes        int64
+	RatePerClient       float64
+	RatePerClientBurst  int
+	RatePerSession      float64
+	RatePerSessionBurst int
+	ClientIPHeader      string
+	TrustedProxies      []string
+	MaxConns            int
+}
+
+// admissionConfig turns the flags into the admission package's config;
+// zero values take its defaults.
+func (c serveConfig) admissionConfig() (admission.Config, error) {
+	trusted, err := admission.ParseTrustedProxies(c.TrustedProxies)
+	if err != nil {
+		return admission.Config{}, fmt.Errorf("--trusted-proxies: %w", err)
+	}
+	if c.ClientIPHeader != "" && len(trusted) == 0 {
+		return admission.Config{}, errors.New("--client-ip-header needs --trusted-proxies: the header is believed only from them")
+	}
+	return admission.Config{
+		Limit: admission.LimitConfig{Floor: c.AdmissionFloor, Ceiling: c.AdmissionCeiling},
+		Deadlines: [admission.NumClasses]time.Duration{admission.Critical: c.DeadlineCritical, admission.High: c.DeadlineHigh,
+			admission.Browse: c.DeadlineBrowse, admission.Background: c.DeadlineBackground},
+		MaxBodyBytes:   c.MaxBodyBytes,
+		PerClient:      admission.Rate{PerSecond: c.RatePerClient, Burst: c.RatePerClientBurst},
+		PerSession:     admission.Rate{PerSecond: c.RatePerSession, Burst: c.RatePerSessionBurst},
+		ClientIPHeader: c.ClientIPHeader,
+		TrustedProxies: trusted,
+		ShopName:       c.ShopName,
+	}, nil
 }
 
 func (c serveConfig) validate() error {
@@ -111,6 +151,21 @@ over the file.`,
 	f.BoolVar(&cfg.AccessLog, "access-log", true, "log one line per request")
 	f.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long after /readyz turns false so load balancers notice (5s behind Kubernetes)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
+	f.BoolVar(&cfg.Admission, "admission", true, "overload protection: adaptive concurrency limit, priority shedding, deadlines")
+	f.IntVar(&cfg.AdmissionFloor, "admission-floor", 0, "lowest concurrency limit (0: default 4)")
+	f.IntVar(&cfg.AdmissionCeiling, "admission-ceiling", 0, "highest concurrency limit (0: default 1000)")
+	f.DurationVar(&cfg.DeadlineCritical, "deadline-critical", 0, "deadline of checkout and payment requests (0: default 10s)")
+	f.DurationVar(&cfg.DeadlineHigh, "deadline-high", 0, "deadline of cart and account requests (0: default 5s)")
+	f.DurationVar(&cfg.DeadlineBrowse, "deadline-browse", 0, "deadline of browse and search requests (0: default 3s)")
+	f.DurationVar(&cfg.DeadlineBackground, "deadline-background", 0, "deadline of prefetch and image requests (0: default 1s)")
+	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted (0: default 1 MiB)")
+	f.Float64Var(&cfg.RatePerClient, "rate-per-client", 0, "requests per second allowed per client address (0: off)")
+	f.IntVar(&cfg.RatePerClientBurst, "rate-per-client-burst", 0, "burst above --rate-per-client (0: twice the rate)")
+	f.Float64Var(&cfg.RatePerSession, "rate-per-session", 0, "requests per second allowed per session (0: off)")
+	f.IntVar(&cfg.RatePerSessionBurst, "rate-per-session-burst", 0, "burst above --rate-per-session (0: twice the rate)")
+	f.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "header carrying the client address (e.g. X-Forwarded-For), believed only from --trusted-proxies")
+	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "addresses or CIDRs of load balancers whose client-ip header is trusted")
+	f.IntVar(&cfg.MaxConns, "max-conns", 0, "cap on open connections to the public listener (0: no cap)")
 	return cmd
 }
 
@@ -142,6 +197,10 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc := shop.Defaults()
 	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
 	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
+	sc.Admission = cfg.Admission
+	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
+		return err
+	}
 	sh, err := shop.Open(ctx, sc, log, reg)
 	if err != nil {
 		return err
@@ -159,6 +218,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("public listener: %w", err)
 	}
+	ln = admission.LimitListener(ln, cfg.MaxConns)
 	srv := &http.Server{
 		Handler:           handler,
 		ReadHeaderTimeout: 5 * time.Second,

@@ -463,3 +463,20 @@ func (d *discard) Write(p []byte) (int, error) {
 	d.WriteHeader(http.StatusOK)
 	return len(p), nil
 }
+
+// Has reports whether Middleware would answer r from memory (a fresh or
+// stale entry) without calling the handler. Admission control uses it to
+// serve cache hits even while shedding. It takes one shard read lock and
+// allocates nothing.
+func (c *Cache) Has(r *http.Request) bool {
+	if (r.Method != http.MethodGet && r.Method != http.MethodHead) || (c.bypass != nil && c.bypass(r)) {
+		return false
+	}
+	var buf [256]byte
+	kb := appendKey(buf[:0], r.URL)
+	sh := &c.shards[maphash.Bytes(c.seed, kb)%shardCount]
+	sh.mu.RLock()
+	e := sh.m[string(kb)]
+	sh.mu.RUnlock()
+	return e != nil && c.now().Sub(e.stored) < c.ttl+c.swr
+}

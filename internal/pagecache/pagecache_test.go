@@ -818,3 +818,31 @@ func BenchmarkServer(b *testing.B) {
 		})
 	}
 }
+
+func TestHas(t *testing.T) {
+	now := time.Unix(1000, 0)
+	c := New(Config{MaxBytes: 1 << 20, TTL: time.Minute, StaleWhileRevalidate: time.Minute, Now: func() time.Time { return now }})
+	h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Surrogate-Key", "t")
+		_, _ = w.Write([]byte("page"))
+	}))
+	req := httptest.NewRequest("GET", "/p?b=2&a=1", nil)
+	if c.Has(req) {
+		t.Fatal("Has before any fill")
+	}
+	h.ServeHTTP(httptest.NewRecorder(), req)
+	if !c.Has(httptest.NewRequest("GET", "/p?a=1&b=2", nil)) || !c.Has(httptest.NewRequest("HEAD", "/p?a=1&b=2", nil)) {
+		t.Fatal("Has misses a stored page (canonical query, HEAD)")
+	}
+	if c.Has(httptest.NewRequest("POST", "/p?a=1&b=2", nil)) {
+		t.Fatal("Has true for POST")
+	}
+	now = now.Add(90 * time.Second)
+	if !c.Has(req) {
+		t.Fatal("stale entry within SWR not reported")
+	}
+	now = now.Add(time.Minute)
+	if c.Has(req) {
+		t.Fatal("expired entry reported")
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
@@ -48,13 +49,18 @@ type Config struct {
 	FreeShippingOver int64
 	ReservationTTL   time.Duration
 	SecureCookies    bool
+
+	// Admission turns on overload protection with AdmissionConfig; its
+	// Cheap probe is set to the page cache.
+	Admission       bool
+	AdmissionConfig admission.Config
 }
 
 // Defaults returns the embedded defaults `surge serve` starts with.
 func Defaults() Config {
 	return Config{DataDir: "./data", ShopName: "Surge Demo Shop", Currency: "USD", PageCache: true,
 		PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
-		ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute}
+		ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute, Admission: true}
 }
 
 // Shop is an assembled shop.
@@ -66,7 +72,9 @@ type Shop struct {
 	Carts    *cart.Service
 	Checkout *checkout.Service
 	Payments *simulatedTokenizer
-	closers  []func() error
+	// Admission is nil when overload protection is off.
+	Admission *admission.Admission
+	closers   []func() error
 }
 
 // Open builds the shop on the SQLite database in cfg.DataDir, migrating it
@@ -142,6 +150,24 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 			}
 			return cache.PurgeTags(tags...)
 		}
+	}
+	if cfg.Admission {
+		ac := cfg.AdmissionConfig
+		if s.Cache != nil {
+			ac.Cheap = s.Cache.Has
+		}
+		if ac.ShopName == "" {
+			ac.ShopName = cfg.ShopName
+		}
+		adm, err := admission.New(ac)
+		if err != nil {
+			return err
+		}
+		if err := adm.Register(reg); err != nil {
+			return err
+		}
+		s.Admission = adm
+		deps.Admit = adm.Wrap
 	}
 	s.Handler, err = storefront.NewServer(deps)
 	return err

@@ -3,71 +3,90 @@ package storefront
 import (
 	"net/http"
 	"net/url"
+
+	"github.com/surge-commerce/surge/internal/admission"
 )
+
+func passThrough(h http.Handler) http.Handler { return h }
+
+func noAdmission(_ admission.Class, h http.Handler) http.Handler { return h }
 
 // routes lists every public route. Cacheable routes go through the page
 // cache; a handler opts a response into it by tagging it (see tag).
 func (s *server) routes(mux handlerMux) {
+	// Every route declares its priority class here: under overload the
+	// lowest classes are shed first (see internal/admission).
+	admit := s.Admit
 	// cached keeps only the query parameters a route reads before the page
 	// cache sees the URL, so junk parameters cannot mint new cache entries.
-	cached := func(h http.Handler, params ...string) http.Handler { return onlyParams(params, s.PageCache(h)) }
+	// Admission sits between the two so that cache hits skip the limiter.
+	cached := func(c admission.Class, h http.Handler, params ...string) http.Handler {
+		return onlyParams(params, admit(c, s.PageCache(h)))
+	}
 	listing := []string{"q", "category", "min_price", "max_price", "in_stock", "sort", "cursor", "limit"}
 	pageListing := append([]string{"min", "max"}, listing...)
-	admin := s.requireAdmin
+	adminAPI := func(h http.Handler) http.Handler { return admit(admission.High, s.requireAdmin(h)) }
+	const (
+		critical   = admission.Critical   // checkout and payment
+		high       = admission.High       // cart and account
+		browse     = admission.Browse     // pages, catalog and search
+		background = admission.Background // prefetch, images, not-found
+	)
 
 	// Storefront pages.
-	mux.Handle("GET /{$}", cached(s.handleHome()))
-	mux.Handle("GET /categories/{slug}", cached(s.handleCategoryPage(), pageListing...))
-	mux.Handle("GET /products/{slug}", cached(s.handleProductPage(), "sku"))
-	mux.Handle("GET /search", cached(s.handleSearchPage(), pageListing...))
-	mux.Handle("GET /images/products/{slug}/{file}", cached(s.handleProductImage()))
+	mux.Handle("GET /{$}", cached(browse, s.handleHome()))
+	mux.Handle("GET /categories/{slug}", cached(browse, s.handleCategoryPage(), pageListing...))
+	mux.Handle("GET /products/{slug}", cached(browse, s.handleProductPage(), "sku"))
+	mux.Handle("GET /search", cached(browse, s.handleSearchPage(), pageListing...))
+	mux.Handle("GET /images/products/{slug}/{file}", cached(background, s.handleProductImage()))
+	// Embedded assets cost nothing to serve: never shed.
 	mux.Handle("GET /static/{file}", s.handleStatic())
 	mux.Handle("GET /robots.txt", s.handleRobots())
 	mux.Handle("GET /favicon.ico", s.handleFavicon())
 
 	// Public catalog API.
-	mux.Handle("GET /api/v1/categories", cached(s.handleListCategories()))
-	mux.Handle("GET /api/v1/products", cached(s.handleListProducts(), listing...))
-	mux.Handle("GET /api/v1/products/{slug}", cached(s.handleGetProduct()))
+	mux.Handle("GET /api/v1/categories", cached(browse, s.handleListCategories()))
+	mux.Handle("GET /api/v1/products", cached(browse, s.handleListProducts(), listing...))
+	mux.Handle("GET /api/v1/products/{slug}", cached(browse, s.handleGetProduct()))
 
 	// Buy path: personal, never cached.
-	mux.Handle("GET /api/v1/me", s.handleMe())
-	mux.Handle("GET /api/v1/cart", s.handleGetCart())
-	mux.Handle("POST /api/v1/cart/items", s.handleAddCartItem())
-	mux.Handle("PATCH /api/v1/cart/items/{sku}", s.handleUpdateCartItem(false))
-	mux.Handle("DELETE /api/v1/cart/items/{sku}", s.handleUpdateCartItem(true))
-	mux.Handle("POST /api/v1/checkout", s.handleCheckout())
-	mux.Handle("GET /api/v1/orders/{id}", s.handleGetOrder())
-	mux.Handle("POST /api/v1/customers", s.handleSignUp())
-	mux.Handle("POST /api/v1/sessions", s.handleSignIn())
-	mux.Handle("DELETE /api/v1/sessions/current", s.handleSignOut())
-	mux.Handle("GET /cart", s.handleCartPage())
-	mux.Handle("POST /cart/items", s.handleCartAddForm())
-	mux.Handle("POST /cart/items/{sku}", s.handleCartUpdateForm())
-	mux.Handle("GET /checkout", s.handleCheckoutPage())
-	mux.Handle("POST /checkout", s.handleCheckoutForm())
-	mux.Handle("GET /orders/{id}", s.handleOrderPage())
-	mux.Handle("GET /account", s.handleAccountPage())
-	mux.Handle("GET /account/signin", s.accountPage("signin"))
-	mux.Handle("POST /account/signin", s.handleAccountForm(false))
-	mux.Handle("GET /account/signup", s.accountPage("signup"))
-	mux.Handle("POST /account/signup", s.handleAccountForm(true))
-	mux.Handle("POST /account/signout", s.handleSignOutForm())
+	mux.Handle("GET /api/v1/me", admit(background, s.handleMe()))
+	mux.Handle("GET /api/v1/cart", admit(high, s.handleGetCart()))
+	mux.Handle("POST /api/v1/cart/items", admit(high, s.handleAddCartItem()))
+	mux.Handle("PATCH /api/v1/cart/items/{sku}", admit(high, s.handleUpdateCartItem(false)))
+	mux.Handle("DELETE /api/v1/cart/items/{sku}", admit(high, s.handleUpdateCartItem(true)))
+	mux.Handle("POST /api/v1/checkout", admit(critical, s.handleCheckout()))
+	mux.Handle("GET /api/v1/orders/{id}", admit(high, s.handleGetOrder()))
+	mux.Handle("POST /api/v1/customers", admit(high, s.handleSignUp()))
+	mux.Handle("POST /api/v1/sessions", admit(high, s.handleSignIn()))
+	mux.Handle("DELETE /api/v1/sessions/current", admit(high, s.handleSignOut()))
+	mux.Handle("GET /cart", admit(high, s.handleCartPage()))
+	mux.Handle("POST /cart/items", admit(high, s.handleCartAddForm()))
+	mux.Handle("POST /cart/items/{sku}", admit(high, s.handleCartUpdateForm()))
+	mux.Handle("GET /checkout", admit(critical, s.handleCheckoutPage()))
+	mux.Handle("POST /checkout", admit(critical, s.handleCheckoutForm()))
+	mux.Handle("GET /orders/{id}", admit(high, s.handleOrderPage()))
+	mux.Handle("GET /account", admit(high, s.handleAccountPage()))
+	mux.Handle("GET /account/signin", admit(high, s.accountPage("signin")))
+	mux.Handle("POST /account/signin", admit(high, s.handleAccountForm(false)))
+	mux.Handle("GET /account/signup", admit(high, s.accountPage("signup")))
+	mux.Handle("POST /account/signup", admit(high, s.handleAccountForm(true)))
+	mux.Handle("POST /account/signout", admit(high, s.handleSignOutForm()))
 
 	// Admin API: bearer token, never cached.
-	mux.Handle("GET /api/v1/admin/products", admin(s.handleAdminListProducts()))
-	mux.Handle("POST /api/v1/admin/products", admin(s.handleAdminCreateProduct()))
-	mux.Handle("GET /api/v1/admin/products/{slug}", admin(s.handleAdminGetProduct()))
-	mux.Handle("PATCH /api/v1/admin/products/{slug}", admin(s.handleAdminUpdateProduct()))
-	mux.Handle("POST /api/v1/admin/products/{slug}/variants", admin(s.handleAdminCreateVariant()))
-	mux.Handle("PATCH /api/v1/admin/variants/{sku}", admin(s.handleAdminUpdateVariant()))
-	mux.Handle("PUT /api/v1/admin/variants/{sku}/stock", admin(s.handleAdminSetStock()))
-	mux.Handle("POST /api/v1/admin/categories", admin(s.handleAdminCreateCategory()))
-	mux.Handle("POST /api/v1/admin/cache/purge", admin(s.handleAdminPurge()))
+	mux.Handle("GET /api/v1/admin/products", adminAPI(s.handleAdminListProducts()))
+	mux.Handle("POST /api/v1/admin/products", adminAPI(s.handleAdminCreateProduct()))
+	mux.Handle("GET /api/v1/admin/products/{slug}", adminAPI(s.handleAdminGetProduct()))
+	mux.Handle("PATCH /api/v1/admin/products/{slug}", adminAPI(s.handleAdminUpdateProduct()))
+	mux.Handle("POST /api/v1/admin/products/{slug}/variants", adminAPI(s.handleAdminCreateVariant()))
+	mux.Handle("PATCH /api/v1/admin/variants/{sku}", adminAPI(s.handleAdminUpdateVariant()))
+	mux.Handle("PUT /api/v1/admin/variants/{sku}/stock", adminAPI(s.handleAdminSetStock()))
+	mux.Handle("POST /api/v1/admin/categories", adminAPI(s.handleAdminCreateCategory()))
+	mux.Handle("POST /api/v1/admin/cache/purge", adminAPI(s.handleAdminPurge()))
 
 	// Anything else under the API is a JSON 404, not the HTML page.
-	mux.Handle("/api/", s.handleAPINotFound())
-	mux.Handle("/", cached(s.handleNotFoundPage()))
+	mux.Handle("/api/", admit(background, s.handleAPINotFound()))
+	mux.Handle("/", cached(background, s.handleNotFoundPage()))
 }
 
 // onlyParams drops query parameters not in keep (all of them when keep is
@@ -114,6 +133,6 @@ func (r *routeRecorder) Handle(p string, _ http.Handler) { r.patterns = append(r
 // tests check it against the OpenAPI document.
 func RoutePatterns() []string {
 	rec := &routeRecorder{}
-	(&server{Deps: Deps{PageCache: func(h http.Handler) http.Handler { return h }}}).routes(rec)
+	(&server{Deps: Deps{PageCache: passThrough, Admit: noAdmission}}).routes(rec)
 	return rec.patterns
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 
+	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
@@ -26,6 +27,9 @@ type Deps struct {
 	// PageCache wraps the cacheable routes (anonymous pages, public catalog
 	// API, images). Nil serves them uncached.
 	PageCache func(http.Handler) http.Handler
+	// Admit wraps a route in admission control for its priority class. Nil
+	// admits everything.
+	Admit func(admission.Class, http.Handler) http.Handler
 	// PurgeCache is called by the admin purge endpoint; nil disables it.
 	PurgeCache func(all bool, tags ...string) int
 	// AdminToken is the bearer token for /api/v1/admin. Empty disables the
@@ -48,7 +52,10 @@ func NewServer(d Deps) (http.Handler, error) {
 		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout and Accounts are required")
 	}
 	if d.PageCache == nil {
-		d.PageCache = func(h http.Handler) http.Handler { return h }
+		d.PageCache = passThrough
+	}
+	if d.Admit == nil {
+		d.Admit = noAdmission
 	}
 	if d.ShopName == "" {
 		d.ShopName = "Surge Demo Shop"

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/loadtest"
+)
+
+func noEnv(string) string { return "" }
+
+// runLoadCmd runs `surge load ...` through run and returns its stdout.
+func runLoadCmd(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := run(ctx, append([]string{"load"}, args...), noEnv, &out, &errOut)
+	if testing.Verbose() {
+		t.Logf("surge load %s\n%s%s", strings.Join(args, " "), errOut.String(), out.String())
+	}
+	return out.String(), err
+}
+
+func readResult(t *testing.T, path string) *loadtest.Result {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var r loadtest.Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	return &r
+}
+
+// TestLoadBrowseJourneyAgainstShop walks the built-in browse journey
+// through a real `surge serve --demo`: every page of every session loads.
+func TestLoadBrowseJourneyAgainstShop(t *testing.T) {
+	shop := startShop(t)
+	dir := t.TempDir()
+	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "browse", "--think", "20ms-50ms",
+		"--rate", "15", "--duration", "2s", "--threshold", "errors<1%", "--threshold", "product:p99<5s",
+		"--out", filepath.Join(dir, "r.json"), "--report", filepath.Join(dir, "r.html"), "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := readResult(t, filepath.Join(dir, "r.json"))
+	if r.Total.Errors != 0 || r.Sessions != 30 || r.Completed != 30 {
+		t.Fatalf("errors %d %v, sessions %d, completed %d", r.Total.Errors, r.Total.Failures, r.Sessions, r.Completed)
+	}
+	for _, s := range r.Steps {
+		if s.Requests != 30 || s.Statuses["200"] != 30 {
+			t.Errorf("step %s: %d requests, statuses %v", s.Name, s.Requests, s.Statuses)
+		}
+	}
+	for _, want := range []string{"home", "category", "product", "total", "pass  errors<1%", "pass  product:p99<5s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	html, err := os.ReadFile(filepath.Join(dir, "r.html"))
+	if err != nil || !bytes.Contains(html, []byte(`data-chart="latency"`)) {
+		t.Errorf("report: %v", err)
+	}
+}
+
+// TestLoadThresholdsSetExitStatus: thresholds that fail make run return a
+// ThresholdError (main exits 1); thresholds that hold return nil.
+func TestLoadThresholdsSetExitStatus(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Query().Has("fail") {
+			http.Error(w, "no", http.StatusServiceUnavailable)
+		}
+	}))
+	defer srv.Close()
+	base := []string{"run", "--rate", "50", "--duration", "500ms", "--quiet"}
+	if _, err := runLoadCmd(t, append(base, "--target", srv.URL, "--threshold", "errors<1%", "--threshold", "p99<5s")...); err != nil {
+		t.Errorf("passing thresholds: %v", err)
+	}
+	out, err := runLoadCmd(t, append(base, "--target", srv.URL+"/?fail", "--threshold", "errors<1%", "--threshold", "p99<5s")...)
+	var te *loadtest.ThresholdError
+	if !errors.As(err, &te) || te.Failed != 1 || te.Total != 2 {
+		t.Errorf("failing threshold: err %v", err)
+	}
+	if !strings.Contains(out, "FAIL  errors<1% (actual 100%)") || !strings.Contains(out, "status 503 x25") {
+		t.Errorf("summary:\n%s", out)
+	}
+}
+
+func TestLoadScenarioFileThresholds(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"id":"7"}`)
+	}))
+	defer srv.Close()
+	file := filepath.Join(t.TempDir(), "s.yaml")
+	os.WriteFile(file, []byte("name: s\nthresholds: ['item:requests>1000000']\nsteps:\n  - name: item\n    url: /item\n    extract: [{name: id, json: id}]\n  - name: again\n    url: /item/{{.id}}\n"), 0o644)
+	out, err := runLoadCmd(t, "run", "--target", srv.URL, "--scenario", file, "--vus", "2", "--duration", "300ms", "--quiet")
+	var te *loadtest.ThresholdError
+	if !errors.As(err, &te) || !strings.Contains(out, "FAIL  item:requests>1000000") {
+		t.Errorf("the file's threshold was not applied: %v\n%s", err, out)
+	}
+}
+
+func TestLoadFlagErrors(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--target", "http://x"}, "want exactly one load profile"},
+		{[]string{"--target", "http://x", "--rate", "5", "--vus", "3", "--duration", "1s"}, "want exactly one load profile"},
+		{[]string{"--target", "http://x", "--rate", "5"}, "--duration: required with --rate"},
+		{[]string{"--target", "http://x", "--rate", "fast", "--duration", "1s"}, "--rate: rate \"fast\""},
+		{[]string{"--target", "http://x", "--stages", "10s:5", "--duration", "1s"}, "the profile already lasts 10s"},
+		{[]string{"--target", "x", "--rate", "5", "--duration", "1s"}, "--target \"x\": want an http://"},
+		{[]string{"--rate", "5", "--duration", "1s"}, "no target"},
+		{[]string{"--target", "http://x", "--journey", "nope", "--rate", "5", "--duration", "1s"}, "unknown journey \"nope\""},
+		{[]string{"--target", "http://x", "--journey", "drop", "--rate", "5", "--duration", "1s"}, "not available yet"},
+		{[]string{"--target", "http://x", "--journey", "browse", "--mix", "buy=1", "--rate", "5", "--duration", "1s"}, "pick one"},
+		{[]string{"--target", "http://x", "--scenario", "/nonexistent.yaml", "--rate", "5", "--duration", "1s"}, "--scenario: open /nonexistent.yaml"},
+		{[]string{"--target", "http://x", "--rate", "5", "--duration", "1s", "--threshold", "p99<soon"}, "--threshold: threshold \"p99<soon\""},
+		{[]string{"--target", "http://x", "--vus", "5", "--duration", "1s", "--think", "x"}, "--think: think time \"x\""},
+		{[]string{"--target", "http://x", "--rate", "5", "--duration", "1s", "--max-in-flight", "0"}, "--max-in-flight"},
+		{[]string{"--target", "http://x", "--rate", "5", "--duration", "1s", "--agents", "nohost"}, "--agents \"nohost\""},
+	}
+	for _, tt := range tests {
+		_, err := runLoadCmd(t, append([]string{"run"}, tt.args...)...)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%v:\n got  %v\n want %q", tt.args, err, tt.want)
+		}
+	}
+}
+
+// startAgent runs `surge load agent` on a loopback port and returns its
+// address once it printed it.
+func startAgent(t *testing.T) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"load", "agent", "--listen", "127.0.0.1:0"}, noEnv, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "agent: "); ok {
+				addr <- a
+			}
+		}
+		io.Copy(io.Discard, pr)
+	}()
+	select {
+	case a := <-addr:
+		return a
+	case err := <-done:
+		t.Fatalf("agent exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not print its address")
+	}
+	return ""
+}
+
+// TestLoadAgents runs a test from two agents on loopback: the controller
+// splits the rate, the merged counts equal the sum of the agents' and the
+// requests the target saw, and the merged histogram holds every request.
+func TestLoadAgents(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		if hits.Load()%10 == 0 {
+			w.WriteHeader(http.StatusInternalServerError)
+		}
+	}))
+	defer srv.Close()
+	a1, a2 := startAgent(t), startAgent(t)
+	out := filepath.Join(t.TempDir(), "r.json")
+	stdout, err := runLoadCmd(t, "run", "--target", srv.URL, "--rate", "200", "--duration", "1s",
+		"--agents", a1+","+a2, "--out", out, "--threshold", "errors<50%")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, stdout)
+	}
+	r := readResult(t, out)
+	if len(r.Agents) != 2 {
+		t.Fatalf("agents: %+v", r.Agents)
+	}
+	sum, errSum := r.Agents[0].Requests+r.Agents[1].Requests, r.Agents[0].Errors+r.Agents[1].Errors
+	if r.Total.Requests != sum || r.Total.Requests != hits.Load() || r.Total.Requests != 200 {
+		t.Errorf("merged %d requests, agents %d + %d, target saw %d, want 200", r.Total.Requests, r.Agents[0].Requests, r.Agents[1].Requests, hits.Load())
+	}
+	if r.Agents[0].Requests != 100 || r.Agents[1].Requests != 100 {
+		t.Errorf("the rate was not split evenly: %+v", r.Agents)
+	}
+	if r.Total.Errors != errSum || r.Total.Errors != 20 || r.Total.Hist.Count() != 200 {
+		t.Errorf("merged %d errors (agents %d), histogram count %d", r.Total.Errors, errSum, r.Total.Hist.Count())
+	}
+	var timeline int64
+	for _, p := range r.Timeline {
+		timeline += p.Requests
+	}
+	if timeline != 200 || r.Total.Statuses["500"] != 20 {
+		t.Errorf("timeline holds %d requests, statuses %v", timeline, r.Total.Statuses)
+	}
+	if !strings.Contains(stdout, "agent "+a1+": 100 requests") {
+		t.Errorf("summary lacks the agents:\n%s", stdout)
+	}
+}
