@@ -29,6 +29,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetArgs(args)
 	root.AddCommand(
 		newServeCmd(getenv, stdout, stderr),
+		newWorkerCmd(getenv, stdout, stderr),
 		newSeedCmd(getenv, stdout, stderr),
 		newMigrateCmd(getenv, stdout, stderr),
 		newLoadCmd(getenv, stdout, stderr),

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/surge-commerce/surge/internal/admission"
+	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/ops"
 	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/telemetry"
@@ -22,6 +23,16 @@ import (
 
 // serveConfig is everything `surge serve` can be told.
 type serveConfig struct {
+	Role            string
+	NATSURL         string
+	NATSListen      string
+	NATSReplicas    int
+	PaymentLatency  time.Duration
+	PaymentFailures float64
+	SMTPAddr        string
+	SMTPFrom        string
+	SMTPUser        string
+	SMTPPassword    string
 	Addr            string
 	AdminAddr       string
 	DataDir         string
@@ -83,6 +94,12 @@ func (c serveConfig) admissionConfig() (admission.Config, error) {
 
 func (c serveConfig) validate() error {
 	var errs []error
+	if _, err := shop.ParseRole(c.Role); err != nil {
+		errs = append(errs, fmt.Errorf("--role: %w", err))
+	}
+	if c.PaymentFailures < 0 || c.PaymentFailures > 1 {
+		errs = append(errs, errors.New("--payment-failure-rate: must be 0 to 1"))
+	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
 		errs = append(errs, fmt.Errorf("--addr %q: %w", c.Addr, err))
 	}
@@ -110,11 +127,22 @@ func (c serveConfig) validate() error {
 	return errors.Join(errs...)
 }
 
+// newWorkerCmd is `surge serve --role worker`: the order consumers and the
+// expiry sweep, with the operations listener but no shop listener.
+func newWorkerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	cmd := newServeCmd(getenv, stdout, stderr)
+	cmd.Use = "worker"
+	cmd.Short = "Run the order pipeline consumers alone (same flags as serve, --role worker)"
+	_ = cmd.Flags().Set("role", string(shop.RoleWorker))
+	cmd.Flags().Lookup("role").DefValue = string(shop.RoleWorker)
+	return cmd
+}
+
 func newServeCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	var cfg serveConfig
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run the shop: storefront pages, JSON API and the admin listener",
+		Short: "Run the shop: storefront pages, JSON API, order workers and the admin listener",
 		Long: `Run the shop. With no flags it uses embedded defaults: a SQLite database in
 --data-dir and in-process caches. Every flag can also be set as an environment
 variable (SURGE_ plus the flag name in upper snake case, e.g. SURGE_ADMIN_TOKEN)
@@ -133,6 +161,16 @@ over the file.`,
 	}
 	f := cmd.Flags()
 	f.String("config", "", "YAML file of settings named like the flags")
+	f.StringVar(&cfg.Role, "role", "all", "api (HTTP and outbox relay), worker (order consumers and expiry sweep) or all")
+	f.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS JetStream server or cluster; empty embeds one in --data-dir/nats")
+	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port where the embedded NATS server also accepts other processes (e.g. surge worker)")
+	f.IntVar(&cfg.NATSReplicas, "nats-replicas", 1, "stream replication factor (3 on a three-node cluster)")
+	f.DurationVar(&cfg.PaymentLatency, "payment-latency", 0, "mean latency of the simulated payment provider")
+	f.Float64Var(&cfg.PaymentFailures, "payment-failure-rate", 0, "fraction of simulated payment calls that fail transiently (0 to 1)")
+	f.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server host:port for order mail; empty logs mail instead")
+	f.StringVar(&cfg.SMTPFrom, "smtp-from", "shop@localhost", "sender address of order mail")
+	f.StringVar(&cfg.SMTPUser, "smtp-user", "", "SMTP user (PLAIN auth, only over TLS or to this machine)")
+	f.StringVar(&cfg.SMTPPassword, "smtp-password", "", "SMTP password")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics /debug/pprof")
 	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database")
@@ -197,6 +235,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc := shop.Defaults()
 	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
 	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
+	sc.NATSURL, sc.NATSListen, sc.NATSReplicas = cfg.NATSURL, cfg.NATSListen, cfg.NATSReplicas
+	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
+	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
 	sc.Admission = cfg.Admission
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
 		return err
@@ -212,31 +253,47 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	handler := sh.Handler
+	role, _ := shop.ParseRole(cfg.Role)
+	// Background work stops after the listener has drained, so orders
+	// accepted during the drain are still relayed.
+	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRun()
+	runErr := make(chan error, 1)
+	go func() { runErr <- sh.Run(runCtx, role) }()
+	if bus := sh.Bus; bus != nil {
+		health.AddCheck("event bus", bus.Ping)
+	}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
-	if err != nil {
-		return fmt.Errorf("public listener: %w", err)
-	}
-	ln = admission.LimitListener(ln, cfg.MaxConns)
-	srv := &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	var srv *http.Server
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	fmt.Fprintf(stdout, "shop: http://%s\n", ln.Addr())
+	if role != shop.RoleWorker {
+		ln, err := net.Listen("tcp", cfg.Addr)
+		if err != nil {
+			return fmt.Errorf("public listener: %w", err)
+		}
+		ln = admission.LimitListener(ln, cfg.MaxConns)
+		srv = &http.Server{
+			Handler:           sh.Handler,
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       30 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       120 * time.Second,
+			MaxHeaderBytes:    64 << 10,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		}
+		go func() { serveErr <- srv.Serve(ln) }()
+		fmt.Fprintf(stdout, "shop: http://%s\n", ln.Addr())
+		log.Info("surge serving", "addr", ln.Addr().String(), "admin_addr", adminLn.Addr().String(), "role", role, "version", version)
+	} else {
+		log.Info("surge worker running", "admin_addr", adminLn.Addr().String(), "version", version)
+	}
 	health.SetReady(true)
-	log.Info("surge serving", "addr", ln.Addr().String(), "admin_addr", adminLn.Addr().String(), "version", version)
 
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("public listener: %w", err)
+	case err := <-runErr:
+		return fmt.Errorf("background work stopped: %w", err)
 	case <-ctx.Done():
 	}
 	// Readiness turns false first, then the listener closes after the drain
@@ -248,8 +305,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	if srv != nil {
+		if err := srv.Shutdown(sctx); err != nil {
+			return fmt.Errorf("shutdown: %w", err)
+		}
+	}
+	stopRun()
+	if err := <-runErr; err != nil {
+		log.Warn("background work ended with an error", "err", err)
 	}
 	log.Info("shutdown complete")
 	return nil

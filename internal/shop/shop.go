@@ -22,7 +22,12 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/demoshop"
+	"github.com/surge-commerce/surge/internal/mail"
+	"github.com/surge-commerce/surge/internal/natsbus"
+	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pagecache"
+	"github.com/surge-commerce/surge/internal/payment/simulated"
+	"github.com/surge-commerce/surge/internal/pipeline"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/storefront"
@@ -50,6 +55,20 @@ type Config struct {
 	ReservationTTL   time.Duration
 	SecureCookies    bool
 
+	// NATSURL names an external NATS server or cluster; empty embeds one
+	// with its files in DataDir/nats. NATSListen lets other processes reach
+	// the embedded one. NATSReplicas is the stream replication factor.
+	NATSURL      string
+	NATSListen   string
+	NATSReplicas int
+	// PaymentLatency and PaymentFailureRate shape the simulated provider.
+	PaymentLatency     time.Duration
+	PaymentFailureRate float64
+	// SMTP sends mail when SMTP.Addr is set; otherwise mail is logged.
+	SMTP mail.SMTPConfig
+	// SweepEvery is how often expired reservations are released (default 5s).
+	SweepEvery time.Duration
+
 	// Admission turns on overload protection with AdmissionConfig; its
 	// Cheap probe is set to the page cache.
 	Admission       bool
@@ -71,10 +90,15 @@ type Shop struct {
 	Cache    *pagecache.Cache // nil when the page cache is off
 	Carts    *cart.Service
 	Checkout *checkout.Service
-	Payments *simulatedTokenizer
+	Payments *simulated.Provider
+	Bus      *natsbus.Bus
 	// Admission is nil when overload protection is off.
 	Admission *admission.Admission
 	closers   []func() error
+
+	relay      *outbox.Relay
+	workers    *pipeline.Workers
+	sweepEvery time.Duration
 }
 
 // Open builds the shop on the SQLite database in cfg.DataDir, migrating it
@@ -84,7 +108,14 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	s := &Shop{Store: st, closers: []func() error{st.Close}}
+	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery}
+	if s.sweepEvery <= 0 {
+		s.sweepEvery = defaultSweep
+	}
+	if err := s.openPipeline(ctx, cfg, log, reg); err != nil {
+		s.Close()
+		return nil, err
+	}
 	if err := s.assemble(cfg, log, reg); err != nil {
 		s.Close()
 		return nil, err
@@ -132,8 +163,8 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		return err
 	}
 	s.Carts = &cart.Service{Store: s.Store, Pricing: pricing}
-	s.Payments = &simulatedTokenizer{}
-	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.Payments, ReservationTTL: cfg.ReservationTTL}
+	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.Payments, ReservationTTL: cfg.ReservationTTL,
+		OnPlaced: s.relay.Notify}
 	metrics, err := telemetry.NewHTTPMetrics(reg)
 	if err != nil {
 		return err

@@ -1,0 +1,399 @@
+// Package natsbus carries Surge's domain events on NATS JetStream: durable
+// publishing with de-duplication by message id, pull consumers that retry
+// with backoff, and a dead-letter stream for messages that keep failing.
+//
+// By default the NATS server runs inside the process (nats-server as a
+// library, file storage in the data directory), so `surge serve` needs no
+// other service; Config.URL points it at an external JetStream cluster
+// instead.
+package natsbus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults for the zero values of Config.
+const (
+	DefaultStream           = "SURGE"
+	DefaultDeadLetterStream = "SURGE_DLQ"
+	// DefaultDuplicateWindow is how long JetStream remembers a Nats-Msg-Id.
+	// The outbox relay re-publishes events whose "published" mark was lost
+	// in a crash; a restart within this window is de-duplicated by the
+	// server, a later one is absorbed by idempotent consumers. The cost is
+	// memory: one entry per message published within the window.
+	DefaultDuplicateWindow = 5 * time.Minute
+	// DefaultMaxAge bounds how long events stay in the main stream. The
+	// stream keeps events for every consumer (limits retention), so a
+	// consumer created after a publish still sees it.
+	DefaultMaxAge = 7 * 24 * time.Hour
+)
+
+// Config says where the bus lives and how its streams are shaped.
+type Config struct {
+	// URL of an external NATS server or cluster ("nats://a:4222,nats://b:4222").
+	// Empty starts an embedded server in this process.
+	URL string
+	// StoreDir is where the embedded server keeps JetStream files, such as
+	// <data-dir>/nats. Required when URL is empty.
+	StoreDir string
+	// Listen, for the embedded server only, is a host:port on which it also
+	// accepts connections from other processes ("127.0.0.1:4222", or
+	// "127.0.0.1:0" for a random port; see Bus.ClientURL). Empty means the
+	// server is reachable only from inside this process.
+	Listen string
+	// Replicas is the replication factor of both streams (default 1; 3 on a
+	// three-node cluster). An embedded server is a single node, so it
+	// accepts only 1.
+	Replicas int
+	// Stream names the event stream (default "SURGE"); it holds the subjects
+	// "surge.>".
+	Stream string
+	// DeadLetterStream names the stream of parked messages (default
+	// "SURGE_DLQ"); it holds "dlq.<consumer>" subjects and keeps them until
+	// someone deletes them.
+	DeadLetterStream string
+	// DuplicateWindow is the de-duplication window for Nats-Msg-Id (default
+	// DefaultDuplicateWindow).
+	DuplicateWindow time.Duration
+	// MaxAge is how long the event stream keeps a message (default
+	// DefaultMaxAge).
+	MaxAge time.Duration
+	// Logger receives the bus's and the embedded server's logs (default:
+	// discard).
+	Logger *slog.Logger
+}
+
+// Subject prefixes of the two streams.
+const (
+	subjectPrefix    = "surge."
+	deadLetterPrefix = "dlq."
+)
+
+func (c *Config) setDefaults() {
+	if c.Replicas == 0 {
+		c.Replicas = 1
+	}
+	if c.Stream == "" {
+		c.Stream = DefaultStream
+	}
+	if c.DeadLetterStream == "" {
+		c.DeadLetterStream = DefaultDeadLetterStream
+	}
+	if c.DuplicateWindow == 0 {
+		c.DuplicateWindow = DefaultDuplicateWindow
+	}
+	if c.MaxAge == 0 {
+		c.MaxAge = DefaultMaxAge
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+func (c *Config) validate() error {
+	switch {
+	case c.URL == "" && c.StoreDir == "":
+		return errors.New("an embedded server needs a StoreDir")
+	case c.URL == "" && c.Replicas != 1:
+		return fmt.Errorf("replicas %d: an embedded server is a single node, use 1", c.Replicas)
+	case c.URL != "" && c.Listen != "":
+		return errors.New("listen applies to the embedded server only, not with a URL")
+	case c.Replicas < 1 || c.Replicas > 5:
+		return fmt.Errorf("replicas %d: want 1 to 5", c.Replicas)
+	case c.Stream == c.DeadLetterStream:
+		return fmt.Errorf("stream and dead-letter stream are both %q", c.Stream)
+	case c.DuplicateWindow < 0 || c.MaxAge < 0:
+		return errors.New("duplicate window and max age must not be negative")
+	case c.MaxAge < c.DuplicateWindow:
+		return fmt.Errorf("max age %v is shorter than the duplicate window %v", c.MaxAge, c.DuplicateWindow)
+	}
+	return nil
+}
+
+// Bus is a connection to JetStream with Surge's two streams in place. It is
+// safe for concurrent use.
+type Bus struct {
+	cfg Config
+	log *slog.Logger
+	srv *server.Server // nil with an external URL
+	nc  *nats.Conn
+	js  jetstream.JetStream
+
+	metrics metrics
+
+	mu        sync.Mutex
+	consumers map[string]*consumer // running consumers by durable name
+	closed    bool
+	closeErr  error
+	closeOnce sync.Once
+}
+
+// Open starts the embedded server if cfg.URL is empty, connects, and creates
+// or updates the event and dead-letter streams.
+func Open(ctx context.Context, cfg Config) (*Bus, error) {
+	cfg.setDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, fmt.Errorf("open nats bus: %w", err)
+	}
+	b := &Bus{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		metrics:   newMetrics(),
+		consumers: make(map[string]*consumer),
+	}
+	if err := b.connect(ctx); err != nil {
+		b.shutdownServer()
+		return nil, fmt.Errorf("open nats bus: %w", err)
+	}
+	if err := b.ensureStreams(ctx); err != nil {
+		b.nc.Close()
+		b.shutdownServer()
+		return nil, fmt.Errorf("open nats bus: %w", err)
+	}
+	return b, nil
+}
+
+func (b *Bus) connect(ctx context.Context) error {
+	opts := []nats.Option{
+		nats.Name("surge"),
+		// Keep trying for ever: a restarting NATS node must not turn into a
+		// dead process; Ping reports the outage to readiness meanwhile.
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250 * time.Millisecond),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				b.log.Warn("nats disconnected", "err", err)
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			b.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+	}
+	url := b.cfg.URL
+	if url == "" {
+		srv, err := b.startServer()
+		if err != nil {
+			return err
+		}
+		b.srv = srv
+		opts = append(opts, nats.InProcessServer(srv))
+	}
+	if d, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(time.Until(d)))
+	}
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		return fmt.Errorf("connect to nats %q: %w", url, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	b.nc, b.js = nc, js
+	return nil
+}
+
+// startServer runs nats-server in this process. It is only reachable from
+// the process itself unless Config.Listen asks for a port, and then only on
+// the address given (the examples use 127.0.0.1).
+func (b *Bus) startServer() (*server.Server, error) {
+	opts := &server.Options{
+		ServerName: "surge-embedded",
+		JetStream:  true,
+		StoreDir:   b.cfg.StoreDir,
+		NoSigs:     true, // signals belong to the surge process, not the library
+		DontListen: true,
+		// No HTTP monitoring, cluster, gateway or leaf listeners: zero values.
+	}
+	if b.cfg.Listen != "" {
+		host, port, err := net.SplitHostPort(b.cfg.Listen)
+		if err != nil {
+			return nil, fmt.Errorf("listen %q: %w", b.cfg.Listen, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			return nil, fmt.Errorf("listen %q: bad port", b.cfg.Listen)
+		}
+		if p == 0 {
+			p = server.RANDOM_PORT
+		}
+		opts.DontListen, opts.Host, opts.Port = false, host, p
+	}
+	srv, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("embedded nats server: %w", err)
+	}
+	srv.SetLoggerV2(serverLogger{b.log.With("component", "nats-server")}, false, false, false)
+	go srv.Start()
+	if !srv.ReadyForConnections(30 * time.Second) {
+		srv.Shutdown()
+		srv.WaitForShutdown()
+		return nil, errors.New("embedded nats server did not become ready in 30s")
+	}
+	return srv, nil
+}
+
+func (b *Bus) shutdownServer() {
+	if b.srv != nil {
+		b.srv.Shutdown()
+		b.srv.WaitForShutdown()
+	}
+}
+
+func (b *Bus) ensureStreams(ctx context.Context) error {
+	main := jetstream.StreamConfig{
+		Name:        b.cfg.Stream,
+		Description: "Surge domain events",
+		Subjects:    []string{subjectPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+		MaxAge:      b.cfg.MaxAge,
+		Duplicates:  b.cfg.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+	dlq := jetstream.StreamConfig{
+		Name:        b.cfg.DeadLetterStream,
+		Description: "Surge events that consumers gave up on",
+		Subjects:    []string{deadLetterPrefix + ">"},
+		Retention:   jetstream.LimitsPolicy,
+		Storage:     jetstream.FileStorage,
+		Replicas:    b.cfg.Replicas,
+		Duplicates:  b.cfg.DuplicateWindow,
+	}
+	for _, sc := range []jetstream.StreamConfig{main, dlq} {
+		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
+			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+		}
+	}
+	return nil
+}
+
+// ClientURL returns the URL other processes can use to reach the embedded
+// server when Config.Listen is set, and otherwise "".
+func (b *Bus) ClientURL() string {
+	if b.srv == nil || b.cfg.Listen == "" {
+		return ""
+	}
+	return b.srv.ClientURL()
+}
+
+// Publish stores data on subject in the event stream and returns once
+// JetStream has acknowledged it. msgID becomes the Nats-Msg-Id header: a
+// second publish with the same id within the duplicate window is accepted
+// but not stored again.
+func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) error {
+	if msgID == "" {
+		return fmt.Errorf("publish %s: empty message id", subject)
+	}
+	ack, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.cfg.Stream))
+	if err != nil {
+		return fmt.Errorf("publish %s id %s: %w", subject, msgID, err)
+	}
+	if ack.Duplicate {
+		b.metrics.duplicates.WithLabelValues(subject).Inc()
+	} else {
+		b.metrics.published.WithLabelValues(subject).Inc()
+	}
+	return nil
+}
+
+// Ping reports whether JetStream answers, for readiness checks.
+func (b *Bus) Ping(ctx context.Context) error {
+	if _, err := b.js.AccountInfo(ctx); err != nil {
+		return fmt.Errorf("ping jetstream: %w", err)
+	}
+	return nil
+}
+
+// Close stops every consumer (cancelling running handlers and waiting for
+// them), flushes outstanding acknowledgements, closes the connection and
+// shuts down the embedded server. It is safe to call more than once.
+func (b *Bus) Close() error {
+	b.closeOnce.Do(func() {
+		b.mu.Lock()
+		b.closed = true
+		running := make([]*consumer, 0, len(b.consumers))
+		for _, c := range b.consumers {
+			running = append(running, c)
+		}
+		b.mu.Unlock()
+		for _, c := range running {
+			c.stop()
+		}
+		var errs []error
+		// Drain flushes the acks and naks the stopped consumers sent.
+		if err := drainConn(b.nc, 10*time.Second); err != nil {
+			errs = append(errs, err)
+		}
+		b.shutdownServer()
+		b.closeErr = errors.Join(errs...)
+	})
+	return b.closeErr
+}
+
+// drainConn drains nc and waits until it is closed or timeout passes.
+func drainConn(nc *nats.Conn, timeout time.Duration) error {
+	if nc.IsClosed() {
+		return nil
+	}
+	if !nc.IsConnected() {
+		// Nothing can be flushed while disconnected; do not wait for it.
+		nc.Close()
+		return nil
+	}
+	done := make(chan struct{})
+	nc.SetClosedHandler(func(*nats.Conn) { close(done) })
+	if err := nc.Drain(); err != nil {
+		nc.Close()
+		return fmt.Errorf("drain nats connection: %w", err)
+	}
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		nc.Close()
+		return fmt.Errorf("drain nats connection: not done after %v", timeout)
+	}
+}
+
+// Register adds the bus's metrics to reg.
+func (b *Bus) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		b.metrics.published, b.metrics.duplicates, b.metrics.processed,
+		b.metrics.deadLettered, &pendingCollector{bus: b},
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register nats bus metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// serverLogger sends the embedded server's log lines to slog.
+type serverLogger struct{ log *slog.Logger }
+
+func (l serverLogger) Noticef(format string, v ...any) { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Warnf(format string, v ...any)   { l.log.Warn(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Errorf(format string, v ...any)  { l.log.Error(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Debugf(format string, v ...any)  { l.log.Debug(fmt.Sprintf(format, v...)) }
+func (l serverLogger) Tracef(format string, v ...any)  {}
+
+// Fatalf logs only: the library must never exit the surge process. The
+// server stops itself after a fatal condition, and Ping reports it.
+func (l serverLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }

@@ -1,0 +1,69 @@
+package natsbus
+
+import (
+	"context"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// startServer runs a standalone JetStream server on 127.0.0.1 (port -1 for
+// a random one), standing in for an external NATS node.
+func startServer(tb testing.TB, dir string, port int) *server.Server {
+	tb.Helper()
+	srv, err := server.NewServer(&server.Options{
+		ServerName: "external", JetStream: true, StoreDir: dir,
+		Host: "127.0.0.1", Port: port, NoSigs: true, NoLog: true,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		tb.Fatal("nats server not ready")
+	}
+	return srv
+}
+
+// TestExternalServerRestart checks that a consumer on an external server
+// carries on after the node restarts: messages published before the
+// outage and after it are all handled.
+func TestExternalServerRestart(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, -1)
+	url := srv.ClientURL()
+
+	b, err := Open(context.Background(), Config{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan string, 10)
+	mustConsume(t, b, Consumer{Name: "capture", Subject: "surge.order.created", AckWait: time.Second,
+		Handler: func(ctx context.Context, m Message) error {
+			got <- m.ID
+			return nil
+		}})
+	mustPublish(t, b, "surge.order.created", "before", "x")
+	if id := recv(t, got); id != "before" {
+		t.Fatalf("got %s", id)
+	}
+
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	srv = startServer(t, dir, port)
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	defer b.Close() // before the server goes away
+
+	// Publishing retries until the client has reconnected.
+	eventually(t, "publish after restart", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return b.Publish(ctx, "surge.order.created", "after", []byte("y")) == nil
+	})
+	if id := recv(t, got); id != "after" {
+		t.Fatalf("got %s", id)
+	}
+}

@@ -1,0 +1,363 @@
+package outbox_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	_ "modernc.org/sqlite"
+
+	"github.com/surge-commerce/surge/internal/natsbus"
+	"github.com/surge-commerce/surge/internal/outbox"
+)
+
+// sqliteOutbox is the Source the package doc describes, over a real SQLite
+// table: the shape sqlitestore implements.
+type sqliteOutbox struct{ db *sql.DB }
+
+func openOutbox(tb testing.TB) *sqliteOutbox {
+	tb.Helper()
+	v := url.Values{}
+	v.Add("_pragma", "busy_timeout(5000)")
+	v.Add("_pragma", "journal_mode(WAL)")
+	v.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", filepath.Join(tb.TempDir(), "outbox.db")+"?"+v.Encode())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	db.SetMaxOpenConns(1)
+	tb.Cleanup(func() { db.Close() })
+	if _, err := db.Exec(`
+		CREATE TABLE outbox (
+			id           TEXT PRIMARY KEY,
+			subject      TEXT NOT NULL,
+			data         BLOB NOT NULL,
+			created_at   INTEGER NOT NULL,
+			published_at INTEGER
+		);
+		CREATE INDEX outbox_pending ON outbox (created_at, id) WHERE published_at IS NULL;`); err != nil {
+		tb.Fatal(err)
+	}
+	return &sqliteOutbox{db: db}
+}
+
+// add commits an event the way a domain transaction would.
+func (o *sqliteOutbox) add(tb testing.TB, id, subject, data string) {
+	tb.Helper()
+	if _, err := o.db.Exec(`INSERT INTO outbox (id, subject, data, created_at) VALUES (?, ?, ?, ?)`,
+		id, subject, []byte(data), time.Now().UnixNano()); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func (o *sqliteOutbox) unpublished(tb testing.TB) int {
+	tb.Helper()
+	var n int
+	if err := o.db.QueryRow(`SELECT count(*) FROM outbox WHERE published_at IS NULL`).Scan(&n); err != nil {
+		tb.Fatal(err)
+	}
+	return n
+}
+
+func (o *sqliteOutbox) Pending(ctx context.Context, limit int) ([]outbox.Event, error) {
+	rows, err := o.db.QueryContext(ctx, `SELECT id, subject, data, created_at FROM outbox
+		WHERE published_at IS NULL ORDER BY created_at, id LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var evs []outbox.Event
+	for rows.Next() {
+		var ev outbox.Event
+		var created int64
+		if err := rows.Scan(&ev.ID, &ev.Subject, &ev.Data, &created); err != nil {
+			return nil, err
+		}
+		ev.CreatedAt = time.Unix(0, created)
+		evs = append(evs, ev)
+	}
+	return evs, rows.Err()
+}
+
+func (o *sqliteOutbox) MarkPublished(ctx context.Context, ids []string) error {
+	args := []any{time.Now().UnixNano()}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := o.db.ExecContext(ctx, `UPDATE outbox SET published_at = ? WHERE id IN (?`+
+		strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	return err
+}
+
+func openBus(tb testing.TB) *natsbus.Bus {
+	tb.Helper()
+	b, err := natsbus.Open(context.Background(), natsbus.Config{StoreDir: tb.TempDir()})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { b.Close() })
+	return b
+}
+
+// collector records what a consumer sees, in order.
+type collector struct {
+	mu   sync.Mutex
+	ids  []string
+	seen chan string
+}
+
+func consume(tb testing.TB, b *natsbus.Bus, subject string) *collector {
+	tb.Helper()
+	c := &collector{seen: make(chan string, 1000)}
+	stop, err := b.Consume(context.Background(), natsbus.Consumer{
+		Name: "test", Subject: subject, Concurrency: 1,
+		Handler: func(ctx context.Context, m natsbus.Message) error {
+			c.mu.Lock()
+			c.ids = append(c.ids, m.ID)
+			c.mu.Unlock()
+			c.seen <- m.ID
+			return nil
+		},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(stop)
+	return c
+}
+
+// waitFor waits until the consumer has seen id.
+func (c *collector) waitFor(tb testing.TB, id string) {
+	tb.Helper()
+	timeout := time.After(15 * time.Second)
+	for {
+		select {
+		case got := <-c.seen:
+			if got == id {
+				return
+			}
+		case <-timeout:
+			tb.Fatalf("timed out waiting for %s; seen %d", id, len(c.snapshot()))
+		}
+	}
+}
+
+func (c *collector) snapshot() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]string(nil), c.ids...)
+}
+
+func runRelay(tb testing.TB, r *outbox.Relay) (stop func()) {
+	tb.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	stop = sync.OnceFunc(func() {
+		cancel()
+		if err := <-done; err != nil {
+			tb.Errorf("relay returned %v", err)
+		}
+	})
+	tb.Cleanup(stop)
+	return stop
+}
+
+// poll checks cond every 10ms until it holds, failing the test after 10s.
+func poll(tb testing.TB, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case <-tick.C:
+		case <-deadline:
+			tb.Fatalf("timed out waiting for %s", what)
+		}
+	}
+}
+
+// value gathers reg and returns the single sample of the named metric.
+func value(tb testing.TB, reg *prometheus.Registry, name string) float64 {
+	tb.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name || len(mf.Metric) != 1 {
+			continue
+		}
+		m := mf.Metric[0]
+		switch {
+		case m.Counter != nil:
+			return m.Counter.GetValue()
+		case m.Gauge != nil:
+			return m.Gauge.GetValue()
+		}
+	}
+	tb.Fatalf("metric %s not found", name)
+	return 0
+}
+
+func TestRelayPublishesInOrderAndMarks(t *testing.T) {
+	src := openOutbox(t)
+	b := openBus(t)
+	c := consume(t, b, "surge.order.>")
+	const n = 250 // several batches
+	var want []string
+	for i := range n {
+		id := fmt.Sprintf("evt-%03d", i)
+		src.add(t, id, "surge.order.created", "{}")
+		want = append(want, id)
+	}
+	r := outbox.NewRelay(src, b, outbox.RelayOptions{Batch: 100, Interval: time.Hour})
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r) // the first round runs at once, without Notify
+	c.waitFor(t, want[n-1])
+	if got := c.snapshot(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("consumed out of order or with gaps: %v", got)
+	}
+
+	// With an hour-long interval, only Notify can deliver this one quickly.
+	src.add(t, "late", "surge.order.paid", "{}")
+	r.Notify()
+	c.waitFor(t, "late")
+	// Marking happens right after publishing; poll for it.
+	poll(t, "events marked published and counted", func() bool {
+		return src.unpublished(t) == 0 && value(t, reg, "surge_outbox_relayed_total") == n+1
+	})
+}
+
+// crashingSource simulates a process dying between publishing a batch and
+// marking it: MarkPublished fails and the relay's ctx is cancelled.
+type crashingSource struct {
+	*sqliteOutbox
+	crash context.CancelFunc
+}
+
+func (s crashingSource) MarkPublished(ctx context.Context, ids []string) error {
+	s.crash()
+	return errors.New("killed")
+}
+
+func TestCrashBetweenPublishAndMarkIsDeduplicated(t *testing.T) {
+	src := openOutbox(t)
+	b := openBus(t)
+	busReg := prometheus.NewRegistry()
+	if err := b.Register(busReg); err != nil {
+		t.Fatal(err)
+	}
+	c := consume(t, b, "surge.order.>")
+	for i := range 5 {
+		src.add(t, fmt.Sprintf("evt-%d", i), "surge.order.created", "{}")
+	}
+
+	// First life: publishes all five, dies before marking them.
+	ctx, crash := context.WithCancel(context.Background())
+	first := outbox.NewRelay(crashingSource{src, crash}, b, outbox.RelayOptions{Interval: time.Hour})
+	if err := first.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := src.unpublished(t); got != 5 {
+		t.Fatalf("%d unpublished after the crash, want 5", got)
+	}
+
+	// Second life: republishes them; JetStream drops the copies.
+	runRelay(t, outbox.NewRelay(src, b, outbox.RelayOptions{Interval: time.Hour}))
+	src.add(t, "sentinel", "surge.order.created", "{}")
+	c.waitFor(t, "sentinel")
+	// Everything before the sentinel was delivered before it (one ordered
+	// stream, one handler at a time).
+	want := []string{"evt-0", "evt-1", "evt-2", "evt-3", "evt-4", "sentinel"}
+	if got := c.snapshot(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("consumer saw %v, want each once: %v", got, want)
+	}
+	if err := testutil.GatherAndCompare(busReg, strings.NewReader(`
+# HELP surge_events_duplicates_total Publishes the event stream discarded as duplicates of an earlier message id, by subject.
+# TYPE surge_events_duplicates_total counter
+surge_events_duplicates_total{subject="surge.order.created"} 5
+`), "surge_events_duplicates_total"); err != nil {
+		t.Error(err)
+	}
+}
+
+// flakyPublisher fails its first n publishes, like a bus that is down.
+type flakyPublisher struct {
+	outbox.Publisher
+	failures atomic.Int32
+}
+
+func (p *flakyPublisher) Publish(ctx context.Context, subject, msgID string, data []byte) error {
+	if p.failures.Add(-1) >= 0 {
+		return errors.New("nats: no responders available for request")
+	}
+	return p.Publisher.Publish(ctx, subject, msgID, data)
+}
+
+func TestPublishFailuresAreRetriedNotDropped(t *testing.T) {
+	src := openOutbox(t)
+	b := openBus(t)
+	c := consume(t, b, "surge.order.>")
+	pub := &flakyPublisher{Publisher: b}
+	pub.failures.Store(4)
+	for i := range 3 {
+		src.add(t, fmt.Sprintf("evt-%d", i), "surge.order.created", "{}")
+	}
+	past := time.Now().Add(-time.Minute)
+	r := outbox.NewRelay(src, pub, outbox.RelayOptions{
+		Interval: time.Hour, MaxBackoff: 20 * time.Millisecond,
+		Now: func() time.Time { return past.Add(2 * time.Minute) },
+	})
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r)
+	c.waitFor(t, "evt-2")
+	if got := c.snapshot(); fmt.Sprint(got) != "[evt-0 evt-1 evt-2]" {
+		t.Fatalf("consumed %v", got)
+	}
+	if got := value(t, reg, "surge_outbox_errors_total"); got != 4 {
+		t.Errorf("errors %v, want 4", got)
+	}
+	poll(t, "lag back to 0", func() bool { return value(t, reg, "surge_outbox_lag_seconds") == 0 })
+}
+
+func TestLagReportsOldestPending(t *testing.T) {
+	src := openOutbox(t)
+	created := time.Now()
+	src.add(t, "stuck", "surge.order.created", "{}")
+	pub := &flakyPublisher{Publisher: openBus(t)}
+	pub.failures.Store(1 << 30) // the bus never comes back
+	r := outbox.NewRelay(src, pub, outbox.RelayOptions{
+		Interval: time.Hour, MaxBackoff: 10 * time.Millisecond,
+		Now: func() time.Time { return created.Add(90 * time.Second) },
+	})
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r)
+	poll(t, "lag of about 90s", func() bool {
+		lag := value(t, reg, "surge_outbox_lag_seconds")
+		return lag > 89 && lag < 91
+	})
+	if src.unpublished(t) != 1 {
+		t.Fatal("a failing event was marked published")
+	}
+}
