@@ -33,6 +33,10 @@ type serveConfig struct {
 	SMTPFrom        string
 	SMTPUser        string
 	SMTPPassword    string
+	ReservationTTL  time.Duration
+	ClaimLease      time.Duration
+	ExpirySweep     time.Duration
+	AckWait         time.Duration
 	Addr            string
 	AdminAddr       string
 	DataDir         string
@@ -96,6 +100,9 @@ func (c serveConfig) validate() error {
 	var errs []error
 	if _, err := shop.ParseRole(c.Role); err != nil {
 		errs = append(errs, fmt.Errorf("--role: %w", err))
+	}
+	if c.ReservationTTL <= 0 || c.ClaimLease <= 0 || c.ExpirySweep <= 0 {
+		errs = append(errs, errors.New("--reservation-ttl, --payment-claim-lease and --expiry-sweep must be positive"))
 	}
 	if c.PaymentFailures < 0 || c.PaymentFailures > 1 {
 		errs = append(errs, errors.New("--payment-failure-rate: must be 0 to 1"))
@@ -167,6 +174,10 @@ over the file.`,
 	f.IntVar(&cfg.NATSReplicas, "nats-replicas", 1, "stream replication factor (3 on a three-node cluster)")
 	f.DurationVar(&cfg.PaymentLatency, "payment-latency", 0, "mean latency of the simulated payment provider")
 	f.Float64Var(&cfg.PaymentFailures, "payment-failure-rate", 0, "fraction of simulated payment calls that fail transiently (0 to 1)")
+	f.DurationVar(&cfg.ReservationTTL, "reservation-ttl", 10*time.Minute, "how long checkout holds stock for an unpaid order")
+	f.DurationVar(&cfg.ClaimLease, "payment-claim-lease", 2*time.Minute, "how long a payment attempt keeps its order from expiring")
+	f.DurationVar(&cfg.ExpirySweep, "expiry-sweep", 5*time.Second, "how often expired reservations are released")
+	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", 30*time.Second, "how long before the messages of a silent (dead) worker are redelivered")
 	f.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server host:port for order mail; empty logs mail instead")
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "shop@localhost", "sender address of order mail")
 	f.StringVar(&cfg.SMTPUser, "smtp-user", "", "SMTP user (PLAIN auth, only over TLS or to this machine)")
@@ -237,6 +248,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
 	sc.NATSURL, sc.NATSListen, sc.NATSReplicas = cfg.NATSURL, cfg.NATSListen, cfg.NATSReplicas
 	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
+	sc.ReservationTTL, sc.ClaimLease, sc.SweepEvery, sc.AckWait = cfg.ReservationTTL, cfg.ClaimLease, cfg.ExpirySweep, cfg.AckWait
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
 	sc.Admission = cfg.Admission
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
@@ -262,6 +274,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	go func() { runErr <- sh.Run(runCtx, role) }()
 	if bus := sh.Bus; bus != nil {
 		health.AddCheck("event bus", bus.Ping)
+		if u := bus.ClientURL(); u != "" {
+			fmt.Fprintf(stdout, "nats: %s\n", u)
+		}
 	}
 
 	var srv *http.Server

@@ -278,8 +278,10 @@ func TestCrashBetweenPublishAndMarkIsDeduplicated(t *testing.T) {
 	}
 
 	// Second life: republishes them; JetStream drops the copies.
-	runRelay(t, outbox.NewRelay(src, b, outbox.RelayOptions{Interval: time.Hour}))
+	second := outbox.NewRelay(src, b, outbox.RelayOptions{Interval: time.Hour})
+	runRelay(t, second)
 	src.add(t, "sentinel", "surge.order.created", "{}")
+	second.Notify()
 	c.waitFor(t, "sentinel")
 	// Everything before the sentinel was delivered before it (one ordered
 	// stream, one handler at a time).

@@ -31,7 +31,7 @@ type Store interface {
 	MarkPaid(ctx context.Context, id, reason string) error
 	MarkPaymentFailed(ctx context.Context, id, reason string) error
 	CommitStock(ctx context.Context, id string) (int, error)
-	ExpireDue(ctx context.Context, limit int) ([]string, error)
+	ExpireDue(ctx context.Context, limit int, claimLease time.Duration) ([]string, error)
 	ConfirmationSent(ctx context.Context, id string) (bool, error)
 	MarkConfirmationSent(ctx context.Context, id string) (bool, error)
 	Order(ctx context.Context, id string) (order.Order, error)
@@ -50,18 +50,23 @@ type Workers struct {
 	Log      *slog.Logger
 	// ShopName signs the confirmation mail.
 	ShopName string
+	// ClaimLease is how long a payment attempt keeps an order from expiring
+	// (default 2 minutes: longer than any provider call may take).
+	ClaimLease time.Duration
 
-	captured, declined, expired prometheus.Counter
+	captured, declined, expired, refunded prometheus.Counter
 }
 
 // New returns Workers with their metrics registered on reg.
 func New(st Store, pay payment.Provider, mail Mailer, log *slog.Logger, shopName string, reg prometheus.Registerer) (*Workers, error) {
 	w := &Workers{Store: st, Payments: pay, Mail: mail, Log: log, ShopName: shopName,
-		captured: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_captured_total", Help: "Orders whose payment was captured."}),
-		declined: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_declined_total", Help: "Orders whose payment was declined."}),
-		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_orders_expired_total", Help: "Unpaid orders expired and their stock released."}),
+		captured:   prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_captured_total", Help: "Orders whose payment was captured."}),
+		declined:   prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_declined_total", Help: "Orders whose payment was declined."}),
+		expired:    prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_orders_expired_total", Help: "Unpaid orders expired and their stock released."}),
+		refunded:   prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_refunded_total", Help: "Captures refunded because their order had expired meanwhile."}),
+		ClaimLease: 2 * time.Minute,
 	}
-	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired} {
+	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired, w.refunded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register pipeline metrics: %w", err)
 		}
@@ -133,10 +138,29 @@ func (w *Workers) Capture(ctx context.Context, data []byte) error {
 	}
 	capt, err := w.Payments.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "capture:" + o.ID, AuthorizationID: auth.ID,
 		OrderID: o.ID, Amount: o.Total})
+	if errors.Is(err, payment.ErrDeclined) {
+		// Release the held money before failing the order.
+		if verr := w.Payments.Void(ctx, payment.VoidRequest{IdempotencyKey: "void:" + o.ID, AuthorizationID: auth.ID, OrderID: o.ID}); verr != nil && !errors.Is(verr, payment.ErrInvalidState) {
+			return fmt.Errorf("void authorization %s of order %s: %w", auth.ID, o.ID, verr)
+		}
+	}
 	if err != nil {
 		return w.paymentError(ctx, o, "capture", err)
 	}
-	if err := w.Store.MarkPaid(ctx, o.ID, "captured "+capt.ID); err != nil {
+	err = w.Store.MarkPaid(ctx, o.ID, "captured "+capt.ID)
+	if errors.Is(err, order.ErrTransition) {
+		// The order expired while the provider was failing and its claim
+		// had lapsed: its stock may be sold to someone else already, so
+		// the money goes back rather than the order coming back.
+		if _, rerr := w.Payments.Refund(ctx, payment.RefundRequest{IdempotencyKey: "refund:" + o.ID, CaptureID: capt.ID,
+			OrderID: o.ID, Amount: capt.Amount, Reason: "order expired before payment completed"}); rerr != nil {
+			return fmt.Errorf("refund capture %s of expired order %s: %w", capt.ID, o.ID, rerr)
+		}
+		w.refunded.Inc()
+		w.Log.WarnContext(ctx, "capture refunded: order expired first", "order", o.ID, "capture", capt.ID)
+		return nil
+	}
+	if err != nil {
 		return err
 	}
 	w.captured.Inc()
@@ -221,7 +245,7 @@ func (w *Workers) SweepExpired(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		for {
-			ids, err := w.Store.ExpireDue(ctx, 500)
+			ids, err := w.Store.ExpireDue(ctx, 500, w.ClaimLease)
 			if err != nil {
 				if ctx.Err() == nil {
 					w.Log.WarnContext(ctx, "expiry sweep failed", "err", err)

@@ -70,7 +70,13 @@ func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, r
 		}
 	}
 	s.workers, err = pipeline.New(s.Store, pay, mailer{sender}, log, cfg.ShopName, reg)
-	return err
+	if err != nil {
+		return err
+	}
+	if cfg.ClaimLease > 0 {
+		s.workers.ClaimLease = cfg.ClaimLease
+	}
+	return nil
 }
 
 // mailer adapts a mail.Sender to what the workers need.
@@ -97,7 +103,7 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 	if role == RoleAll || role == RoleWorker {
 		for _, h := range s.workers.Handlers() {
 			handle := h.Handle
-			stop, err := s.Bus.Consume(ctx, natsbus.Consumer{Name: h.Name, Subject: h.Subject,
+			stop, err := s.Bus.Consume(ctx, natsbus.Consumer{Name: h.Name, Subject: h.Subject, AckWait: s.ackWait,
 				Handler: func(ctx context.Context, m natsbus.Message) error {
 					err := handle(ctx, m.Data)
 					if errors.Is(err, pipeline.ErrPoison) {

@@ -68,6 +68,12 @@ type Config struct {
 	SMTP mail.SMTPConfig
 	// SweepEvery is how often expired reservations are released (default 5s).
 	SweepEvery time.Duration
+	// ClaimLease is how long a payment attempt keeps its order from
+	// expiring (default 2m).
+	ClaimLease time.Duration
+	// AckWait is how long the bus waits for a silent consumer (a worker
+	// that died) before redelivering its messages (default 30s).
+	AckWait time.Duration
 
 	// Admission turns on overload protection with AdmissionConfig; its
 	// Cheap probe is set to the page cache.
@@ -99,6 +105,7 @@ type Shop struct {
 	relay      *outbox.Relay
 	workers    *pipeline.Workers
 	sweepEvery time.Duration
+	ackWait    time.Duration
 }
 
 // Open builds the shop on the SQLite database in cfg.DataDir, migrating it
@@ -108,7 +115,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery}
+	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait}
 	if s.sweepEvery <= 0 {
 		s.sweepEvery = defaultSweep
 	}

@@ -205,15 +205,21 @@ func TestOrderLifecycle(t *testing.T) {
 		t.Fatal("claim refused")
 	}
 
-	clock.Add(int64(11 * time.Minute))
-	ids, err := s.ExpireDue(ctx, 100)
+	clock.Add(int64(10*time.Minute + 30*time.Second))
+	ids, err := s.ExpireDue(ctx, 100, time.Hour)
 	if err != nil || len(ids) != 1 || ids[0] != stale.ID {
 		t.Fatalf("expired %v (%v), want only %s: a claimed order must not expire under its capture", ids, err, stale.ID)
 	}
 	checkLedger(t, s, "HOT", 1, 2)
-	if ids, _ := s.ExpireDue(ctx, 100); len(ids) != 0 {
+	if ids, _ := s.ExpireDue(ctx, 100, time.Hour); len(ids) != 0 {
 		t.Fatalf("second sweep expired %v", ids)
 	}
+	// Once the claim's lease lapses (the provider kept failing), the
+	// claimed order may expire too.
+	if ids, _ := s.ExpireDue(ctx, 100, 5*time.Minute); len(ids) != 1 || ids[0] != claimed.ID {
+		t.Fatalf("lapsed claim: expired %v, want %s", ids, claimed.ID)
+	}
+	checkLedger(t, s, "HOT", 0, 2)
 	if _, ok, _ := s.ClaimPayment(ctx, stale.ID); ok {
 		t.Fatal("claimed an expired order")
 	}
@@ -222,8 +228,8 @@ func TestOrderLifecycle(t *testing.T) {
 		t.Fatalf("paid order: %+v %v", o.History, err)
 	}
 	var events int
-	if err := s.reader.QueryRow(`SELECT count(*) FROM outbox`).Scan(&events); err != nil || events != 4+1+1+1 {
-		t.Fatalf("outbox events = %d (%v), want 7 (4 created, paid, failed, expired)", events, err)
+	if err := s.reader.QueryRow(`SELECT count(*) FROM outbox`).Scan(&events); err != nil || events != 4+1+1+2 {
+		t.Fatalf("outbox events = %d (%v), want 8 (4 created, paid, failed, 2 expired)", events, err)
 	}
 	if first, _ := s.MarkConfirmationSent(ctx, paid.ID); !first {
 		t.Fatal("first confirmation not first")

@@ -293,13 +293,16 @@ func settleHeld(tx *sql.Tx, id, stockSQL, status string) error {
 	return err
 }
 
-// ClaimPayment marks that payment is being taken for a pending order, so
-// the expiry sweep leaves it alone, and returns the order. ok is false when
-// the order is no longer pending (paid, failed or expired already), which
-// makes redelivered capture messages harmless.
+// ClaimPayment marks that payment is being taken for a pending order and
+// returns the order. The claim is a lease, renewed at every attempt: while
+// it is fresh the expiry sweep leaves the order alone, so stock is not
+// released under a capture in flight; once it lapses (the provider has
+// been failing for longer than the lease) the order may expire. ok is
+// false when the order is no longer pending (paid, failed or expired),
+// which makes redelivered capture messages harmless.
 func (s *Store) ClaimPayment(ctx context.Context, id string) (o order.Order, ok bool, err error) {
 	err = s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.Exec(`UPDATE orders SET payment_claimed_at = coalesce(payment_claimed_at, ?) WHERE id = ? AND status = 'pending_payment'`,
+		res, err := tx.Exec(`UPDATE orders SET payment_claimed_at = ? WHERE id = ? AND status = 'pending_payment'`,
 			s.now().UnixNano(), id)
 		if err != nil {
 			return err
@@ -371,13 +374,15 @@ func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
 }
 
 // ExpireDue expires up to limit unpaid orders whose reservation has run out
-// and whose payment never started, releasing their stock. It returns the
-// expired order IDs.
-func (s *Store) ExpireDue(ctx context.Context, limit int) ([]string, error) {
+// and whose payment is not being taken (no claim, or a claim older than
+// claimLease), releasing their stock. It returns the expired order IDs.
+func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Duration) ([]string, error) {
 	var expired []string
+	now := s.now()
 	err := s.write(ctx, func(tx *sql.Tx) error {
-		rows, err := tx.Query(`SELECT id FROM orders WHERE status = 'pending_payment' AND reserved_until <= ? AND payment_claimed_at IS NULL
-			ORDER BY reserved_until LIMIT ?`, s.now().UnixNano(), limit)
+		rows, err := tx.Query(`SELECT id FROM orders WHERE status = 'pending_payment' AND reserved_until <= ?
+			AND (payment_claimed_at IS NULL OR payment_claimed_at <= ?) ORDER BY reserved_until LIMIT ?`,
+			now.UnixNano(), now.Add(-claimLease).UnixNano(), limit)
 		if err != nil {
 			return err
 		}

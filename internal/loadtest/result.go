@@ -1,0 +1,358 @@
+package loadtest
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+)
+
+// Latencies are recorded in microseconds from 1µs to one hour with three
+// significant digits; the per-interval histograms of the timeline keep two
+// digits, which is plenty for a chart and ten times smaller.
+const (
+	histMax      = int64(time.Hour / time.Microsecond)
+	histDigits   = 3
+	pointDigits  = 2
+	interruptMsg = "interrupted"
+)
+
+// Histogram is an HdrHistogram of latencies in microseconds. In JSON it is
+// the base64 of the standard compressed V2 encoding, so results from several
+// agents (or runs) merge exactly.
+type Histogram struct{ h *hdrhistogram.Histogram }
+
+// NewHistogram returns an empty latency histogram.
+func NewHistogram() *Histogram { return &Histogram{hdrhistogram.New(1, histMax, histDigits)} }
+
+func newPointHistogram() *Histogram { return &Histogram{hdrhistogram.New(1, histMax, pointDigits)} }
+
+// Record adds one latency.
+func (h *Histogram) Record(d time.Duration) {
+	v := int64(d / time.Microsecond)
+	if v < 1 {
+		v = 1
+	}
+	if v > histMax {
+		v = histMax
+	}
+	_ = h.h.RecordValue(v)
+}
+
+// Count is the number of recorded values.
+func (h *Histogram) Count() int64 {
+	if h == nil || h.h == nil {
+		return 0
+	}
+	return h.h.TotalCount()
+}
+
+// Quantile returns the latency at q (0..100, as in 99.9).
+func (h *Histogram) Quantile(q float64) time.Duration {
+	if h.Count() == 0 {
+		return 0
+	}
+	if q >= 100 {
+		return time.Duration(h.h.Max()) * time.Microsecond
+	}
+	return time.Duration(h.h.ValueAtPercentile(q)) * time.Microsecond
+}
+
+// Mean is the mean recorded latency.
+func (h *Histogram) Mean() time.Duration {
+	if h.Count() == 0 {
+		return 0
+	}
+	return time.Duration(h.h.Mean() * float64(time.Microsecond))
+}
+
+// Merge adds every value of o to h.
+func (h *Histogram) Merge(o *Histogram) {
+	if o.Count() > 0 {
+		h.h.Merge(o.h)
+	}
+}
+
+// Clone returns a copy of h.
+func (h *Histogram) Clone() *Histogram { return &Histogram{h.h.Clone()} }
+
+// MarshalJSON encodes the histogram as base64 of its V2 compressed form.
+func (h *Histogram) MarshalJSON() ([]byte, error) {
+	b, err := h.h.Encode(hdrhistogram.V2CompressedEncodingCookieBase)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(base64.StdEncoding.EncodeToString(b))
+}
+
+// UnmarshalJSON decodes what MarshalJSON wrote.
+func (h *Histogram) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return err
+	}
+	raw, err := base64.StdEncoding.DecodeString(s)
+	if err != nil {
+		return fmt.Errorf("histogram: %w", err)
+	}
+	hh, err := hdrhistogram.Decode(raw)
+	if err != nil {
+		return fmt.Errorf("histogram: %w", err)
+	}
+	h.h = hh
+	return nil
+}
+
+// Latency is a summary of a histogram in milliseconds, for people and charts.
+type Latency struct {
+	P50  float64 `json:"p50_ms"`
+	P90  float64 `json:"p90_ms"`
+	P95  float64 `json:"p95_ms"`
+	P99  float64 `json:"p99_ms"`
+	P999 float64 `json:"p99_9_ms"`
+	Max  float64 `json:"max_ms"`
+	Mean float64 `json:"mean_ms"`
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// Summary computes the Latency summary of h.
+func (h *Histogram) Summary() Latency {
+	return Latency{
+		P50: ms(h.Quantile(50)), P90: ms(h.Quantile(90)), P95: ms(h.Quantile(95)),
+		P99: ms(h.Quantile(99)), P999: ms(h.Quantile(99.9)), Max: ms(h.Quantile(100)),
+		Mean: ms(h.Mean()),
+	}
+}
+
+// Stats are the counts and latencies of one step, or of all steps.
+// Latency is measured from the intended send time, not from when the
+// request actually left, so queueing in the generator or the target counts.
+type Stats struct {
+	Name     string           `json:"name"`
+	Requests int64            `json:"requests"`
+	Errors   int64            `json:"errors"`
+	Bytes    int64            `json:"bytes"`
+	Statuses map[string]int64 `json:"statuses,omitempty"`
+	Failures map[string]int64 `json:"failures,omitempty"`
+	Latency  Latency          `json:"latency"`
+	Hist     *Histogram       `json:"histogram"`
+}
+
+func newStats(name string) *Stats {
+	return &Stats{Name: name, Statuses: map[string]int64{}, Failures: map[string]int64{}, Hist: NewHistogram()}
+}
+
+// ErrorRate is errors per request, 0..1.
+func (s *Stats) ErrorRate() float64 {
+	if s.Requests == 0 {
+		return 0
+	}
+	return float64(s.Errors) / float64(s.Requests)
+}
+
+func (s *Stats) merge(o *Stats) {
+	s.Requests += o.Requests
+	s.Errors += o.Errors
+	s.Bytes += o.Bytes
+	for k, v := range o.Statuses {
+		s.Statuses[k] += v
+	}
+	for k, v := range o.Failures {
+		s.Failures[k] += v
+	}
+	if o.Hist != nil {
+		s.Hist.Merge(o.Hist)
+	}
+	s.Latency = s.Hist.Summary()
+}
+
+// Point is one interval of the timeline.
+type Point struct {
+	T        float64    `json:"t"` // seconds from the start to the interval's start
+	Requests int64      `json:"requests"`
+	Errors   int64      `json:"errors"`
+	Users    int64      `json:"users"`     // most sessions alive at once
+	InFlight int64      `json:"in_flight"` // most requests in flight at once
+	Latency  Latency    `json:"latency"`
+	Hist     *Histogram `json:"histogram"`
+}
+
+// AgentSummary is what one agent contributed to a merged result.
+type AgentSummary struct {
+	Addr     string `json:"addr"`
+	Requests int64  `json:"requests"`
+	Errors   int64  `json:"errors"`
+	Error    string `json:"error,omitempty"`
+}
+
+// Result is everything a run measured. Results of agents that ran the same
+// test merge exactly with Merge.
+type Result struct {
+	Target   string    `json:"target"`
+	Model    string    `json:"model"` // "open" or "closed"
+	Profile  string    `json:"profile"`
+	Started  time.Time `json:"started"`
+	Duration float64   `json:"duration_s"` // planned
+	Elapsed  float64   `json:"elapsed_s"`  // until the last response
+	Interval float64   `json:"interval_s"` // timeline resolution
+
+	Planned     int64 `json:"planned_arrivals,omitempty"`
+	Sessions    int64 `json:"sessions"` // journeys started
+	Completed   int64 `json:"completed"`
+	MaxInFlight int   `json:"max_in_flight"` // the cap
+	PeakFlight  int64 `json:"peak_in_flight"`
+	CapHits     int64 `json:"cap_hits"` // arrivals delayed because the cap was reached
+	Dropped     int64 `json:"dropped"`  // arrivals never sent (cap held past the grace period)
+
+	Total    *Stats         `json:"total"`
+	Service  Latency        `json:"service_time"` // from actual send, for comparison only
+	SendLag  Latency        `json:"send_lag"`     // actual minus intended send time
+	Steps    []*Stats       `json:"steps"`
+	Timeline []*Point       `json:"timeline"`
+	Agents   []AgentSummary `json:"agents,omitempty"`
+
+	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
+
+	service *Histogram
+	sendLag *Histogram
+}
+
+// Rate is the achieved requests per second over the planned duration (or
+// the elapsed time when that is longer).
+func (r *Result) Rate() float64 {
+	d := max(r.Duration, r.Elapsed)
+	if d <= 0 {
+		return 0
+	}
+	return float64(r.Total.Requests) / d
+}
+
+// Passed reports whether every threshold held.
+func (r *Result) Passed() bool {
+	for _, t := range r.Thresholds {
+		if !t.Pass {
+			return false
+		}
+	}
+	return true
+}
+
+// Step returns the merged stats of the steps matching sel: the whole name
+// ("browse/product"), or the step's own name ("product") across journeys.
+// An empty sel is the total.
+func (r *Result) Step(sel string) (*Stats, bool) {
+	if sel == "" {
+		return r.Total, true
+	}
+	var out *Stats
+	for _, s := range r.Steps {
+		if s.Name == sel || stepPart(s.Name) == sel {
+			if out == nil {
+				out = newStats(sel)
+			}
+			out.merge(s)
+		}
+	}
+	return out, out != nil
+}
+
+func stepPart(name string) string {
+	for i := len(name) - 1; i >= 0; i-- {
+		if name[i] == '/' {
+			return name[i+1:]
+		}
+	}
+	return name
+}
+
+// Merge combines the results of agents that ran parts of one test: counts
+// add up, histograms merge exactly, timelines merge interval by interval.
+// Thresholds are not merged; evaluate them again on the merged result.
+func Merge(rs ...*Result) *Result {
+	if len(rs) == 0 {
+		return nil
+	}
+	out := &Result{
+		Target: rs[0].Target, Model: rs[0].Model, Profile: rs[0].Profile, Started: rs[0].Started,
+		Duration: rs[0].Duration, Interval: rs[0].Interval, MaxInFlight: 0,
+		Total: newStats("total"),
+	}
+	steps := map[string]*Stats{}
+	var service, lag []Latency
+	for _, r := range rs {
+		if r.Started.Before(out.Started) {
+			out.Started = r.Started
+		}
+		out.Elapsed = max(out.Elapsed, r.Elapsed)
+		out.Planned += r.Planned
+		out.Sessions += r.Sessions
+		out.Completed += r.Completed
+		out.MaxInFlight += r.MaxInFlight
+		out.PeakFlight += r.PeakFlight
+		out.CapHits += r.CapHits
+		out.Dropped += r.Dropped
+		out.Total.merge(r.Total)
+		for _, s := range r.Steps {
+			m, ok := steps[s.Name]
+			if !ok {
+				m = newStats(s.Name)
+				steps[s.Name] = m
+				out.Steps = append(out.Steps, m)
+			}
+			m.merge(s)
+		}
+		for i, p := range r.Timeline {
+			for len(out.Timeline) <= i {
+				n := len(out.Timeline)
+				out.Timeline = append(out.Timeline, &Point{T: float64(n) * out.Interval, Hist: newPointHistogram()})
+			}
+			q := out.Timeline[i]
+			q.Requests += p.Requests
+			q.Errors += p.Errors
+			q.Users += p.Users
+			q.InFlight += p.InFlight
+			if p.Hist != nil {
+				q.Hist.Merge(p.Hist)
+			}
+			q.Latency = q.Hist.Summary()
+		}
+		service = append(service, r.Service)
+		lag = append(lag, r.SendLag)
+	}
+	// Service time and send lag are diagnostics without histograms in the
+	// result; the merged value is the worst agent's.
+	out.Service, out.SendLag = worst(service), worst(lag)
+	return out
+}
+
+func worst(ls []Latency) Latency {
+	var w Latency
+	for _, l := range ls {
+		w.P50, w.P90, w.P95 = max(w.P50, l.P50), max(w.P90, l.P90), max(w.P95, l.P95)
+		w.P99, w.P999, w.Max = max(w.P99, l.P99), max(w.P999, l.P999), max(w.Max, l.Max)
+		w.Mean = max(w.Mean, l.Mean)
+	}
+	return w
+}
+
+// sortedKeys returns the keys of m ordered by count, highest first.
+func sortedKeys(m map[string]int64) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if m[keys[i]] != m[keys[j]] {
+			return m[keys[i]] > m[keys[j]]
+		}
+		return keys[i] < keys[j]
+	})
+	return keys
+}
+
+// SortedKeys returns the keys of a count map, highest count first.
+func SortedKeys(m map[string]int64) []string { return sortedKeys(m) }

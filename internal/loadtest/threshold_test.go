@@ -1,0 +1,158 @@
+package loadtest
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestParseThreshold(t *testing.T) {
+	tests := []struct {
+		in      string
+		step    string
+		metric  string
+		op      string
+		value   float64
+		wantErr string
+	}{
+		{"p99<300ms", "", "p99", "<", 300, ""},
+		{"p99.9 <= 1s", "", "p99.9", "<=", 1000, ""},
+		{"max<2.5s", "", "max", "<", 2500, ""},
+		{"avg<100ms", "", "mean", "<", 100, ""},
+		{"errors<0.1%", "", "errors", "<", 0.1, ""},
+		{"errors<0.001", "", "errors", "<", 0.1, ""},
+		{"rps>=950", "", "rps", ">=", 950, ""},
+		{"rate>10/s", "", "rps", ">", 10, ""},
+		{"requests>0", "", "requests", ">", 0, ""},
+		{"checkout:p95<800ms", "checkout", "p95", "<", 800, ""},
+		{"browse/product:errors<1%", "browse/product", "errors", "<", 1, ""},
+		{"", "", "", "", 0, "empty"},
+		{"p99", "", "", "", 0, "want metric<value"},
+		{"p99<", "", "", "", 0, "missing value"},
+		{"p99<300", "", "", "", 0, "not a duration"},
+		{"p101<1s", "", "", "", 0, "unknown metric"},
+		{"latency<1s", "", "", "", 0, "unknown metric"},
+		{"errors<lots", "", "", "", 0, "not a rate"},
+		{":p99<1s", "", "", "", 0, "empty step"},
+		{"<1s", "", "", "", 0, "want metric<value"},
+	}
+	for _, tt := range tests {
+		th, err := ParseThreshold(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: error %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if th.Step != tt.step || th.Metric != tt.metric || th.Op != tt.op || th.Value != tt.value {
+			t.Errorf("%q: got step %q metric %q op %q value %v", tt.in, th.Step, th.Metric, th.Op, th.Value)
+		}
+	}
+}
+
+// sampleResult has two steps: "home", 100 requests at 10..1000ms with no
+// errors, and "checkout", 10 requests at 500ms of which 2 failed.
+func sampleResult() *Result {
+	rec := newRecorder([]string{"browse/home", "buy/checkout"}, time.Unix(0, 0), time.Second)
+	at := time.Unix(1, 0)
+	for i := 1; i <= 100; i++ {
+		rec.record(0, at, at, at.Add(time.Duration(i)*10*time.Millisecond), 200, "", 10)
+	}
+	for i := range 10 {
+		failure := ""
+		if i < 2 {
+			failure = "status 503"
+		}
+		rec.record(1, at, at, at.Add(500*time.Millisecond), 200, failure, 10)
+	}
+	r := rec.result()
+	r.Duration = 10
+	return r
+}
+
+func TestEvaluateThresholds(t *testing.T) {
+	r := sampleResult()
+	tests := []struct {
+		expr string
+		pass bool
+	}{
+		{"p50<600ms", true},   // total: 110 values, p50 = 500ms
+		{"p50<500ms", false},  // exactly 500ms is not below
+		{"p50<=501ms", true},  // 500ms, reported as the top of its 0.1% bucket
+		{"home:p99<1s", true}, // 990ms
+		{"home:p99<900ms", false},
+		{"home:max<=1001ms", true},
+		{"checkout:p99<501ms", true},
+		{"checkout:errors<10%", false}, // 20%
+		{"checkout:errors<=20%", true},
+		{"buy/checkout:errors<25%", true},
+		{"errors<2%", true}, // 2 of 110 = 1.8%
+		{"errors<1%", false},
+		{"rps>=11", true}, // 110 over 10s
+		{"rps>11", false},
+		{"requests>=110", true},
+		{"home:mean<510ms", true}, // 505ms
+		{"nosuchstep:p99<1s", false},
+	}
+	for _, tt := range tests {
+		th, err := ParseThreshold(tt.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := th.Eval(r); got.Pass != tt.pass {
+			t.Errorf("%s: pass=%v (actual %v%s %s), want %v", tt.expr, got.Pass, got.Actual, got.Unit, got.Note, tt.pass)
+		}
+	}
+	ths, _ := ParseThresholds([]string{"p99<2s", "errors<1%"})
+	if Evaluate(r, ths) || r.Passed() || len(r.Thresholds) != 2 || !r.Thresholds[0].Pass {
+		t.Errorf("Evaluate: %+v", r.Thresholds)
+	}
+	if !strings.HasPrefix(r.Thresholds[1].String(), "FAIL  errors<1% (actual 1.818") {
+		t.Errorf("String: %q", r.Thresholds[1].String())
+	}
+}
+
+func TestEmptyStepFailsThreshold(t *testing.T) {
+	rec := newRecorder([]string{"home"}, time.Unix(0, 0), time.Second)
+	r := rec.result()
+	th, _ := ParseThreshold("p99<1s")
+	if got := th.Eval(r); got.Pass || got.Note != "no requests" {
+		t.Errorf("threshold on no requests: %+v", got)
+	}
+}
+
+// TestResultJSONRoundTrip encodes a result and merges two decoded copies:
+// counts double and percentiles stay put.
+func TestResultJSONRoundTrip(t *testing.T) {
+	r := sampleResult()
+	b, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var a, c Result
+	if err := json.Unmarshal(b, &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &c); err != nil {
+		t.Fatal(err)
+	}
+	m := Merge(&a, &c)
+	if m.Total.Requests != 220 || m.Total.Hist.Count() != 220 || m.Total.Errors != 4 {
+		t.Errorf("merged total %d requests (%d in histogram), %d errors", m.Total.Requests, m.Total.Hist.Count(), m.Total.Errors)
+	}
+	if m.Total.Latency.P50 != r.Total.Latency.P50 || m.Total.Latency.P99 != r.Total.Latency.P99 {
+		t.Errorf("merged latency %+v, single %+v", m.Total.Latency, r.Total.Latency)
+	}
+	home, _ := m.Step("home")
+	if home.Requests != 200 || home.Statuses["200"] != 200 {
+		t.Errorf("merged home: %d requests, statuses %v", home.Requests, home.Statuses)
+	}
+	if len(m.Timeline) != len(r.Timeline) || m.Timeline[1].Requests != 2*r.Timeline[1].Requests {
+		t.Errorf("merged timeline %d points", len(m.Timeline))
+	}
+}
