@@ -148,7 +148,12 @@ func hotProduct(t *testing.T, url, sku string, onHand int) {
 	}
 	var cat struct{ ID int64 }
 	cats := do(t, "GET", url+"/api/v1/categories", "", "")
-	var list struct{ Items []struct{ ID int64; Slug string } }
+	var list struct {
+		Items []struct {
+			ID   int64
+			Slug string
+		}
+	}
 	_ = json.Unmarshal([]byte(cats.Body), &list)
 	for _, c := range list.Items {
 		if c.Slug == "crash-drops" {
