@@ -33,6 +33,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		newSeedCmd(getenv, stdout, stderr),
 		newMigrateCmd(getenv, stdout, stderr),
 		newLoadCmd(getenv, stdout, stderr),
+		newDropCmd(getenv, stdout),
 		newVersionCmd(stdout),
 	)
 	return root.ExecuteContext(ctx)

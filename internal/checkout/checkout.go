@@ -62,6 +62,26 @@ type Placement struct {
 	RequestHash string
 	CartID      string // emptied in the same transaction
 	Order       order.Order
+	// Drop, when the order buys drop SKUs, is checked against the buyer's
+	// per-customer limit and recorded in the same transaction.
+	Drop *DropPurchase
+}
+
+// DropPurchase is what an order takes from a drop, for whom.
+type DropPurchase struct {
+	DropID   string
+	Buyer    string // the waiting-room visitor (account or guest cookie)
+	Quantity int64
+	Limit    int64
+}
+
+// DropGate decides whether an order's lines may be bought now: lines of an
+// open drop need a valid waiting-room access token for this session. It
+// returns the purchase to record, or nil when no line is in a drop.
+type DropGate interface {
+	Gate(ctx context.Context, session, access string, lines []order.Line) (*DropPurchase, error)
+	// Done tells the waiting room the buyer finished, freeing their slot.
+	Done(ctx context.Context, p *DropPurchase)
 }
 
 // Store places orders. PlaceOrder must, in one transaction: find an
@@ -89,10 +109,14 @@ type Service struct {
 	// OnPlaced is called after an order is committed (not on replays), to
 	// wake the outbox relay. Nil means nothing.
 	OnPlaced func()
+	// Drops gates drop SKUs; nil means the shop has no drops.
+	Drops DropGate
 }
 
 // Input is one checkout attempt.
 type Input struct {
+	// Access is the waiting-room access token, needed for drop SKUs.
+	Access     string
 	Owner      string
 	Key        string
 	CartID     string
@@ -212,7 +236,19 @@ func (s *Service) Checkout(ctx context.Context, in Input) (Result, error) {
 		o.Lines = append(o.Lines, order.Line{SKU: it.SKU, ProductName: it.ProductName, VariantTitle: it.VariantTitle,
 			Quantity: it.Quantity, UnitPrice: it.UnitPrice, LineTotal: it.LineTotal})
 	}
-	placed, replayed, err := s.Store.PlaceOrder(ctx, Placement{Owner: in.Owner, Key: in.Key, RequestHash: hash, CartID: in.CartID, Order: o})
+	var dp *DropPurchase
+	if s.Drops != nil {
+		if dp, err = s.Drops.Gate(ctx, in.Owner, in.Access, o.Lines); err != nil {
+			return Result{}, err
+		}
+	}
+	placed, replayed, err := s.Store.PlaceOrder(ctx, Placement{Owner: in.Owner, Key: in.Key, RequestHash: hash, CartID: in.CartID, Order: o, Drop: dp})
+	var soldOut *SoldOutError
+	if dp != nil && (err == nil || errors.As(err, &soldOut)) {
+		// Bought, or nothing left to buy: either way this buyer is done
+		// and their waiting-room slot goes to the next.
+		s.Drops.Done(ctx, dp)
+	}
 	if err != nil {
 		return Result{}, err
 	}

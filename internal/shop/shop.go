@@ -178,7 +178,8 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	deps := storefront.Deps{Catalog: s.Catalog, Logger: log, Metrics: metrics, AdminToken: cfg.AdminToken,
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
-		Sessions: &session.Manager{Store: s.Store, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store}
+		Sessions: &session.Manager{Store: s.Store, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
+		DropStore: s.Store}
 	if s.Cache != nil {
 		cache := s.Cache
 		deps.PageCache = cache.Middleware

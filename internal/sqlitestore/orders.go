@@ -92,6 +92,11 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 				return fmt.Errorf("insert reservation: %w", err)
 			}
 		}
+		if d := p.Drop; d != nil {
+			if err := recordDropPurchase(tx, o.ID, d.DropID, d.Buyer, d.Quantity, d.Limit); err != nil {
+				return err
+			}
+		}
 		if err := recordTransition(tx, o.ID, "", o.Status, "checkout", o.CreatedAt); err != nil {
 			return err
 		}
@@ -260,8 +265,12 @@ func (s *Store) transition(tx *sql.Tx, id string, from, to order.Status, reason 
 	return true, recordTransition(tx, id, from, to, reason, now)
 }
 
-// releaseHeld returns the stock an order holds to available.
+// releaseHeld returns the stock an order holds to available, and gives
+// the buyer back their share of a drop's per-customer limit.
 func releaseHeld(tx *sql.Tx, id string) error {
+	if _, err := tx.Exec(`DELETE FROM drop_purchases WHERE order_id = ?`, id); err != nil {
+		return err
+	}
 	return settleHeld(tx, id, `UPDATE variants SET reserved = reserved - ? WHERE sku = ?`, "released")
 }
 

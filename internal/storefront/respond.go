@@ -15,6 +15,7 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
@@ -96,8 +97,17 @@ func errorStatus(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, order.ErrNotFound), errors.Is(err, cart.ErrNotInCart):
 		return http.StatusNotFound
-	case errors.Is(err, checkout.ErrIdempotencyMismatch), errors.Is(err, checkout.ErrEmptyCart), errors.Is(err, cart.ErrUnknownSKU):
+	case errors.Is(err, checkout.ErrIdempotencyMismatch), errors.Is(err, checkout.ErrEmptyCart), errors.Is(err, cart.ErrUnknownSKU),
+		errors.Is(err, drop.ErrOverLimit):
 		return http.StatusUnprocessableEntity
+	case errors.Is(err, drop.ErrNoAccess):
+		return http.StatusForbidden
+	case errors.Is(err, drop.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, drop.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, drop.ErrConflict):
+		return http.StatusConflict
 	case errors.Is(err, customer.ErrBadCredentials):
 		return http.StatusUnauthorized
 	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, errBadBody), errors.Is(err, cart.ErrInvalid),

@@ -83,6 +83,10 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("PUT /api/v1/admin/variants/{sku}/stock", adminAPI(s.handleAdminSetStock()))
 	mux.Handle("POST /api/v1/admin/categories", adminAPI(s.handleAdminCreateCategory()))
 	mux.Handle("POST /api/v1/admin/cache/purge", adminAPI(s.handleAdminPurge()))
+	mux.Handle("GET /api/v1/admin/drops", adminAPI(s.handleAdminListDrops()))
+	mux.Handle("POST /api/v1/admin/drops", adminAPI(s.handleAdminCreateDrop()))
+	mux.Handle("GET /api/v1/admin/drops/{id}", adminAPI(s.handleAdminGetDrop()))
+	mux.Handle("POST /api/v1/admin/drops/{id}/close", adminAPI(s.handleAdminCloseDrop()))
 
 	// Anything else under the API is a JSON 404, not the HTML page.
 	mux.Handle("/api/", admit(background, s.handleAPINotFound()))

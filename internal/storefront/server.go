@@ -15,6 +15,7 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
 )
@@ -40,6 +41,10 @@ type Deps struct {
 	Carts    *cart.Service
 	Checkout *checkout.Service
 	Accounts Accounts
+	// DropStore keeps drops; OnDropChange tells the waiting room about a
+	// created or closed drop.
+	DropStore    Drops
+	OnDropChange func(drop.Drop)
 	// ShopName appears in page titles and the header.
 	ShopName string
 	// AccessLog logs one line per request when true.
@@ -48,8 +53,8 @@ type Deps struct {
 
 // NewServer returns the public handler.
 func NewServer(d Deps) (http.Handler, error) {
-	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Accounts == nil {
-		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout and Accounts are required")
+	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Accounts == nil || d.DropStore == nil {
+		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout, Accounts and DropStore are required")
 	}
 	if d.PageCache == nil {
 		d.PageCache = passThrough
