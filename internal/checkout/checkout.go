@@ -17,6 +17,7 @@ import (
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/payment"
 )
 
 // Domain errors; the HTTP layer maps them to statuses in one place.
@@ -50,7 +51,8 @@ type Request struct {
 }
 
 // Tokenizer turns a card number into a provider token, as a PSP's client
-// library would; the card number itself is never stored.
+// library would; the card number itself is never stored. A malformed
+// number is an error wrapping payment.ErrInvalidCard.
 type Tokenizer interface {
 	Tokenize(card string) (token, last4 string, err error)
 }
@@ -169,6 +171,25 @@ func (r Request) Hash() string {
 	return hex.EncodeToString(h[:])
 }
 
+// replay answers a checkout whose key already placed an order.
+func (s *Service) replay(ctx context.Context, in Input, hash string) (Result, bool, error) {
+	id, h, err := s.Store.IdempotentOrder(ctx, in.Owner, in.Key)
+	if errors.Is(err, order.ErrNotFound) {
+		return Result{}, false, nil
+	}
+	if err != nil {
+		return Result{}, false, fmt.Errorf("idempotency lookup: %w", err)
+	}
+	if h != hash {
+		return Result{}, false, ErrIdempotencyMismatch
+	}
+	o, err := s.Store.Order(ctx, id)
+	if err != nil {
+		return Result{}, false, fmt.Errorf("replay %s: %w", id, err)
+	}
+	return Result{Order: o, Replayed: true}, true, nil
+}
+
 func newOrderID() (string, error) {
 	b := make([]byte, 12)
 	if _, err := rand.Read(b); err != nil {
@@ -191,29 +212,27 @@ func (s *Service) Checkout(ctx context.Context, in Input) (Result, error) {
 
 	// A retry of a finished checkout is answered from the record, before
 	// the cart (emptied by the first attempt) is looked at.
-	if id, h, err := s.Store.IdempotentOrder(ctx, in.Owner, in.Key); err == nil {
-		if h != hash {
-			return Result{}, ErrIdempotencyMismatch
-		}
-		o, err := s.Store.Order(ctx, id)
-		if err != nil {
-			return Result{}, fmt.Errorf("replay %s: %w", id, err)
-		}
-		return Result{Order: o, Replayed: true}, nil
-	} else if !errors.Is(err, order.ErrNotFound) {
-		return Result{}, fmt.Errorf("idempotency lookup: %w", err)
+	if res, ok, err := s.replay(ctx, in, hash); ok || err != nil {
+		return res, err
 	}
-
 	c, err := s.Carts.Get(ctx, in.CartID)
 	if err != nil {
 		return Result{}, fmt.Errorf("checkout cart: %w", err)
 	}
 	if len(c.Items) == 0 {
+		// A concurrent duplicate may have placed the order and emptied the
+		// cart between the look-up above and this read.
+		if res, ok, err := s.replay(ctx, in, hash); ok || err != nil {
+			return res, err
+		}
 		return Result{}, ErrEmptyCart
 	}
 	token, last4, err := s.Payments.Tokenize(req.Payment.CardNumber)
-	if err != nil {
+	if errors.Is(err, payment.ErrInvalidCard) {
 		return Result{}, fmt.Errorf("%w: payment.card_number: %v", ErrInvalid, err)
+	}
+	if err != nil {
+		return Result{}, fmt.Errorf("tokenize card: %w", err)
 	}
 	id, err := newOrderID()
 	if err != nil {

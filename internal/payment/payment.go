@@ -147,6 +147,9 @@ var (
 	// is: capturing a voided authorization, voiding a captured one,
 	// capturing twice.
 	ErrInvalidState = errors.New("payment in wrong state for this operation")
+	// ErrInvalidCard means a card number is malformed (length, characters,
+	// check digit): the buyer mistyped it.
+	ErrInvalidCard = errors.New("invalid card number")
 	// ErrAmount means the amount is not positive, has the wrong currency,
 	// or exceeds what is authorized or left to refund.
 	ErrAmount = errors.New("payment amount not allowed")

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -23,7 +22,7 @@ const maxBatch = 256
 
 type writeJob struct {
 	ctx  context.Context
-	fn   func(tx *sql.Tx) error
+	fn   func(tx wtx) error
 	done chan error
 }
 
@@ -48,7 +47,7 @@ func (s *Store) stopCommitter() {
 
 // write runs fn in the group-commit transaction and returns its error, or
 // the commit's. fn must be quick, must not keep tx, and must use only tx.
-func (s *Store) write(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (s *Store) write(ctx context.Context, fn func(tx wtx) error) error {
 	job := writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
 	select {
 	case s.commit.jobs <- job:
@@ -108,7 +107,7 @@ func (s *Store) runBatch(batch []writeJob) {
 			results[i] = err
 			continue
 		}
-		results[i] = runSavepoint(tx, j.fn)
+		results[i] = runSavepoint(wtx{tx, s.wstmts}, j.fn)
 	}
 	if err := tx.Commit(); err != nil {
 		for i := range results {
@@ -120,10 +119,12 @@ func (s *Store) runBatch(batch []writeJob) {
 	for i, j := range batch {
 		j.done <- results[i]
 	}
+	// The connection is free now: prepare what the batch ran unprepared.
+	s.wstmts.prepareWanted(context.Background())
 }
 
 // runSavepoint runs fn so that its effects are undone if it fails or panics.
-func runSavepoint(tx *sql.Tx, fn func(*sql.Tx) error) (err error) {
+func runSavepoint(tx wtx, fn func(wtx) error) (err error) {
 	if _, err := tx.Exec("SAVEPOINT job"); err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -252,7 +251,7 @@ func TestGroupCommitIsolation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			err := s.write(context.Background(), func(tx *sql.Tx) error {
+			err := s.write(context.Background(), func(tx wtx) error {
 				if _, err := tx.Exec(`INSERT INTO counters_test (n) VALUES (?)`, i); err != nil {
 					return err
 				}

@@ -26,7 +26,7 @@ func (s *Store) CreateDrop(ctx context.Context, d drop.Drop) (drop.Drop, error) 
 	}
 	d.ID, d.CreatedAt = id, s.now().UTC()
 	room, _ := json.Marshal(d.Room)
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx wtx) error {
 		var ends any
 		if d.EndsAt != nil {
 			ends = d.EndsAt.UnixNano()
@@ -142,7 +142,7 @@ func (s *Store) oneDrop(ctx context.Context, where string, arg string) (drop.Dro
 
 // CloseDrop ends a drop early; its unsold stock stays with the SKUs.
 func (s *Store) CloseDrop(ctx context.Context, id string) (drop.Drop, error) {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		res, err := tx.Exec(`UPDATE drops SET closed = 1 WHERE id = ?`, id)
 		if err != nil {
 			return err
@@ -194,7 +194,7 @@ func (s *Store) OpenDropForSKUs(ctx context.Context, skus []string) (drop.Drop, 
 
 // recordDropPurchase checks and records a buyer's drop purchase inside the
 // order's transaction.
-func recordDropPurchase(tx *sql.Tx, orderID, dropID, buyer string, qty, limit int64) error {
+func recordDropPurchase(tx wtx, orderID, dropID, buyer string, qty, limit int64) error {
 	var held int64
 	if err := tx.QueryRow(`SELECT coalesce(sum(quantity), 0) FROM drop_purchases WHERE drop_id = ? AND buyer = ?`, dropID, buyer).Scan(&held); err != nil {
 		return err

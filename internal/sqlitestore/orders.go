@@ -18,7 +18,7 @@ var _ checkout.Store = (*Store)(nil)
 // IdempotentOrder finds the order an idempotency key produced.
 func (s *Store) IdempotentOrder(ctx context.Context, owner, key string) (string, string, error) {
 	var id, hash string
-	err := s.reader.QueryRowContext(ctx, `SELECT order_id, request_hash FROM idempotency_keys WHERE owner = ? AND key = ?`, owner, key).Scan(&id, &hash)
+	err := s.readRow(ctx, `SELECT order_id, request_hash FROM idempotency_keys WHERE owner = ? AND key = ?`, owner, key).Scan(&id, &hash)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", "", order.ErrNotFound
 	}
@@ -37,7 +37,7 @@ func (s *Store) IdempotentOrder(ctx context.Context, owner, key string) (string,
 func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Order, bool, error) {
 	o := p.Order
 	replayed := false
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		// A concurrent duplicate may have committed since the caller looked.
 		var prevID, prevHash string
 		err := tx.QueryRow(`SELECT order_id, request_hash FROM idempotency_keys WHERE owner = ? AND key = ?`, p.Owner, p.Key).Scan(&prevID, &prevHash)
@@ -120,7 +120,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 
 // recordTransition writes the transition row and the outbox event that
 // announces the order's new status.
-func recordTransition(tx *sql.Tx, id string, from, to order.Status, reason string, at time.Time) error {
+func recordTransition(tx wtx, id string, from, to order.Status, reason string, at time.Time) error {
 	if _, err := tx.Exec(`INSERT INTO order_transitions (order_id, from_status, to_status, reason, at) VALUES (?, ?, ?, ?, ?)`,
 		id, from, to, reason, at.UnixNano()); err != nil {
 		return fmt.Errorf("record transition: %w", err)
@@ -202,22 +202,22 @@ func loadOrder(q queryer, id string) (order.Order, error) {
 	return o, rows.Err()
 }
 
-// dbQueryer adapts *sql.DB with a context to queryer.
+// dbQueryer adapts the reader pool with a context to queryer.
 type dbQueryer struct {
 	ctx context.Context
-	db  *sql.DB
+	s   *Store
 }
 
 func (d dbQueryer) QueryRow(q string, args ...any) *sql.Row {
-	return d.db.QueryRowContext(d.ctx, q, args...)
+	return d.s.readRow(d.ctx, q, args...)
 }
 func (d dbQueryer) Query(q string, args ...any) (*sql.Rows, error) {
-	return d.db.QueryContext(d.ctx, q, args...)
+	return d.s.readRows(d.ctx, q, args...)
 }
 
 // Order loads an order with its lines and history.
 func (s *Store) Order(ctx context.Context, id string) (order.Order, error) {
-	return loadOrder(dbQueryer{ctx, s.reader}, id)
+	return loadOrder(dbQueryer{ctx, s}, id)
 }
 
 // OrdersByCustomer lists a customer's orders, newest first.
@@ -250,7 +250,7 @@ func (s *Store) OrdersByCustomer(ctx context.Context, customerID int64, limit in
 // transition moves an order from one status to another if it is still in
 // from; it reports whether it moved. Releasing or committing stock is the
 // caller's business, in the same transaction.
-func (s *Store) transition(tx *sql.Tx, id string, from, to order.Status, reason string) (bool, error) {
+func (s *Store) transition(tx wtx, id string, from, to order.Status, reason string) (bool, error) {
 	if !order.CanTransition(from, to) {
 		return false, fmt.Errorf("%s -> %s: %w", from, to, order.ErrTransition)
 	}
@@ -267,14 +267,14 @@ func (s *Store) transition(tx *sql.Tx, id string, from, to order.Status, reason 
 
 // releaseHeld returns the stock an order holds to available, and gives
 // the buyer back their share of a drop's per-customer limit.
-func releaseHeld(tx *sql.Tx, id string) error {
+func releaseHeld(tx wtx, id string) error {
 	if _, err := tx.Exec(`DELETE FROM drop_purchases WHERE order_id = ?`, id); err != nil {
 		return err
 	}
 	return settleHeld(tx, id, `UPDATE variants SET reserved = reserved - ? WHERE sku = ?`, "released")
 }
 
-func settleHeld(tx *sql.Tx, id, stockSQL, status string) error {
+func settleHeld(tx wtx, id, stockSQL, status string) error {
 	rows, err := tx.Query(`SELECT sku, quantity FROM reservations WHERE order_id = ? AND status = 'held'`, id)
 	if err != nil {
 		return err
@@ -310,7 +310,7 @@ func settleHeld(tx *sql.Tx, id, stockSQL, status string) error {
 // false when the order is no longer pending (paid, failed or expired),
 // which makes redelivered capture messages harmless.
 func (s *Store) ClaimPayment(ctx context.Context, id string) (o order.Order, ok bool, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx wtx) error {
 		res, err := tx.Exec(`UPDATE orders SET payment_claimed_at = ? WHERE id = ? AND status = 'pending_payment'`,
 			s.now().UnixNano(), id)
 		if err != nil {
@@ -326,7 +326,7 @@ func (s *Store) ClaimPayment(ctx context.Context, id string) (o order.Order, ok 
 
 // MarkPaid moves a pending order to paid. Already paid is not an error.
 func (s *Store) MarkPaid(ctx context.Context, id, reason string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusPaid, reason)
 		if err != nil || moved {
 			return err
@@ -338,7 +338,7 @@ func (s *Store) MarkPaid(ctx context.Context, id, reason string) error {
 // MarkPaymentFailed moves a pending order to payment_failed and releases
 // its stock. Already failed is not an error.
 func (s *Store) MarkPaymentFailed(ctx context.Context, id, reason string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusPaymentFailed, reason)
 		if err != nil {
 			return err
@@ -350,7 +350,7 @@ func (s *Store) MarkPaymentFailed(ctx context.Context, id, reason string) error 
 	})
 }
 
-func expectStatus(tx *sql.Tx, id string, want ...order.Status) error {
+func expectStatus(tx wtx, id string, want ...order.Status) error {
 	var st order.Status
 	if err := tx.QueryRow(`SELECT status FROM orders WHERE id = ?`, id).Scan(&st); err != nil {
 		if errors.Is(err, sql.ErrNoRows) {
@@ -370,7 +370,7 @@ func expectStatus(tx *sql.Tx, id string, want ...order.Status) error {
 // idempotent: a redelivered event finds nothing held.
 func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
 	var n int
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		if err := expectStatus(tx, id, order.StatusPaid, order.StatusFulfilled); err != nil {
 			return err
 		}
@@ -388,7 +388,7 @@ func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
 func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Duration) ([]string, error) {
 	var expired []string
 	now := s.now()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		rows, err := tx.Query(`SELECT id FROM orders WHERE status = 'pending_payment' AND reserved_until <= ?
 			AND (payment_claimed_at IS NULL OR payment_claimed_at <= ?) ORDER BY reserved_until LIMIT ?`,
 			now.UnixNano(), now.Add(-claimLease).UnixNano(), limit)
@@ -425,7 +425,7 @@ func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Durati
 // MarkConfirmationSent records that the confirmation mail went out; first
 // is false when it had been recorded before (a redelivery).
 func (s *Store) MarkConfirmationSent(ctx context.Context, id string) (first bool, err error) {
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx wtx) error {
 		res, err := tx.Exec(`UPDATE orders SET confirmation_sent_at = ? WHERE id = ? AND confirmation_sent_at IS NULL`, s.now().UnixNano(), id)
 		if err != nil {
 			return err

@@ -2,7 +2,6 @@ package sqlitestore
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 	"strings"
 
@@ -13,7 +12,7 @@ var _ outbox.Source = (*Store)(nil)
 
 // Pending returns unpublished outbox events, oldest first.
 func (s *Store) Pending(ctx context.Context, limit int) ([]outbox.Event, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT id, subject, data, created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`, limit)
+	rows, err := s.readRows(ctx, `SELECT id, subject, data, created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT ?`, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox pending: %w", err)
 	}
@@ -42,7 +41,7 @@ func (s *Store) MarkPublished(ctx context.Context, ids []string) error {
 	for _, id := range ids {
 		args = append(args, id)
 	}
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		_, err := tx.Exec(`UPDATE outbox SET published_at = ? WHERE published_at IS NULL AND id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
 		return err
 	})

@@ -26,7 +26,7 @@ var (
 // CreateCustomer stores a new account; the email must be normalized.
 func (s *Store) CreateCustomer(ctx context.Context, c customer.Customer) (customer.Customer, error) {
 	c.CreatedAt = s.now().UTC()
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		res, err := tx.Exec(`INSERT INTO customers (email, name, password_hash, created_at) VALUES (?, ?, ?, ?)`,
 			c.Email, c.Name, c.PasswordHash, c.CreatedAt.UnixNano())
 		if isUnique(err) {
@@ -71,7 +71,7 @@ func (s *Store) customer(ctx context.Context, where string, arg any) (customer.C
 
 // CreateSession stores a session.
 func (s *Store) CreateSession(ctx context.Context, se session.Session) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		_, err := tx.Exec(`INSERT INTO sessions (id, customer_id, cart_id, csrf, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
 			se.ID, nullID(se.CustomerID), se.CartID, se.CSRF, se.CreatedAt.UnixNano(), se.ExpiresAt.UnixNano())
 		return err
@@ -83,7 +83,7 @@ func (s *Store) Session(ctx context.Context, id string) (session.Session, error)
 	var se session.Session
 	var cust sql.NullInt64
 	var created, expires int64
-	err := s.reader.QueryRowContext(ctx, `SELECT id, customer_id, cart_id, csrf, created_at, expires_at FROM sessions WHERE id = ? AND expires_at > ?`,
+	err := s.readRow(ctx, `SELECT id, customer_id, cart_id, csrf, created_at, expires_at FROM sessions WHERE id = ? AND expires_at > ?`,
 		id, s.now().UnixNano()).Scan(&se.ID, &cust, &se.CartID, &se.CSRF, &created, &expires)
 	if errors.Is(err, sql.ErrNoRows) {
 		return se, session.ErrNotFound
@@ -98,7 +98,7 @@ func (s *Store) Session(ctx context.Context, id string) (session.Session, error)
 
 // UpdateSession saves the customer and cart of a session.
 func (s *Store) UpdateSession(ctx context.Context, se session.Session) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		res, err := tx.Exec(`UPDATE sessions SET customer_id = ?, cart_id = ? WHERE id = ?`, nullID(se.CustomerID), se.CartID, se.ID)
 		if err != nil {
 			return err
@@ -113,7 +113,7 @@ func (s *Store) UpdateSession(ctx context.Context, se session.Session) error {
 // DeleteSession removes a session (sign-out), and prunes expired ones
 // while it holds the write lock anyway.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		if _, err := tx.Exec(`DELETE FROM sessions WHERE id = ? OR expires_at <= ?`, id, s.now().UnixNano()); err != nil {
 			return fmt.Errorf("delete session: %w", err)
 		}
@@ -135,7 +135,7 @@ func (s *Store) CreateCart(ctx context.Context, customerID int64) (string, error
 		return "", err
 	}
 	now := s.now().UnixNano()
-	err = s.write(ctx, func(tx *sql.Tx) error {
+	err = s.write(ctx, func(tx wtx) error {
 		_, err := tx.Exec(`INSERT INTO carts (id, customer_id, created_at, updated_at) VALUES (?, ?, ?, ?)`, id, nullID(customerID), now, now)
 		return err
 	})
@@ -147,7 +147,7 @@ func (s *Store) CreateCart(ctx context.Context, customerID int64) (string, error
 
 // CartLines returns the lines of a cart, oldest first.
 func (s *Store) CartLines(ctx context.Context, cartID string) ([]cart.Line, error) {
-	rows, err := s.reader.QueryContext(ctx, `SELECT sku, quantity FROM cart_items WHERE cart_id = ? ORDER BY added_at, sku`, cartID)
+	rows, err := s.readRows(ctx, `SELECT sku, quantity FROM cart_items WHERE cart_id = ? ORDER BY added_at, sku`, cartID)
 	if err != nil {
 		return nil, fmt.Errorf("cart lines: %w", err)
 	}
@@ -167,7 +167,7 @@ func (s *Store) CartLines(ctx context.Context, cartID string) ([]cart.Line, erro
 // cart.MaxLines per cart.
 func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) (int64, error) {
 	var total int64
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		var cur int64
 		err := tx.QueryRow(`SELECT quantity FROM cart_items WHERE cart_id = ? AND sku = ?`, cartID, sku).Scan(&cur)
 		switch {
@@ -205,7 +205,7 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 
 // SetCartItem sets or removes a line.
 func (s *Store) SetCartItem(ctx context.Context, cartID, sku string, qty int64) error {
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		var res sql.Result
 		var err error
 		if qty == 0 {
@@ -232,7 +232,7 @@ func (s *Store) MergeCarts(ctx context.Context, from, into string) error {
 	if from == into || from == "" {
 		return nil
 	}
-	err := s.write(ctx, func(tx *sql.Tx) error {
+	err := s.write(ctx, func(tx wtx) error {
 		if _, err := tx.Exec(`INSERT INTO cart_items (cart_id, sku, quantity, added_at)
 			SELECT ?, sku, min(quantity, ?), added_at FROM cart_items WHERE cart_id = ? AND true
 			ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = min(cart_items.quantity + excluded.quantity, ?)`,
@@ -263,7 +263,7 @@ func (s *Store) CustomerCart(ctx context.Context, customerID int64) (string, err
 
 // AssignCart gives a guest cart to a customer (at sign-up or sign-in).
 func (s *Store) AssignCart(ctx context.Context, cartID string, customerID int64) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx wtx) error {
 		_, err := tx.Exec(`UPDATE carts SET customer_id = ? WHERE id = ?`, customerID, cartID)
 		return err
 	})
@@ -281,7 +281,7 @@ func (s *Store) Offers(ctx context.Context, skus []string) (map[string]cart.Offe
 	for i, sku := range skus {
 		args[i] = sku
 	}
-	rows, err := s.reader.QueryContext(ctx, q, args...)
+	rows, err := s.readRows(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("offers: %w", err)
 	}

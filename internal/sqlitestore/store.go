@@ -30,6 +30,8 @@ type Store struct {
 	reader *sql.DB
 	now    func() time.Time
 	commit *committer
+	// Prepared statements of the hot paths, per pool.
+	wstmts, rstmts *stmtCache
 }
 
 // Option changes how Open sets up a Store.
@@ -93,7 +95,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	s := &Store{writer: writer, reader: reader, now: o.now}
+	s := &Store{writer: writer, reader: reader, now: o.now, wstmts: newStmtCache(writer), rstmts: newStmtCache(reader)}
 	s.startCommitter()
 	return s, nil
 }
@@ -126,6 +128,8 @@ func openPool(ctx context.Context, path string, conns int, txlock string, pragma
 // Close closes both pools.
 func (s *Store) Close() error {
 	s.stopCommitter()
+	s.wstmts.close()
+	s.rstmts.close()
 	return errors.Join(s.reader.Close(), s.writer.Close())
 }
 

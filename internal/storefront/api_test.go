@@ -37,6 +37,9 @@ func openShop(t testing.TB, products int, token string) *shop.Shop {
 	cfg.DataDir = t.TempDir()
 	cfg.AdminToken = token
 	cfg.PageCacheBytes = 32 << 20
+	// These tests check exact outcomes (stock, orders); shedding under a
+	// deliberate stampede is the admission tests' business.
+	cfg.Admission = false
 	sh, err := shop.Open(ctx, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		t.Fatal(err)
