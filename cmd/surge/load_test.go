@@ -49,8 +49,10 @@ func readResult(t *testing.T, path string) *loadtest.Result {
 
 // TestLoadBrowseJourneyAgainstShop walks the built-in browse journey
 // through a real `surge serve --demo`: every page of every session loads.
+// Overload protection is off: on a busy test machine it may rightly shed
+// some pages, and this test is about the journey, not the shedding.
 func TestLoadBrowseJourneyAgainstShop(t *testing.T) {
-	shop := startShop(t)
+	shop := startShop(t, "--admission=false")
 	dir := t.TempDir()
 	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "browse", "--think", "20ms-50ms",
 		"--rate", "15", "--duration", "2s", "--threshold", "errors<1%", "--threshold", "product:p99<5s",
@@ -75,6 +77,27 @@ func TestLoadBrowseJourneyAgainstShop(t *testing.T) {
 	html, err := os.ReadFile(filepath.Join(dir, "r.html"))
 	if err != nil || !bytes.Contains(html, []byte(`data-chart="latency"`)) {
 		t.Errorf("report: %v", err)
+	}
+}
+
+// TestLoadBuyJourneyAgainstShop: list, product, add to cart, checkout with
+// an idempotency key, the cart kept by each session's cookie jar.
+func TestLoadBuyJourneyAgainstShop(t *testing.T) {
+	shop := startShop(t, "--admission=false")
+	dir := t.TempDir()
+	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "buy", "--think", "10ms",
+		"--rate", "5", "--duration", "2s", "--threshold", "errors<1%", "--out", filepath.Join(dir, "r.json"), "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := readResult(t, filepath.Join(dir, "r.json"))
+	if r.Total.Errors != 0 || r.Completed != 10 {
+		t.Fatalf("errors %d %v, %d of 10 sessions completed", r.Total.Errors, r.Total.Failures, r.Completed)
+	}
+	for _, s := range r.Steps {
+		if s.Requests != 10 {
+			t.Errorf("step %s: %d requests", s.Name, s.Requests)
+		}
 	}
 }
 

@@ -36,7 +36,7 @@ type Job struct {
 	Profile      string        `json:"profile"`
 }
 
-// Mix resolves the job's journeys: the scenario file, or built-in journeys.
+// mix resolves the job's journeys: the scenario file, or built-in journeys.
 func (j Job) mix() ([]Weighted, error) {
 	var mix []Weighted
 	if len(j.Scenario) > 0 {

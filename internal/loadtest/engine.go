@@ -789,5 +789,7 @@ func (e *engine) usersNow() int64 {
 	e.mu.Lock()
 	n := len(e.q)
 	e.mu.Unlock()
-	return e.running.Load() + int64(n)
+	// A user between visits can be seen both running and queued for an
+	// instant; there are never more than VUs.
+	return min(e.running.Load()+int64(n), int64(e.cfg.VUs))
 }

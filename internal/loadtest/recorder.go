@@ -155,8 +155,6 @@ func (r *recorder) result() *Result {
 		Total:    r.total.finish(),
 		Service:  r.service.Summary(),
 		SendLag:  r.lag.Summary(),
-		service:  r.service,
-		sendLag:  r.lag,
 	}
 	for _, s := range r.steps {
 		res.Steps = append(res.Steps, s.finish())

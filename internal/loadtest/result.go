@@ -14,11 +14,13 @@ import (
 // significant digits; the per-interval histograms of the timeline keep two
 // digits, which is plenty for a chart and ten times smaller.
 const (
-	histMax      = int64(time.Hour / time.Microsecond)
-	histDigits   = 3
-	pointDigits  = 2
-	interruptMsg = "interrupted"
+	histMax     = int64(time.Hour / time.Microsecond)
+	histDigits  = 3
+	pointDigits = 2
 )
+
+// interruptMsg is the failure of requests cut when the grace period ends.
+const interruptMsg = "interrupted"
 
 // Histogram is an HdrHistogram of latencies in microseconds. In JSON it is
 // the base64 of the standard compressed V2 encoding, so results from several
@@ -216,9 +218,6 @@ type Result struct {
 	Agents   []AgentSummary `json:"agents,omitempty"`
 
 	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
-
-	service *Histogram
-	sendLag *Histogram
 }
 
 // Rate is the achieved requests per second over the planned duration (or
@@ -278,8 +277,7 @@ func Merge(rs ...*Result) *Result {
 	}
 	out := &Result{
 		Target: rs[0].Target, Model: rs[0].Model, Profile: rs[0].Profile, Started: rs[0].Started,
-		Duration: rs[0].Duration, Interval: rs[0].Interval, MaxInFlight: 0,
-		Total: newStats("total"),
+		Duration: rs[0].Duration, Interval: rs[0].Interval, Total: newStats("total"),
 	}
 	steps := map[string]*Stats{}
 	var service, lag []Latency
@@ -339,8 +337,8 @@ func worst(ls []Latency) Latency {
 	return w
 }
 
-// sortedKeys returns the keys of m ordered by count, highest first.
-func sortedKeys(m map[string]int64) []string {
+// SortedKeys returns the keys of a count map, highest count first.
+func SortedKeys(m map[string]int64) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
 		keys = append(keys, k)
@@ -353,6 +351,3 @@ func sortedKeys(m map[string]int64) []string {
 	})
 	return keys
 }
-
-// SortedKeys returns the keys of a count map, highest count first.
-func SortedKeys(m map[string]int64) []string { return sortedKeys(m) }

@@ -74,14 +74,14 @@ func (s *shopServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/login":
 		b, _ := io.ReadAll(r.Body)
 		if string(b) != `{"user":"alice"}` || r.Header.Get("User-Agent") != "surge-load-test" {
-			http.Error(w, "bad login "+string(b), 400)
+			http.Error(w, "bad login "+string(b), http.StatusBadRequest)
 			return
 		}
 		w.Header().Set("X-Token", "tok-1")
 		http.SetCookie(w, &http.Cookie{Name: "sid", Value: "cookie-42", Path: "/"})
 	case "/api/products":
 		if r.Header.Get("Authorization") != "Bearer tok-1" || r.URL.Query().Get("owner") != "alice" {
-			http.Error(w, "unauthorized", 401)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
 			return
 		}
 		io.WriteString(w, `{"items":[{"sku":"A-1","price":100},{"sku":"B-2","price":250}]}`)
@@ -92,12 +92,12 @@ func (s *shopServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil || c.Value != "cookie-42" || s.keys[key] || len(key) != 36 {
-			http.Error(w, "bad order", 400)
+			http.Error(w, "bad order", http.StatusBadRequest)
 			return
 		}
 		s.keys[key] = true
 		s.orders = append(s.orders, string(b))
-		w.WriteHeader(201)
+		w.WriteHeader(http.StatusCreated)
 	default:
 		http.NotFound(w, r)
 	}

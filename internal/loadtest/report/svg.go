@@ -48,8 +48,9 @@ func niceTicks(lo, hi float64, n int) []float64 {
 		}
 	}
 	var out []float64
-	for v := math.Floor(lo/step) * step; v <= hi+step*1e-9; v += step {
-		out = append(out, v)
+	first, last := math.Floor(lo/step), math.Ceil(hi/step-1e-9)
+	for i := first; i <= last; i++ {
+		out = append(out, i*step)
 	}
 	return out
 }
@@ -89,7 +90,10 @@ func (c chart) render() template.HTML {
 	if c.points {
 		xmin = 0
 	}
-	yt := niceTicks(0, math.Max(ymax, 1e-9), 5)
+	if ymax <= 0 {
+		ymax = 1 // all zero: a flat line at the bottom of a 0..1 scale
+	}
+	yt := niceTicks(0, ymax, 5)
 	ytop := yt[len(yt)-1]
 	xt := niceTicks(xmin, xmax, 8)
 	pw, ph := float64(chartW-padL-padR), float64(chartH-padT-padB)
