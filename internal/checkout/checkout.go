@@ -81,9 +81,12 @@ type DropPurchase struct {
 // open drop need a valid waiting-room access token for this session. It
 // returns the purchase to record, or nil when no line is in a drop.
 type DropGate interface {
-	Gate(ctx context.Context, session, access string, lines []order.Line) (*DropPurchase, error)
+	Gate(ctx context.Context, session string, access func(dropID string) string, lines []order.Line) (*DropPurchase, error)
 	// Done tells the waiting room the buyer finished, freeing their slot.
 	Done(ctx context.Context, p *DropPurchase)
+	// Observe reports how a drop checkout went, for adaptive admission;
+	// err is set only for failures on the shop's side.
+	Observe(dropID string, latency time.Duration, err error)
 }
 
 // Store places orders. PlaceOrder must, in one transaction: find an
@@ -117,8 +120,9 @@ type Service struct {
 
 // Input is one checkout attempt.
 type Input struct {
-	// Access is the waiting-room access token, needed for drop SKUs.
-	Access     string
+	// Access returns the waiting-room access token the buyer holds for a
+	// drop, needed for drop SKUs; nil when there is none.
+	Access     func(dropID string) string
 	Owner      string
 	Key        string
 	CartID     string
@@ -256,6 +260,7 @@ func (s *Service) Checkout(ctx context.Context, in Input) (Result, error) {
 			Quantity: it.Quantity, UnitPrice: it.UnitPrice, LineTotal: it.LineTotal})
 	}
 	var dp *DropPurchase
+	started := time.Now()
 	if s.Drops != nil {
 		if dp, err = s.Drops.Gate(ctx, in.Owner, in.Access, o.Lines); err != nil {
 			return Result{}, err
@@ -263,10 +268,17 @@ func (s *Service) Checkout(ctx context.Context, in Input) (Result, error) {
 	}
 	placed, replayed, err := s.Store.PlaceOrder(ctx, Placement{Owner: in.Owner, Key: in.Key, RequestHash: hash, CartID: in.CartID, Order: o, Drop: dp})
 	var soldOut *SoldOutError
-	if dp != nil && (err == nil || errors.As(err, &soldOut)) {
-		// Bought, or nothing left to buy: either way this buyer is done
-		// and their waiting-room slot goes to the next.
-		s.Drops.Done(ctx, dp)
+	if dp != nil {
+		var serverErr error
+		if err != nil && !errors.As(err, &soldOut) && !errors.Is(err, ErrIdempotencyMismatch) && !errors.Is(err, ErrInvalid) {
+			serverErr = err
+		}
+		s.Drops.Observe(dp.DropID, time.Since(started), serverErr)
+		if err == nil || soldOut != nil {
+			// Bought, or nothing left to buy: either way this buyer is
+			// done and their waiting-room slot goes to the next.
+			s.Drops.Done(ctx, dp)
+		}
 	}
 	if err != nil {
 		return Result{}, err

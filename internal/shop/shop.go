@@ -22,6 +22,7 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/demoshop"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/natsbus"
 	"github.com/surge-commerce/surge/internal/outbox"
@@ -32,6 +33,7 @@ import (
 	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/storefront"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // Config is everything that shapes the assembled shop.
@@ -75,6 +77,11 @@ type Config struct {
 	// that died) before redelivering its messages (default 30s).
 	AckWait time.Duration
 
+	// WaitroomKeys is the waiting-room keyring ("id:base64secret,...",
+	// current first), shared by every replica. Empty keeps a generated key
+	// in DataDir.
+	WaitroomKeys string
+
 	// Admission turns on overload protection with AdmissionConfig; its
 	// Cheap probe is set to the page cache.
 	Admission       bool
@@ -98,6 +105,7 @@ type Shop struct {
 	Checkout *checkout.Service
 	Payments *simulated.Provider
 	Bus      *natsbus.Bus
+	Room     *waitroom.Room
 	// Admission is nil when overload protection is off.
 	Admission *admission.Admission
 	closers   []func() error
@@ -120,6 +128,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		s.sweepEvery = defaultSweep
 	}
 	if err := s.openPipeline(ctx, cfg, log, reg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openRoom(ctx, cfg, log, reg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -170,8 +182,9 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		return err
 	}
 	s.Carts = &cart.Service{Store: s.Store, Pricing: pricing}
+	gate := dropGate{store: s.Store, room: s.Room, now: time.Now}
 	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.Payments, ReservationTTL: cfg.ReservationTTL,
-		OnPlaced: s.relay.Notify}
+		OnPlaced: s.relay.Notify, Drops: gate}
 	metrics, err := telemetry.NewHTTPMetrics(reg)
 	if err != nil {
 		return err
@@ -179,7 +192,12 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	deps := storefront.Deps{Catalog: s.Catalog, Logger: log, Metrics: metrics, AdminToken: cfg.AdminToken,
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
 		Sessions: &session.Manager{Store: s.Store, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
-		DropStore: s.Store}
+		DropStore: s.Store, Room: s.Room, DropGate: gate,
+		OnDropChange: func(d drop.Drop) {
+			if err := s.DropChanged(context.Background(), d); err != nil {
+				log.Error("waiting room: drop change", "drop", d.ID, "err", err)
+			}
+		}}
 	if s.Cache != nil {
 		cache := s.Cache
 		deps.PageCache = cache.Middleware

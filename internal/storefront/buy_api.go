@@ -144,6 +144,10 @@ func (s *server) handleAddCartItem() http.Handler {
 			problem(w, r, s.Logger, err)
 			return
 		}
+		if err := s.checkDropSKU(r.Context(), r, se, in.SKU, qty); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
 		if err := s.Carts.Add(r.Context(), se.CartID, in.SKU, qty); err != nil {
 			problem(w, r, s.Logger, err)
 			return
@@ -211,7 +215,7 @@ func (s *server) handleCheckout() http.Handler {
 			return
 		}
 		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: r.Header.Get("Idempotency-Key"),
-			CartID: v.CartID, CustomerID: v.CustomerID, Request: req})
+			CartID: v.CartID, CustomerID: v.CustomerID, Request: req, Access: accessFor(r)})
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return

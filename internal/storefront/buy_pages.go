@@ -22,9 +22,14 @@ import (
 
 // personalPage renders an uncached page for the visitor.
 func (s *server) personalPage(w http.ResponseWriter, r *http.Request, status int, name string, data any) {
+	s.personalPageRefresh(w, r, status, name, 0, data)
+}
+
+// personalPageRefresh is personalPage for a page that updates itself.
+func (s *server) personalPageRefresh(w http.ResponseWriter, r *http.Request, status int, name string, refresh int, data any) {
 	noStore(w)
 	tree, _ := s.Catalog.Tree(r.Context())
-	s.render(w, r, status, name, tree, pageData{Data: data})
+	s.render(w, r, status, name, tree, pageData{Data: data, Refresh: refresh})
 }
 
 func redirect(w http.ResponseWriter, r *http.Request, to string) {
@@ -93,7 +98,11 @@ func (s *server) handleCartAddForm() http.Handler {
 			s.formError(w, r, err)
 			return
 		}
-		if err := s.Carts.Add(r.Context(), se.CartID, sku, qty); err != nil {
+		err = s.checkDropSKU(r.Context(), r, se, sku, qty)
+		if err == nil {
+			err = s.Carts.Add(r.Context(), se.CartID, sku, qty)
+		}
+		if err != nil {
 			if errorStatus(err) < 500 {
 				redirect(w, r, "/cart?problem="+url.QueryEscape(err.Error()))
 				return
@@ -196,7 +205,7 @@ func (s *server) handleCheckoutForm() http.Handler {
 			Country: strings.ToUpper(strings.TrimSpace(r.PostFormValue("country")))}
 		req.Payment.CardNumber = strings.ReplaceAll(r.PostFormValue("card_number"), " ", "")
 		key := r.PostFormValue("idempotency_key")
-		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: key, CartID: v.CartID, CustomerID: v.CustomerID, Request: req})
+		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: key, CartID: v.CartID, CustomerID: v.CustomerID, Request: req, Access: accessFor(r)})
 		if err == nil {
 			redirect(w, r, "/orders/"+res.Order.ID)
 			return

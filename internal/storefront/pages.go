@@ -37,7 +37,7 @@ var staticVersion = func() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }()
 
-var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account"}
+var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue"}
 
 // parsePages parses each page together with the shared layout at start, so
 // a broken template fails the start rather than a request.
@@ -62,7 +62,10 @@ type pageData struct {
 	Q           string
 	Nav         []catalog.Category
 	ActiveRoot  int64
-	Data        any
+	// Refresh, in seconds, reloads the page when scripts are off (pages
+	// with scripts poll a small JSON endpoint instead).
+	Refresh int
+	Data    any
 }
 
 var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}

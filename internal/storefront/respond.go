@@ -18,6 +18,7 @@ import (
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // maxBodyBytes bounds every JSON request body the API reads.
@@ -100,8 +101,22 @@ func errorStatus(err error) int {
 	case errors.Is(err, checkout.ErrIdempotencyMismatch), errors.Is(err, checkout.ErrEmptyCart), errors.Is(err, cart.ErrUnknownSKU),
 		errors.Is(err, drop.ErrOverLimit):
 		return http.StatusUnprocessableEntity
-	case errors.Is(err, drop.ErrNoAccess):
+	case errors.Is(err, drop.ErrNoAccess), errors.Is(err, waitroom.ErrBadAccess):
 		return http.StatusForbidden
+	case errors.Is(err, waitroom.ErrUnknownDrop):
+		return http.StatusNotFound
+	case errors.Is(err, waitroom.ErrBadVisitor), errors.Is(err, waitroom.ErrBadPoW):
+		return http.StatusBadRequest
+	case errors.Is(err, waitroom.ErrPoWRequired):
+		return http.StatusPreconditionRequired
+	case errors.Is(err, waitroom.ErrNotOpen):
+		return http.StatusConflict
+	case errors.Is(err, waitroom.ErrRateLimited):
+		return http.StatusTooManyRequests
+	case errors.Is(err, waitroom.ErrBadTicket):
+		return http.StatusUnauthorized
+	case errors.Is(err, waitroom.ErrQueueFull):
+		return http.StatusServiceUnavailable
 	case errors.Is(err, drop.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, drop.ErrInvalid):
@@ -164,4 +179,10 @@ func writeProblem(w http.ResponseWriter, p Problem) {
 // tag marks a response cacheable by the page cache and a CDN under tags.
 func tag(w http.ResponseWriter, tags ...string) {
 	w.Header().Set("Surrogate-Key", strings.Join(tags, " "))
+}
+
+// mustJSON renders v for an event stream; the values are our own structs.
+func mustJSON(v any) []byte {
+	b, _ := json.Marshal(v)
+	return b
 }

@@ -73,6 +73,19 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("POST /account/signup", admit(high, s.handleAccountForm(true)))
 	mux.Handle("POST /account/signout", admit(high, s.handleSignOutForm()))
 
+	// Drops and their waiting rooms. The queue status is polled by
+	// everyone waiting, so it is cheap by design and ranks with checkout:
+	// shedding it would only bring the pollers back sooner.
+	mux.Handle("GET /drops/{slug}", cached(browse, s.handleDropPage()))
+	mux.Handle("POST /drops/{slug}/queue", admit(high, s.handleQueueJoinForm()))
+	mux.Handle("GET /drops/{slug}/queue", admit(critical, s.handleQueuePage()))
+	mux.Handle("GET /api/v1/drops/{id}", admit(browse, s.handleDropInfo()))
+	mux.Handle("POST /api/v1/drops/{id}/queue/challenge", admit(high, s.handleQueueChallenge()))
+	mux.Handle("POST /api/v1/drops/{id}/queue/join", admit(high, s.handleQueueJoin()))
+	mux.Handle("GET /api/v1/drops/{id}/queue", admit(critical, s.handleQueueStatus()))
+	mux.Handle("GET /api/v1/drops/{id}/queue/stream", admit(critical, s.handleQueueStream()))
+	mux.Handle("DELETE /api/v1/drops/{id}/queue", admit(high, s.handleQueueLeave()))
+
 	// Admin API: bearer token, never cached.
 	mux.Handle("GET /api/v1/admin/products", adminAPI(s.handleAdminListProducts()))
 	mux.Handle("POST /api/v1/admin/products", adminAPI(s.handleAdminCreateProduct()))

@@ -4,6 +4,7 @@
 package storefront
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -16,8 +17,10 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // Deps is what the storefront needs; main wires it.
@@ -45,6 +48,12 @@ type Deps struct {
 	// created or closed drop.
 	DropStore    Drops
 	OnDropChange func(drop.Drop)
+	// Room is the waiting room; DropGate checks access to drop SKUs.
+	Room     *waitroom.Room
+	DropGate DropGate
+	// ClientAddr gives a request's client address (trusted-proxy aware);
+	// nil uses the connection's peer.
+	ClientAddr func(*http.Request) string
 	// ShopName appears in page titles and the header.
 	ShopName string
 	// AccessLog logs one line per request when true.
@@ -53,8 +62,8 @@ type Deps struct {
 
 // NewServer returns the public handler.
 func NewServer(d Deps) (http.Handler, error) {
-	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Accounts == nil || d.DropStore == nil {
-		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout, Accounts and DropStore are required")
+	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Accounts == nil || d.DropStore == nil || d.Room == nil || d.DropGate == nil {
+		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout, Accounts, DropStore, Room and DropGate are required")
 	}
 	if d.PageCache == nil {
 		d.PageCache = passThrough
@@ -93,6 +102,11 @@ type server struct {
 	Deps
 	pages     map[string]*template.Template
 	dummyHash string
+}
+
+// DropGate decides whether drop SKUs may go in a cart now.
+type DropGate interface {
+	Gate(ctx context.Context, session string, access func(dropID string) string, lines []order.Line) (*checkout.DropPurchase, error)
 }
 
 var (

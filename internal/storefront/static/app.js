@@ -33,3 +33,92 @@
     if (history.replaceState) history.replaceState(null, "", "?sku=" + encodeURIComponent(input.value));
   });
 })();
+(function () {
+  "use strict";
+  // Drop page: a countdown to the start.
+  var drop = document.querySelector(".drop[data-start]");
+  var cd = drop && drop.querySelector("[data-countdown]");
+  if (cd) {
+    var start = parseInt(drop.getAttribute("data-start"), 10) * 1000;
+    var tick = function () {
+      var s = Math.max(0, Math.round((start - Date.now()) / 1000));
+      var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+      cd.textContent = " · in " + (h ? h + "h " : "") + m + "m " + sec + "s";
+      if (s > 0) setTimeout(tick, 1000);
+    };
+    tick();
+  }
+})();
+(function () {
+  "use strict";
+  // Waiting-room page: follow the status without reloading; reload when
+  // the state changes so the server renders the next step.
+  var q = document.querySelector(".queue[data-drop]");
+  if (!q || !window.fetch) return;
+  var id = q.getAttribute("data-drop");
+  var box = document.getElementById("queue-state");
+  var state = box.getAttribute("data-state");
+  var pow = parseInt(q.getAttribute("data-pow"), 10) || 0;
+  function wait(s) {
+    if (s <= 0) return "any moment now";
+    if (s < 60) return Math.round(s) + " seconds";
+    if (s < 3600) return Math.round(s / 60) + " minutes";
+    return (s / 3600).toFixed(1) + " hours";
+  }
+  function set(sel, v) { var e = box.querySelector(sel); if (e) e.textContent = v; }
+  function poll() {
+    fetch("/api/v1/drops/" + encodeURIComponent(id) + "/queue", { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (st) {
+        if (!st) { setTimeout(poll, 5000); return; }
+        if (st.state !== state) { location.reload(); return; }
+        set("[data-position]", st.position);
+        set("[data-ahead]", st.ahead);
+        set("[data-wait]", wait(st.estimated_wait_seconds));
+        if (st.poll_after_seconds > 0) setTimeout(poll, st.poll_after_seconds * 1000);
+      })
+      .catch(function () { setTimeout(poll, 5000); });
+  }
+  // Proof of work: find a nonce whose SHA-256 with the challenge starts
+  // with the asked number of zero bits, then join.
+  function leadingZeros(buf) {
+    var b = new Uint8Array(buf), n = 0;
+    for (var i = 0; i < b.length; i++) {
+      if (b[i] === 0) { n += 8; continue; }
+      for (var m = 0x80; m && !(b[i] & m); m >>= 1) n++;
+      break;
+    }
+    return n;
+  }
+  function solve(ch, diff) {
+    var enc = new TextEncoder(), nonce = 0;
+    function step() {
+      var batch = [];
+      for (var i = 0; i < 256; i++, nonce++) batch.push(nonce);
+      return Promise.all(batch.map(function (n) {
+        return crypto.subtle.digest("SHA-256", enc.encode(ch + ":" + n)).then(function (h) { return [n, leadingZeros(h)]; });
+      })).then(function (res) {
+        for (var j = 0; j < res.length; j++) if (res[j][1] >= diff) return ch + ":" + res[j][0];
+        return step();
+      });
+    }
+    return step();
+  }
+  if (state === "" && pow > 0 && window.crypto && crypto.subtle) {
+    box.querySelector("button") && (box.querySelector("button").disabled = true);
+    set("p", "Getting you a place in line…");
+    fetch("/api/v1/drops/" + encodeURIComponent(id) + "/queue/challenge", { method: "POST", credentials: "same-origin" })
+      .then(function (r) { return r.json(); })
+      .then(function (c) { return solve(c.challenge, c.difficulty); })
+      .then(function (p) {
+        return fetch("/api/v1/drops/" + encodeURIComponent(id) + "/queue/join", {
+          method: "POST", credentials: "same-origin", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ pow: p })
+        });
+      })
+      .then(function () { location.reload(); });
+    return;
+  }
+  if (state === "pre_queue" || state === "waiting" || state === "sold_out") {
+    setTimeout(poll, 2000);
+  }
+})();

@@ -1,0 +1,134 @@
+package storefront
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/cart"
+	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/waitroom"
+)
+
+// dropItems prices a drop's SKUs for display.
+func (s *server) dropItems(r *http.Request, d drop.Drop) []cart.Offer {
+	skus := make([]string, len(d.Items))
+	for i, it := range d.Items {
+		skus[i] = it.SKU
+	}
+	offers, err := s.Carts.Store.Offers(r.Context(), skus)
+	if err != nil {
+		return nil
+	}
+	out := make([]cart.Offer, 0, len(skus))
+	for _, sku := range skus {
+		if o, ok := offers[sku]; ok {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// handleDropPage is the public drop page: what is dropping, when, and the
+// button to join the line. It has nothing personal, so it is cached.
+func (s *server) handleDropPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tree, _ := s.Catalog.Tree(r.Context())
+		d, err := s.DropStore.DropBySlug(r.Context(), r.PathValue("slug"))
+		if err != nil {
+			s.pageError(w, r, tree, err)
+			return
+		}
+		tag(w, "drop:"+d.ID, "categories")
+		s.render(w, r, http.StatusOK, "drop", tree, pageData{Description: d.Description, Canonical: "/drops/" + d.Slug, Data: struct {
+			Drop    drop.Drop
+			State   drop.State
+			Items   []cart.Offer
+			OpensIn string
+		}{d, d.StateAt(time.Now()), s.dropItems(r, d), time.Duration(d.Room.PreQueueOpens).String()}})
+	})
+}
+
+// handleQueueJoinForm joins from the drop page without JavaScript.
+func (s *server) handleQueueJoinForm() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.DropStore.DropBySlug(r.Context(), r.PathValue("slug"))
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		se, visitor, err := s.queueIdentity(w, r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		ticket, st, err := s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: d.ID, Visitor: visitor, Session: se.ID,
+			ClientAddr: s.clientAddr(r), PoW: r.PostFormValue("pow")})
+		if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
+			if errors.Is(err, waitroom.ErrPoWRequired) {
+				// The page's script solves the puzzle; without it there is
+				// no way in, which is the point of the puzzle.
+				redirect(w, r, "/drops/"+d.Slug+"/queue")
+				return
+			}
+			s.formError(w, r, err)
+			return
+		}
+		s.setQueueCookies(w, d.ID, ticket, st)
+		redirect(w, r, "/drops/"+d.Slug+"/queue")
+	})
+}
+
+// handleQueuePage shows where the visitor stands, refreshing itself.
+func (s *server) handleQueuePage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.DropStore.DropBySlug(r.Context(), r.PathValue("slug"))
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		var st waitroom.Status
+		if _, err := r.Cookie(ticketCookie(d.ID)); err == nil {
+			st, err = s.queueStatus(w, r, d.ID)
+			switch {
+			case errors.Is(err, waitroom.ErrBadTicket):
+				st = waitroom.Status{} // show the join button again
+			case err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed):
+				s.formError(w, r, err)
+				return
+			}
+			s.setQueueCookies(w, d.ID, "", st)
+		}
+		refresh := 0
+		if st.PollAfter > 0 {
+			refresh = max(1, int(st.PollAfter/time.Second))
+		}
+		progress := 0
+		if st.Position > 0 {
+			progress = int(100 * (float64(st.Position-st.Ahead) / float64(st.Position)))
+		}
+		spec, _ := s.Room.Spec(d.ID)
+		s.personalPageRefresh(w, r, http.StatusOK, "queue", refresh, struct {
+			Drop     drop.Drop
+			Status   waitroom.Status
+			Items    []cart.Offer
+			Wait     string
+			Until    string
+			Progress int
+			PoW      int
+		}{d, st, s.dropItems(r, d), humanWait(st.EstimatedWait), time.Now().Add(time.Duration(d.Room.AccessTTL)).Format("15:04"), progress, spec.PoWDifficulty})
+	})
+}
+
+func humanWait(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "any moment now"
+	case d < time.Minute:
+		return fmt.Sprintf("%d seconds", int(d.Seconds()+0.5))
+	case d < time.Hour:
+		return fmt.Sprintf("%d minutes", int(d.Minutes()+0.5))
+	}
+	return fmt.Sprintf("%.1f hours", d.Hours())
+}

@@ -1,0 +1,249 @@
+package storefront
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/admission"
+	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/session"
+	"github.com/surge-commerce/surge/internal/waitroom"
+)
+
+// visitorCookie names a guest in waiting rooms (accounts use their ID).
+const visitorCookie = "surge_visitor"
+
+func ticketCookie(dropID string) string { return "surge_wr_" + dropID }
+func accessCookie(dropID string) string { return "surge_wa_" + dropID }
+
+// accessFor returns the waiting-room access token the request carries for
+// a drop: the Surge-Access header (API clients) or the drop's cookie.
+func accessFor(r *http.Request) func(dropID string) string {
+	return func(dropID string) string {
+		if h := r.Header.Get("Surge-Access"); h != "" {
+			return h
+		}
+		if c, err := r.Cookie(accessCookie(dropID)); err == nil {
+			return c.Value
+		}
+		return ""
+	}
+}
+
+// queueIdentity returns the session (starting a guest one if needed) and
+// the waiting-room visitor of the request: the account when signed in,
+// else the guest visitor cookie (set if missing).
+func (s *server) queueIdentity(w http.ResponseWriter, r *http.Request) (session.Session, string, error) {
+	v, err := s.visitor(r)
+	if err != nil {
+		return session.Session{}, "", err
+	}
+	se := v.Session
+	if !v.ok {
+		if se, err = s.Sessions.Start(w, r, 0, ""); err != nil {
+			return session.Session{}, "", err
+		}
+	}
+	if se.CustomerID != 0 {
+		return se, waitroom.AccountVisitor(se.CustomerID), nil
+	}
+	if c, err := r.Cookie(visitorCookie); err == nil && c.Value != "" {
+		return se, c.Value, nil
+	}
+	id, err := waitroom.NewGuestVisitor()
+	if err != nil {
+		return session.Session{}, "", err
+	}
+	http.SetCookie(w, &http.Cookie{Name: visitorCookie, Value: id, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
+		Secure: s.Sessions.Secure, SameSite: http.SameSiteLaxMode})
+	return se, id, nil
+}
+
+// setQueueCookies stores a new ticket or access token from a status.
+func (s *server) setQueueCookies(w http.ResponseWriter, dropID, ticket string, st waitroom.Status) {
+	if ticket == "" {
+		ticket = st.Ticket
+	}
+	if ticket != "" {
+		http.SetCookie(w, &http.Cookie{Name: ticketCookie(dropID), Value: ticket, Path: "/", MaxAge: 12 * 3600, HttpOnly: true,
+			Secure: s.Sessions.Secure, SameSite: http.SameSiteLaxMode})
+	}
+	if st.AccessToken != "" {
+		http.SetCookie(w, &http.Cookie{Name: accessCookie(dropID), Value: st.AccessToken, Path: "/", MaxAge: 3600, HttpOnly: true,
+			Secure: s.Sessions.Secure, SameSite: http.SameSiteLaxMode})
+	}
+}
+
+// checkDropSKU refuses to put a drop SKU in a cart without access.
+func (s *server) checkDropSKU(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
+	_, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
+	return err
+}
+
+// joinResult answers a join or status: 200 with the status for
+// sold-out and closed (the page shows them), errors otherwise.
+func (s *server) queueAnswer(w http.ResponseWriter, r *http.Request, dropID, ticket string, st waitroom.Status, err error) {
+	if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
+		if d := waitroom.RetryAfter(err); d > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((d+time.Second-1)/time.Second)))
+		}
+		problem(w, r, s.Logger, err)
+		return
+	}
+	s.setQueueCookies(w, dropID, ticket, st)
+	w.Header().Set("Cache-Control", "private, max-age=1")
+	encode(w, http.StatusOK, st)
+}
+
+func (s *server) handleDropInfo() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		d, err := s.DropStore.DropByID(r.Context(), r.PathValue("id"))
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		w.Header().Set("Cache-Control", "public, max-age=1")
+		encode(w, http.StatusOK, s.viewDrop(r.Context(), d))
+	})
+}
+
+func (s *server) handleQueueChallenge() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		_, visitor, err := s.queueIdentity(w, r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		ch, diff, err := s.Room.Challenge(r.PathValue("id"), visitor)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		encode(w, http.StatusOK, struct {
+			Challenge  string `json:"challenge"`
+			Difficulty int    `json:"difficulty"`
+		}{ch, diff})
+	})
+}
+
+func (s *server) handleQueueJoin() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		var in struct {
+			PoW string `json:"pow"`
+		}
+		if r.ContentLength != 0 {
+			if err := decode(w, r, &in); err != nil {
+				problem(w, r, s.Logger, err)
+				return
+			}
+		}
+		se, visitor, err := s.queueIdentity(w, r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		id := r.PathValue("id")
+		ticket, st, err := s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: id, Visitor: visitor, Session: se.ID,
+			ClientAddr: s.clientAddr(r), PoW: in.PoW})
+		s.queueAnswer(w, r, id, ticket, st, err)
+	})
+}
+
+func (s *server) clientAddr(r *http.Request) string {
+	if s.ClientAddr != nil {
+		return s.ClientAddr(r)
+	}
+	return admission.NewClientIP("", nil).Addr(r).String()
+}
+
+func (s *server) queueStatus(w http.ResponseWriter, r *http.Request, id string) (waitroom.Status, error) {
+	se, visitor, err := s.queueIdentity(w, r)
+	if err != nil {
+		return waitroom.Status{}, err
+	}
+	c, err := r.Cookie(ticketCookie(id))
+	if err != nil {
+		if h := r.Header.Get("Surge-Ticket"); h != "" {
+			c = &http.Cookie{Value: h}
+		} else {
+			return waitroom.Status{}, fmt.Errorf("%w: join the queue first", waitroom.ErrBadTicket)
+		}
+	}
+	return s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: c.Value, Visitor: visitor, Session: se.ID})
+}
+
+func (s *server) handleQueueStatus() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		st, err := s.queueStatus(w, r, id)
+		s.queueAnswer(w, r, id, "", st, err)
+	})
+}
+
+// handleQueueStream sends the status as server-sent events, each when the
+// previous status said to poll again, until a final state.
+func (s *server) handleQueueStream() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		st, err := s.queueStatus(w, r, id)
+		if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		s.setQueueCookies(w, id, "", st)
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.Header().Set("Cache-Control", "no-store")
+		rc := http.NewResponseController(w)
+		for i := 0; i < 720; i++ { // a stream lasts at most an hour or so; the page reconnects
+			if _, err := fmt.Fprintf(w, "event: status\ndata: %s\n\n", mustJSON(st)); err != nil {
+				return
+			}
+			if rc.Flush() != nil || st.PollAfter <= 0 {
+				return
+			}
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(st.PollAfter):
+			}
+			c, _ := r.Cookie(ticketCookie(id))
+			ticket := ""
+			if c != nil {
+				ticket = c.Value
+			}
+			if st.Ticket != "" {
+				ticket = st.Ticket
+			}
+			se, visitor, err := s.queueIdentity(w, r)
+			if err != nil {
+				return
+			}
+			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: ticket, Visitor: visitor, Session: se.ID})
+			if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
+				return
+			}
+		}
+	})
+}
+
+func (s *server) handleQueueLeave() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		_, visitor, err := s.queueIdentity(w, r)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		if err := s.Room.Done(r.Context(), r.PathValue("id"), visitor); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})
+}
