@@ -37,6 +37,8 @@ type serveConfig struct {
 	ClaimLease      time.Duration
 	ExpirySweep     time.Duration
 	AckWait         time.Duration
+	DropWarmup      time.Duration
+	WaitroomKeys    string
 	Addr            string
 	AdminAddr       string
 	DataDir         string
@@ -100,6 +102,9 @@ func (c serveConfig) validate() error {
 	var errs []error
 	if _, err := shop.ParseRole(c.Role); err != nil {
 		errs = append(errs, fmt.Errorf("--role: %w", err))
+	}
+	if c.DropWarmup <= 0 {
+		errs = append(errs, errors.New("--drop-warmup must be positive"))
 	}
 	if c.ReservationTTL <= 0 || c.ClaimLease <= 0 || c.ExpirySweep <= 0 {
 		errs = append(errs, errors.New("--reservation-ttl, --payment-claim-lease and --expiry-sweep must be positive"))
@@ -177,6 +182,8 @@ over the file.`,
 	f.DurationVar(&cfg.ReservationTTL, "reservation-ttl", 10*time.Minute, "how long checkout holds stock for an unpaid order")
 	f.DurationVar(&cfg.ClaimLease, "payment-claim-lease", 2*time.Minute, "how long a payment attempt keeps its order from expiring")
 	f.DurationVar(&cfg.ExpirySweep, "expiry-sweep", 5*time.Second, "how often expired reservations are released")
+	f.DurationVar(&cfg.DropWarmup, "drop-warmup", 2*time.Minute, "how long before a drop starts its pages are cached and database connections opened")
+	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", "", "waiting-room signing keys, id:base64secret[,id:base64secret...], current first; every replica needs the same (empty: a key kept in --data-dir)")
 	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", 30*time.Second, "how long before the messages of a silent (dead) worker are redelivered")
 	f.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server host:port for order mail; empty logs mail instead")
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "shop@localhost", "sender address of order mail")
@@ -249,6 +256,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.NATSURL, sc.NATSListen, sc.NATSReplicas = cfg.NATSURL, cfg.NATSListen, cfg.NATSReplicas
 	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
 	sc.ReservationTTL, sc.ClaimLease, sc.SweepEvery, sc.AckWait = cfg.ReservationTTL, cfg.ClaimLease, cfg.ExpirySweep, cfg.AckWait
+	sc.WarmBefore, sc.WaitroomKeys = cfg.DropWarmup, cfg.WaitroomKeys
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
 	sc.Admission = cfg.Admission
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {

@@ -92,6 +92,7 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if role == RoleAll || role == RoleAPI {
+		wg.Go(func() { s.warmDrops(ctx, s.warmBefore, s.log) })
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -77,6 +78,9 @@ type Config struct {
 	// that died) before redelivering its messages (default 30s).
 	AckWait time.Duration
 
+	// WarmBefore is how long before a drop starts its pages are cached and
+	// database connections opened (default 2m).
+	WarmBefore time.Duration
 	// WaitroomKeys is the waiting-room keyring ("id:base64secret,...",
 	// current first), shared by every replica. Empty keeps a generated key
 	// in DataDir.
@@ -114,6 +118,11 @@ type Shop struct {
 	workers    *pipeline.Workers
 	sweepEvery time.Duration
 	ackWait    time.Duration
+	warmBefore time.Duration
+	log        *slog.Logger
+
+	warmedMu sync.Mutex
+	warmed   []string
 }
 
 // Open builds the shop on the SQLite database in cfg.DataDir, migrating it
@@ -123,7 +132,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
-	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait}
+	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait,
+		warmBefore: cfg.WarmBefore, log: log}
+	if s.warmBefore <= 0 {
+		s.warmBefore = 2 * time.Minute
+	}
 	if s.sweepEvery <= 0 {
 		s.sweepEvery = defaultSweep
 	}

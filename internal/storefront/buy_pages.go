@@ -371,3 +371,43 @@ func (s *server) handleAccountPage() http.Handler {
 		}{c, orders, v.CSRF})
 	})
 }
+
+// handleOrderRetry puts the lines of a failed order back in the cart, as
+// far as stock allows, so "try another card" does not start from nothing.
+func (s *server) handleOrderRetry() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		o, err := s.loadVisibleOrder(r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		if o.Status != order.StatusPaymentFailed {
+			redirect(w, r, "/orders/"+o.ID)
+			return
+		}
+		se, err := s.ensureCart(w, r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		missing := 0
+		for _, l := range o.Lines {
+			if err := s.checkDropSKU(r.Context(), r, se, l.SKU, l.Quantity); err != nil {
+				missing++
+				continue
+			}
+			if err := s.Carts.Add(r.Context(), se.CartID, l.SKU, l.Quantity); err != nil {
+				if errorStatus(err) >= 500 {
+					s.formError(w, r, err)
+					return
+				}
+				missing++
+			}
+		}
+		if missing > 0 {
+			redirect(w, r, "/cart?problem="+url.QueryEscape("Some items from your order are no longer available."))
+			return
+		}
+		redirect(w, r, "/checkout")
+	})
+}

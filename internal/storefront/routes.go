@@ -66,6 +66,7 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /checkout", admit(critical, s.handleCheckoutPage()))
 	mux.Handle("POST /checkout", admit(critical, s.handleCheckoutForm()))
 	mux.Handle("GET /orders/{id}", admit(high, s.handleOrderPage()))
+	mux.Handle("POST /orders/{id}/retry", admit(high, s.handleOrderRetry()))
 	mux.Handle("GET /account", admit(high, s.handleAccountPage()))
 	mux.Handle("GET /account/signin", admit(high, s.accountPage("signin")))
 	mux.Handle("POST /account/signin", admit(high, s.handleAccountForm(false)))
