@@ -41,7 +41,45 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 // Observe records one finished request. route is the matched pattern
 // (never the raw path, which would make label cardinality unbounded).
 func (m *HTTPMetrics) Observe(method, route string, status int, d time.Duration) {
-	m.duration.WithLabelValues(normMethod(method), route, strconv.Itoa(status)).Observe(d.Seconds())
+	m.duration.WithLabelValues(normMethod(method), route, statusLabel(status)).Observe(d.Seconds())
+}
+
+// statusLabel spells common status codes without allocating; strconv
+// caches only numbers below 100.
+func statusLabel(code int) string {
+	switch code {
+	case 200:
+		return "200"
+	case 201:
+		return "201"
+	case 204:
+		return "204"
+	case 301:
+		return "301"
+	case 303:
+		return "303"
+	case 304:
+		return "304"
+	case 400:
+		return "400"
+	case 401:
+		return "401"
+	case 403:
+		return "403"
+	case 404:
+		return "404"
+	case 409:
+		return "409"
+	case 422:
+		return "422"
+	case 429:
+		return "429"
+	case 500:
+		return "500"
+	case 503:
+		return "503"
+	}
+	return strconv.Itoa(code)
 }
 
 // Active returns the in-flight gauge for method.

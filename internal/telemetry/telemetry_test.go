@@ -1,0 +1,40 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"strconv"
+	"testing"
+)
+
+func TestStatusLabel(t *testing.T) {
+	for code := 100; code < 600; code++ {
+		if got := statusLabel(code); got != strconv.Itoa(code) {
+			t.Fatalf("statusLabel(%d) = %q", code, got)
+		}
+	}
+}
+
+func TestLoggerAddsRequestID(t *testing.T) {
+	var buf bytes.Buffer
+	log, err := NewLogger(&buf, "info", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := NewRequestID()
+	if len(id) != 16 {
+		t.Fatalf("request id %q", id)
+	}
+	log.InfoContext(WithRequestID(context.Background(), id), "hello")
+	var rec map[string]any
+	if err := json.Unmarshal(buf.Bytes(), &rec); err != nil || rec["request_id"] != id {
+		t.Fatalf("log line %s (%v)", buf.String(), err)
+	}
+	if _, err := NewLogger(&buf, "loud", "json"); err == nil {
+		t.Fatal("bad level accepted")
+	}
+	if _, err := NewLogger(&buf, "info", "xml"); err == nil {
+		t.Fatal("bad format accepted")
+	}
+}
