@@ -120,7 +120,10 @@ func (g *gradient) sample(now, start time.Time, rtt time.Duration, inFlight int,
 	if g.measuring {
 		// Only requests admitted after the limit dropped to the floor ran
 		// at the floor's concurrency.
-		if start.Before(g.measureStart) {
+		// A request that failed at once (its deadline already gone, the
+		// client away) says nothing about the work's real latency; taken
+		// as the baseline it would pin the limit to the floor.
+		if start.Before(g.measureStart) || dropped {
 			return
 		}
 		g.add(rtt)
