@@ -104,12 +104,7 @@ func (s *server) handleMe() http.Handler {
 func (s *server) handleGetCart() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		v, err := s.visitor(r)
-		if err != nil {
-			problem(w, r, s.Logger, err)
-			return
-		}
-		c, err := s.Carts.Get(r.Context(), v.CartID)
+		_, c, err := s.visitorCart(r)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
@@ -353,7 +348,13 @@ func (s *server) startCustomerSession(w http.ResponseWriter, r *http.Request, c 
 	return err
 }
 
-func (s *server) handleSignUp() http.Handler {
+// handleAccountAPI serves sign-up (signUp true, 201) and sign-in (200):
+// the same body, a new session either way.
+func (s *server) handleAccountAPI(signUp bool) http.Handler {
+	act, status := s.signIn, http.StatusOK
+	if signUp {
+		act, status = s.signUp, http.StatusCreated
+	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
 		var in credentials
@@ -361,29 +362,12 @@ func (s *server) handleSignUp() http.Handler {
 			problem(w, r, s.Logger, err)
 			return
 		}
-		c, err := s.signUp(w, r, in)
+		c, err := act(w, r, in)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
 		}
-		encode(w, http.StatusCreated, c)
-	})
-}
-
-func (s *server) handleSignIn() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		noStore(w)
-		var in credentials
-		if err := decode(w, r, &in); err != nil {
-			problem(w, r, s.Logger, err)
-			return
-		}
-		c, err := s.signIn(w, r, in)
-		if err != nil {
-			problem(w, r, s.Logger, err)
-			return
-		}
-		encode(w, http.StatusOK, c)
+		encode(w, status, c)
 	})
 }
 

@@ -56,14 +56,20 @@ func checkCSRF(r *http.Request, v visitor) error {
 	return nil
 }
 
+// visitorCart loads the request's session and its priced cart (empty
+// without a session).
+func (s *server) visitorCart(r *http.Request) (visitor, cart.Cart, error) {
+	v, err := s.visitor(r)
+	if err != nil {
+		return v, cart.Cart{}, err
+	}
+	c, err := s.Carts.Get(r.Context(), v.CartID)
+	return v, c, err
+}
+
 func (s *server) handleCartPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := s.visitor(r)
-		if err != nil {
-			s.formError(w, r, err)
-			return
-		}
-		c, err := s.Carts.Get(r.Context(), v.CartID)
+		_, c, err := s.visitorCart(r)
 		if err != nil {
 			s.formError(w, r, err)
 			return
@@ -159,12 +165,7 @@ func newIdempotencyKey() string {
 
 func (s *server) handleCheckoutPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := s.visitor(r)
-		if err != nil {
-			s.formError(w, r, err)
-			return
-		}
-		c, err := s.Carts.Get(r.Context(), v.CartID)
+		v, c, err := s.visitorCart(r)
 		if err != nil {
 			s.formError(w, r, err)
 			return
@@ -304,11 +305,11 @@ func (s *server) handleAccountForm(signUp bool) http.Handler {
 			return
 		}
 		in := credentials{Email: r.PostFormValue("email"), Password: r.PostFormValue("password"), Name: r.PostFormValue("name")}
+		act := s.signIn
 		if signUp {
-			_, err = s.signUp(w, r, in)
-		} else {
-			_, err = s.signIn(w, r, in)
+			act = s.signUp
 		}
+		_, err = act(w, r, in)
 		if err == nil {
 			redirect(w, r, safeNext(r.PostFormValue("next")))
 			return
