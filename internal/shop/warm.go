@@ -19,7 +19,7 @@ import (
 // nothing cold.
 func (s *Shop) warmDrops(ctx context.Context, warmBefore time.Duration, log *slog.Logger) {
 	every := min(5*time.Second, max(warmBefore/4, 100*time.Millisecond))
-	warmed := map[string]bool{}
+	warmed, started := map[string]bool{}, map[string]bool{}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -30,6 +30,13 @@ func (s *Shop) warmDrops(ctx context.Context, warmBefore time.Duration, log *slo
 		if err == nil {
 			now := time.Now()
 			for _, d := range ds {
+				if !started[d.ID] && !now.Before(d.StartsAt) {
+					// The cached drop page still shows the countdown.
+					started[d.ID] = true
+					if s.Cache != nil {
+						s.Cache.PurgeTags("drop:" + d.ID)
+					}
+				}
 				if warmed[d.ID] || d.StateAt(now) == drop.StateClosed || now.Before(d.StartsAt.Add(-warmBefore)) {
 					continue
 				}

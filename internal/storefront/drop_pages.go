@@ -46,7 +46,7 @@ func (s *server) handleDropPage() http.Handler {
 			State   drop.State
 			Items   []cart.Offer
 			OpensIn string
-		}{d, d.StateAt(time.Now()), s.dropItems(r, d), time.Duration(d.Room.PreQueueOpens).String()}})
+		}{d, d.StateAt(time.Now()), s.dropItems(r, d), humanWait(time.Duration(d.Room.PreQueueOpens))}})
 	})
 }
 
@@ -104,9 +104,10 @@ func (s *server) handleQueuePage() http.Handler {
 		if st.PollAfter > 0 {
 			refresh = max(1, int(st.PollAfter/time.Second))
 		}
+		// How far the line has moved towards this visitor since the start.
 		progress := 0
-		if st.Position > 0 {
-			progress = int(100 * (float64(st.Position-st.Ahead) / float64(st.Position)))
+		if st.Position > 0 && st.Ahead < st.Position {
+			progress = int(100 * float64(st.Position-1-st.Ahead) / float64(st.Position))
 		}
 		spec, _ := s.Room.Spec(d.ID)
 		s.personalPageRefresh(w, r, http.StatusOK, "queue", refresh, struct {
@@ -117,7 +118,7 @@ func (s *server) handleQueuePage() http.Handler {
 			Until    string
 			Progress int
 			PoW      int
-		}{d, st, s.dropItems(r, d), humanWait(st.EstimatedWait), time.Now().Add(time.Duration(d.Room.AccessTTL)).Format("15:04"), progress, spec.PoWDifficulty})
+		}{d, st, s.dropItems(r, d), humanWait(st.EstimatedWait), humanWait(time.Duration(d.Room.AccessTTL)), progress, spec.PoWDifficulty})
 	})
 }
 
@@ -126,9 +127,16 @@ func humanWait(d time.Duration) string {
 	case d <= 0:
 		return "any moment now"
 	case d < time.Minute:
-		return fmt.Sprintf("%d seconds", int(d.Seconds()+0.5))
+		return plural(int(d.Seconds()+0.5), "second")
 	case d < time.Hour:
-		return fmt.Sprintf("%d minutes", int(d.Minutes()+0.5))
+		return plural(int(d.Minutes()+0.5), "minute")
 	}
 	return fmt.Sprintf("%.1f hours", d.Hours())
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }

@@ -695,6 +695,13 @@ func (r *Room) Done(ctx context.Context, dropID, visitor string) error {
 		return err
 	}
 	now := r.now()
+	// The buyer may just have taken the last unit: read the stock afresh
+	// so a sell-out pauses the line before the freed slot is handed on,
+	// rather than admitting the next person to nothing.
+	d.stock.clear()
+	if _, err := r.refresh(ctx, d, now); err != nil {
+		return fmt.Errorf("done with %q: %w", dropID, err)
+	}
 	_, c, err := r.ledger.Release(ctx, dropID, visitor, now)
 	if err != nil {
 		return fmt.Errorf("done with %q: %w", dropID, err)
