@@ -58,6 +58,38 @@ type loadRunConfig struct {
 	Agents      []string
 	AgentToken  string
 	Quiet       bool
+
+	Drop         string // the drop journey's drop ID
+	DropSKU      string
+	DropQuantity int
+	SourceIPs    string
+}
+
+// usesDrop reports whether the journeys include the drop buyer.
+func (c loadRunConfig) usesDrop() bool {
+	for _, part := range strings.Split(c.Journey+","+c.Mix, ",") {
+		name, _, _ := strings.Cut(part, "=")
+		if strings.TrimSpace(name) == "drop" {
+			return true
+		}
+	}
+	return false
+}
+
+// lookupDropSKU fills in the SKU of the drop journey from the drop itself
+// when --drop-sku is left out.
+func (c *loadRunConfig) lookupDropSKU(ctx context.Context) error {
+	if !c.usesDrop() || c.Drop == "" || c.DropSKU != "" || c.Target == "" {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
+	defer cancel()
+	sku, err := loadtest.FetchDropSKU(ctx, &http.Client{}, c.Target, c.Drop)
+	if err != nil {
+		return fmt.Errorf("--drop: %w", err)
+	}
+	c.DropSKU = sku
+	return nil
 }
 
 // job validates the settings and turns them into a loadtest.Job, with the
@@ -66,7 +98,28 @@ func (c loadRunConfig) job() (loadtest.Job, []loadtest.Threshold, error) {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
 	j := loadtest.Job{Target: c.Target, Duration: c.Duration, MaxInFlight: c.MaxInFlight, Connections: c.Connections,
-		Timeout: c.Timeout, Grace: c.Grace, VUs: c.VUs}
+		Timeout: c.Timeout, Grace: c.Grace, VUs: c.VUs,
+		Drop: loadtest.DropOptions{ID: c.Drop, SKU: c.DropSKU, Quantity: c.DropQuantity}}
+	if (c.Drop != "" || c.DropSKU != "") && !c.usesDrop() {
+		bad("--drop and --drop-sku: only for the drop journey (--journey drop)")
+	}
+	if c.DropQuantity < 1 {
+		bad("--drop-quantity: must be at least 1")
+	}
+	if c.SourceIPs != "" {
+		addrs, err := loadtest.ParseSourceIPs(c.SourceIPs)
+		switch {
+		case err != nil:
+			bad("--source-ips: %w", err)
+		case len(c.Agents) > 0:
+			bad("--source-ips: addresses of this machine; not with --agents")
+		case c.Connections > 0:
+			bad("--source-ips and --connections: pick one")
+		}
+		for _, a := range addrs {
+			j.SourceIPs = append(j.SourceIPs, a.String())
+		}
+	}
 
 	switch {
 	case c.Scenario != "" && (c.Journey != "" || c.Mix != ""):
@@ -197,6 +250,9 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 			if err := bindConfig(cmd.Flags(), getenv); err != nil {
 				return err
 			}
+			if err := c.lookupDropSKU(cmd.Context()); err != nil {
+				return err
+			}
 			job, ths, err := c.job()
 			if err != nil {
 				return err
@@ -227,6 +283,10 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 	f.StringSliceVar(&c.Agents, "agents", nil, "run on these agents (host:port,...) instead of here, splitting the load")
 	f.StringVar(&c.AgentToken, "agent-token", "", "shared secret the agents were started with")
 	f.BoolVar(&c.Quiet, "quiet", false, "no live progress")
+	f.StringVar(&c.Drop, "drop", "", "drop journey: ID of the drop the buyers queue for")
+	f.StringVar(&c.DropSKU, "drop-sku", "", "drop journey: SKU to buy (default: the drop's first item)")
+	f.IntVar(&c.DropQuantity, "drop-quantity", 1, "drop journey: units each buyer orders")
+	f.StringVar(&c.SourceIPs, "source-ips", "", "local addresses to spread users over, e.g. 127.0.1.0/24 or 10.0.0.5-10.0.0.20 (the target limits some things per client address)")
 	return cmd
 }
 

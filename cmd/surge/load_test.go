@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -151,7 +152,12 @@ func TestLoadFlagErrors(t *testing.T) {
 		{[]string{"--target", "x", "--rate", "5", "--duration", "1s"}, "--target \"x\": want an http://"},
 		{[]string{"--rate", "5", "--duration", "1s"}, "no target"},
 		{[]string{"--target", "http://x", "--journey", "nope", "--rate", "5", "--duration", "1s"}, "unknown journey \"nope\""},
-		{[]string{"--target", "http://x", "--journey", "drop", "--rate", "5", "--duration", "1s"}, "not available yet"},
+		{[]string{"--target", "http://x", "--journey", "drop", "--rate", "5", "--duration", "1s"}, "pass --drop ID"},
+		{[]string{"--target", "http://x", "--journey", "drop", "--drop", "d/1", "--drop-sku", "X", "--rate", "5", "--duration", "1s"}, "drop ID \"d/1\""},
+		{[]string{"--target", "http://x", "--journey", "drop", "--drop", "d1", "--drop-sku", "X", "--drop-quantity", "0", "--rate", "5", "--duration", "1s"}, "--drop-quantity"},
+		{[]string{"--target", "http://x", "--journey", "browse", "--drop", "d1", "--rate", "5", "--duration", "1s"}, "only for the drop journey"},
+		{[]string{"--target", "http://x", "--rate", "5", "--duration", "1s", "--source-ips", "10.0.0.0/8"}, "--source-ips"},
+		{[]string{"--target", "http://x", "--rate", "5", "--duration", "1s", "--source-ips", "127.0.0.2", "--connections", "4"}, "pick one"},
 		{[]string{"--target", "http://x", "--journey", "browse", "--mix", "buy=1", "--rate", "5", "--duration", "1s"}, "pick one"},
 		{[]string{"--target", "http://x", "--scenario", "/nonexistent.yaml", "--rate", "5", "--duration", "1s"}, "--scenario: open /nonexistent.yaml"},
 		{[]string{"--target", "http://x", "--rate", "5", "--duration", "1s", "--threshold", "p99<soon"}, "--threshold: threshold \"p99<soon\""},
@@ -164,6 +170,69 @@ func TestLoadFlagErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%v:\n got  %v\n want %q", tt.args, err, tt.want)
 		}
+	}
+}
+
+// TestLoadDropJourneyAgainstShop rehearses a drop on a real shop: 300
+// buyers arrive within 3s for 60 units, before and after the line opens.
+// Every buyer gets a final answer, exactly the 60 units sell, and
+// nothing answers 5xx. The buyers come from many loopback addresses, as
+// buyers come from their own: the shop limits joins per address.
+func TestLoadDropJourneyAgainstShop(t *testing.T) {
+	const buyers, units = 300, 60
+	shop := startShop(t, "--admission=false")
+	hotProduct(t, shop.URL, "DROP-1", units)
+	starts := time.Now().Add(2 * time.Second).UTC().Format(time.RFC3339Nano)
+	created := do(t, "POST", shop.URL+"/api/v1/admin/drops", testToken, fmt.Sprintf(`{"name":"Load Drop","slug":"load-drop",
+		"starts_at":%q,"per_customer_limit":2,"items":[{"sku":"DROP-1","allocated":%d}],
+		"room":{"rate_per_minute":60000,"max_active":200,"prequeue_opens":"1m"}}`, starts, units))
+	var d struct{ ID string }
+	if err := json.Unmarshal([]byte(created.Body), &d); created.Status != 201 || err != nil || d.ID == "" {
+		t.Fatalf("create drop: %d %s", created.Status, created.Body)
+	}
+
+	dir := t.TempDir()
+	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "drop", "--drop", d.ID,
+		"--arrivals", fmt.Sprintf("n=%d,within=3s", buyers), "--source-ips", "127.0.1.0/24", "--grace", "20s",
+		"--threshold", "errors<1%", "--threshold", "unanswered<1", "--out", filepath.Join(dir, "r.json"),
+		"--report", filepath.Join(dir, "r.html"), "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	r := readResult(t, filepath.Join(dir, "r.json"))
+	if r.Drop == nil {
+		t.Fatalf("no drop outcomes in the result:\n%s", out)
+	}
+	t.Logf("%+v", *r.Drop)
+	if r.Sessions != buyers || r.Drop.Buyers != buyers || r.Drop.FinalAnswers != r.Sessions || r.Completed != buyers {
+		t.Errorf("sessions %d, buyers %d, final answers %d, completed %d; want %d each", r.Sessions, r.Drop.Buyers, r.Drop.FinalAnswers, r.Completed, buyers)
+	}
+	if r.Drop.Units != units || r.Drop.Bought != units {
+		t.Errorf("bought %d orders, %d units; want %d", r.Drop.Bought, r.Drop.Units, units)
+	}
+	for code, n := range r.Total.Statuses {
+		if strings.HasPrefix(code, "5") || code == "none" {
+			t.Errorf("%d answers %s", n, code)
+		}
+	}
+	for _, step := range []string{"join", "status", "add", "checkout"} {
+		if st, ok := r.Step(step); !ok || st.Requests == 0 {
+			t.Errorf("no %s requests", step)
+		}
+	}
+	for _, want := range []string{fmt.Sprintf("drop: %d buyers, %d final answers: bought %d (%d units)", buyers, buyers, units, units),
+		"every buyer got a final answer", "pass  unanswered<1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if html, err := os.ReadFile(filepath.Join(dir, "r.html")); err != nil || !bytes.Contains(html, []byte(fmt.Sprintf("Drop: %d buyers, %d final answers", buyers, buyers))) {
+		t.Errorf("report lacks the drop outcomes: %v", err)
+	}
+	var after struct{ Available int64 }
+	mustJSON(t, do(t, "GET", shop.URL+"/api/v1/admin/drops/"+d.ID, testToken, ""), 200, &after)
+	if after.Available != 0 {
+		t.Errorf("drop has %d units left, want 0", after.Available)
 	}
 }
 

@@ -22,6 +22,7 @@ type Job struct {
 	Scenario     []byte        `json:"scenario,omitempty"` // YAML of a scenario file
 	ScenarioName string        `json:"scenario_name,omitempty"`
 	Mix          string        `json:"mix,omitempty"` // built-in journeys, "browse=80,buy=20"
+	Drop         DropOptions   `json:"drop,omitzero"` // for the drop journey
 	StepThink    *Think        `json:"step_think,omitempty"`
 	Plan         Plan          `json:"plan,omitempty"`
 	VUs          int           `json:"vus,omitempty"`
@@ -34,6 +35,7 @@ type Job struct {
 	Interval     time.Duration `json:"interval"`
 	StartAt      time.Time     `json:"start_at"`
 	Profile      string        `json:"profile"`
+	SourceIPs    []string      `json:"source_ips,omitempty"` // local addresses to send from
 }
 
 // mix resolves the job's journeys: the scenario file, or built-in journeys.
@@ -55,7 +57,7 @@ func (j Job) mix() ([]Weighted, error) {
 			spec = "get"
 		}
 		var err error
-		if mix, err = ParseMix(spec); err != nil {
+		if mix, err = ParseMix(spec, j.Drop); err != nil {
 			return nil, err
 		}
 		if j.StepThink != nil {
@@ -79,6 +81,9 @@ func (j Job) Config() (Config, error) {
 		Mix: mix, Plan: j.Plan, VUs: j.VUs, Think: j.Think, Duration: j.Duration,
 		MaxInFlight: j.MaxInFlight, Connections: j.Connections, Timeout: j.Timeout, Grace: j.Grace,
 		Interval: j.Interval, StartAt: j.StartAt, Profile: j.Profile,
+	}
+	if cfg.SourceAddrs, err = ParseSourceIPs(strings.Join(j.SourceIPs, ",")); err != nil {
+		return Config{}, err
 	}
 	if j.Target != "" {
 		u, err := url.Parse(j.Target)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
@@ -38,6 +39,7 @@ type Config struct {
 	Grace       time.Duration // after Duration, for started sessions to finish
 	Interval    time.Duration // timeline resolution; 0 picks one
 	StartAt     time.Time     // wall-clock start (agents); zero: now
+	SourceAddrs []netip.Addr  // local addresses to spread sessions over (none: the system's choice)
 	Profile     string        // how the load was described, for the report
 
 	// Progress, when set, is called every ProgressEvery (default 1s).
@@ -69,6 +71,9 @@ func (c *Config) validate() error {
 	if c.Duration <= 0 {
 		return errors.New("duration must be positive")
 	}
+	if len(c.SourceAddrs) > 0 && c.Connections > 0 {
+		return errors.New("source addresses and a connection cap: pick one")
+	}
 	for _, w := range c.Mix {
 		if c.Target == nil && w.Scenario.BaseURL == "" {
 			return fmt.Errorf("scenario %s: no target: pass --target or set base_url", w.Scenario.Name)
@@ -86,6 +91,13 @@ func (c *Config) defaults() {
 	}
 	if c.Grace <= 0 {
 		c.Grace = c.Timeout
+		for _, w := range c.Mix {
+			if w.Scenario.drop != nil {
+				// A drop's line can last long; the run still ends as
+				// soon as every buyer has had a final answer.
+				c.Grace = max(c.Grace, time.Hour)
+			}
+		}
 	}
 	if c.Interval <= 0 {
 		c.Interval = time.Second
@@ -103,12 +115,22 @@ func (c *Config) defaults() {
 // CPU inflating bodies it discards), at most conns connections per host
 // when conns > 0, like wrk's connection count.
 func NewTransport(conns, maxInFlight int, timeout time.Duration) *http.Transport {
+	return newTransport(conns, maxInFlight, timeout, netip.Addr{})
+}
+
+// newTransport is NewTransport with connections from the local address
+// from, when it is valid.
+func newTransport(conns, maxInFlight int, timeout time.Duration, from netip.Addr) *http.Transport {
 	idle := maxInFlight
 	if conns > 0 {
 		idle = conns
 	}
+	d := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}
+	if from.IsValid() {
+		d.LocalAddr = &net.TCPAddr{IP: from.AsSlice()}
+	}
 	return &http.Transport{
-		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           d.DialContext,
 		MaxIdleConns:          0,
 		MaxIdleConnsPerHost:   idle,
 		MaxConnsPerHost:       conns,
@@ -129,7 +151,8 @@ type engine struct {
 	raw       [][]*rawClient    // the lean client, with --connections
 	pools     map[string]*rawPool
 	tr        http.RoundTripper
-	fastRT    bool // tr is our own transport with ResponseHeaderTimeout
+	sources   []http.RoundTripper // one per source address; sessions take turns
+	fastRT    bool                // tr is our own transport with ResponseHeaderTimeout
 	plain     *http.Client
 	rec       *recorder
 	start     time.Time
@@ -146,6 +169,10 @@ type engine struct {
 	capHits, dropped         atomic.Int64
 	nextSession              atomic.Int64
 
+	buyers   atomic.Int64 // sessions of the drop journey
+	outcomes [numDropOutcomes]atomic.Int64
+	units    atomic.Int64 // bought by drop buyers
+
 	reqCtx    context.Context
 	cancelReq context.CancelFunc
 	wg        sync.WaitGroup
@@ -158,6 +185,12 @@ type session struct {
 	vars   map[string]string
 	client *http.Client
 	buf    bytes.Buffer
+
+	// A drop buyer's next step and the pause before it, or its outcome,
+	// as dropAnswer decided.
+	next    int
+	pause   time.Duration
+	outcome dropOutcome
 }
 
 type event struct {
@@ -221,6 +254,11 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		defer tr.CloseIdleConnections()
 		e.tr, e.fastRT = tr, true
 	}
+	for _, a := range cfg.SourceAddrs {
+		tr := newTransport(0, cfg.MaxInFlight, cfg.Timeout, a)
+		defer tr.CloseIdleConnections()
+		e.sources = append(e.sources, tr)
+	}
 	e.plain = &http.Client{Transport: e.tr, Timeout: cfg.Timeout}
 
 	if !cfg.StartAt.IsZero() {
@@ -275,6 +313,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.MaxInFlight = cfg.MaxInFlight
 	r.CapHits = e.capHits.Load()
 	r.Dropped = e.dropped.Load()
+	r.Drop = e.dropResult()
 	if aborted {
 		return r, ctx.Err()
 	}
@@ -306,7 +345,7 @@ func (e *engine) prebuild() error {
 	// With a fixed connection count and nothing but plain requests, the
 	// lean HTTP/1.1 client sends them all; mixing it with net/http would
 	// break the connection cap.
-	useRaw := e.cfg.Connections > 0 && e.fastRT
+	useRaw := e.cfg.Connections > 0 && e.fastRT && len(e.sources) == 0
 	for i, w := range e.cfg.Mix {
 		for j, st := range w.Scenario.Steps {
 			useRaw = useRaw && !w.Scenario.Cookies && rawEligible(st, e.urls[i][j])
@@ -325,7 +364,7 @@ func (e *engine) prebuild() error {
 	}
 	for i, w := range e.cfg.Mix {
 		e.static[i] = make([]*http.Request, len(w.Scenario.Steps))
-		if w.Scenario.Cookies || !e.fastRT {
+		if w.Scenario.Cookies || !e.fastRT || len(e.sources) > 0 {
 			continue
 		}
 		for j, st := range w.Scenario.Steps {
@@ -525,9 +564,19 @@ func (e *engine) newSession(vu int) *session {
 	e.sessions.Add(1)
 	s := &session{sc: sc, vu: vu}
 	scn := e.cfg.Mix[sc].Scenario
-	if scn.Cookies {
+	tr := e.tr
+	if len(e.sources) > 0 {
+		tr = e.sources[int(id%int64(len(e.sources)))]
+	}
+	switch {
+	case scn.drop != nil:
+		e.buyers.Add(1)
+		s.client = &http.Client{Transport: tr, Jar: &buyerJar{}, Timeout: e.cfg.Timeout}
+	case scn.Cookies:
 		jar, _ := cookiejar.New(nil)
-		s.client = &http.Client{Transport: e.tr, Jar: jar, Timeout: e.cfg.Timeout}
+		s.client = &http.Client{Transport: tr, Jar: jar, Timeout: e.cfg.Timeout}
+	case len(e.sources) > 0:
+		s.client = &http.Client{Transport: tr, Timeout: e.cfg.Timeout}
 	}
 	needVars := false
 	for _, st := range scn.Steps {
@@ -555,13 +604,12 @@ func (e *engine) runSession(s *session, intended time.Time) {
 		e.signal()
 	}()
 	for {
-		steps := e.cfg.Mix[s.sc].Scenario.Steps
-		st := steps[s.step]
+		st := e.cfg.Mix[s.sc].Scenario.Steps[s.step]
 		ok := e.do(s, st, intended)
-		s.step++
 		now := time.Now()
-		if ok && s.step < len(steps) {
-			if think := st.Think.Pick(); think > 0 {
+		more, think := e.advance(s, st, ok)
+		if more {
+			if think > 0 {
 				e.push(event{due: now.Add(think), s: s})
 				return
 			}
@@ -589,6 +637,53 @@ func (e *engine) runSession(s *session, intended time.Time) {
 		s = e.newSession(s.vu)
 		intended = now
 	}
+}
+
+// advance moves s on after step st answered (ok: it passed its checks):
+// it reports whether the visit goes on, and the pause before the next
+// step. A visit that ends ok has completed.
+func (e *engine) advance(s *session, st *Step, ok bool) (more bool, think time.Duration) {
+	steps := e.cfg.Mix[s.sc].Scenario.Steps
+	if e.cfg.Mix[s.sc].Scenario.drop == nil {
+		s.step++
+		if !ok || s.step >= len(steps) {
+			return false, 0
+		}
+		return true, st.Think.Pick()
+	}
+	switch {
+	case !ok && e.reqCtx.Err() != nil:
+		// Cut off by the end of the run: unfinished, not an error.
+		return false, 0
+	case !ok:
+		e.outcomes[dropFailed].Add(1)
+		return false, 0
+	case s.outcome != dropGoingOn:
+		e.outcomes[s.outcome].Add(1)
+		if s.outcome == dropBought {
+			e.units.Add(int64(e.cfg.Mix[s.sc].Scenario.drop.Quantity))
+		}
+		return false, 0
+	}
+	s.step = s.next
+	return true, s.pause
+}
+
+// dropResult sums up the drop buyers; nil when the run had none.
+func (e *engine) dropResult() *DropResult {
+	n := e.buyers.Load()
+	if n == 0 {
+		return nil
+	}
+	d := &DropResult{
+		Buyers: n, Bought: e.outcomes[dropBought].Load(), Units: e.units.Load(),
+		SoldOut: e.outcomes[dropSoldOut].Load(), Closed: e.outcomes[dropClosed].Load(),
+		Expired: e.outcomes[dropExpired].Load(), OverLimit: e.outcomes[dropOverLimit].Load(),
+		Errors: e.outcomes[dropFailed].Load(),
+	}
+	d.FinalAnswers = d.Bought + d.SoldOut + d.Closed + d.Expired + d.OverLimit
+	d.Unfinished = d.Buyers - d.FinalAnswers - d.Errors
+	return d
 }
 
 // maxBody bounds what a step reads into memory for checks and extraction.
@@ -644,6 +739,9 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 		failure = "body: " + e.failureKind(err)
 	} else {
 		failure = st.check.failure(resp.StatusCode, body)
+	}
+	if failure == "" && e.cfg.Mix[s.sc].Scenario.drop != nil {
+		failure = dropAnswer(s, resp.StatusCode, resp.Header, body, st.Think.Pick())
 	}
 	if failure == "" {
 		var jar http.CookieJar

@@ -126,15 +126,17 @@ func jsonString(v any) string {
 }
 
 // pathElem is one step into a JSON document: an object key, an array
-// index, or every element of an array.
+// index, every element of an array, or the elements whose numeric field
+// is above a bound.
 type pathElem struct {
 	key   string
 	index int
-	kind  byte // 'k' key, 'i' index, '*' all elements
+	kind  byte // 'k' key, 'i' index, '*' all elements, 'f' filter key>index
 }
 
-// parsePath parses paths such as "items[*].slug", "variants[0].sku" or
-// "order.id".
+// parsePath parses paths such as "items[*].slug", "variants[0].sku",
+// "order.id" or "variants[?available>0].sku" (the elements whose numeric
+// field is above a whole number).
 func parsePath(p string) ([]pathElem, error) {
 	if strings.TrimSpace(p) == "" {
 		return nil, errors.New("empty JSON path")
@@ -149,7 +151,14 @@ func parsePath(p string) ([]pathElem, error) {
 				return nil, fmt.Errorf("JSON path %q: missing ]", p)
 			}
 			in := s[1:end]
-			if in == "*" {
+			if f, ok := strings.CutPrefix(in, "?"); ok {
+				key, bound, ok := strings.Cut(f, ">")
+				n, err := strconv.Atoi(bound)
+				if !ok || key == "" || err != nil {
+					return nil, fmt.Errorf("JSON path %q: filter [%s]: want [?field>N]", p, in)
+				}
+				out = append(out, pathElem{kind: 'f', key: key, index: n})
+			} else if in == "*" {
 				out = append(out, pathElem{kind: '*'})
 			} else {
 				n, err := strconv.Atoi(in)
@@ -216,8 +225,30 @@ func walkPath(v any, path []pathElem) []any {
 			}
 			return out
 		}
+	case 'f':
+		if a, ok := v.([]any); ok {
+			var out []any
+			for _, c := range a {
+				if m, ok := c.(map[string]any); ok && above(m[e.key], e.index) {
+					out = append(out, walkPath(c, rest)...)
+				}
+			}
+			return out
+		}
 	}
 	return nil
+}
+
+// above reports whether a decoded JSON number is greater than n.
+func above(v any, n int) bool {
+	switch x := v.(type) {
+	case float64:
+		return x > float64(n)
+	case json.Number:
+		f, err := x.Float64()
+		return err == nil && f > float64(n)
+	}
+	return false
 }
 
 // check decides whether a response counts as a success.

@@ -15,15 +15,18 @@ var Journeys = []string{"browse", "buy", "drop", "get"}
 
 // Journey returns a built-in journey by name: browse (home, category,
 // product, with think time), buy (product, cart, checkout with an
-// idempotency key) or get (one GET of the target, no think time).
+// idempotency key) or get (one GET of the target, no think time). The
+// drop buyer needs to know its drop: see DropScenario and ParseMix.
 func Journey(name string) (*Scenario, error) {
+	return journey(name, DropOptions{})
+}
+
+func journey(name string, drop DropOptions) (*Scenario, error) {
 	switch name {
 	case "get":
 		return GetScenario(), nil
 	case "drop":
-		// TODO(loadtest): the drop buyer (join the queue, poll as the status
-		// says, buy when admitted, stop on sold out) waits for the drop API.
-		return nil, fmt.Errorf("journey drop: not available yet, the drop API is still being built (see docs/loadtest.md)")
+		return DropScenario(drop)
 	}
 	src, err := journeyFiles.ReadFile("journeys/" + name + ".yaml")
 	if err != nil {
@@ -39,8 +42,9 @@ type Weighted struct {
 }
 
 // ParseMix parses "browse=80,buy=20" into built-in journeys with weights. A
-// single name without a weight ("browse") is the whole mix.
-func ParseMix(s string) ([]Weighted, error) {
+// single name without a weight ("browse") is the whole mix. drop is the
+// drop the drop journey's buyers queue for, if the mix has it.
+func ParseMix(s string, drop DropOptions) ([]Weighted, error) {
 	var out []Weighted
 	seen := map[string]bool{}
 	for _, part := range strings.Split(s, ",") {
@@ -62,7 +66,7 @@ func ParseMix(s string) ([]Weighted, error) {
 			return nil, fmt.Errorf("mix %q: %s appears twice", s, name)
 		}
 		seen[name] = true
-		sc, err := Journey(name)
+		sc, err := journey(name, drop)
 		if err != nil {
 			return nil, err
 		}

@@ -216,8 +216,47 @@ type Result struct {
 	Steps    []*Stats       `json:"steps"`
 	Timeline []*Point       `json:"timeline"`
 	Agents   []AgentSummary `json:"agents,omitempty"`
+	Drop     *DropResult    `json:"drop,omitempty"` // how the drop journey's buyers ended
 
 	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
+}
+
+// DropResult is how the buyers of a drop rehearsal ended. Every buyer
+// that got a final answer (bought, sold out, closed, expired, over the
+// limit) counts in FinalAnswers; a rehearsal went well when that is
+// every buyer.
+type DropResult struct {
+	Buyers       int64 `json:"buyers"` // sessions of the drop journey
+	FinalAnswers int64 `json:"final_answers"`
+	Bought       int64 `json:"bought"` // orders placed
+	Units        int64 `json:"units"`  // units in those orders
+	SoldOut      int64 `json:"sold_out"`
+	Closed       int64 `json:"closed"`
+	Expired      int64 `json:"expired"`
+	OverLimit    int64 `json:"over_limit"`
+	Errors       int64 `json:"errors"`     // buyers stopped by a failed request
+	Unfinished   int64 `json:"unfinished"` // still in line when the run ended
+}
+
+// Unanswered is the number of buyers without a final answer.
+func (d *DropResult) Unanswered() int64 {
+	if d == nil {
+		return 0
+	}
+	return d.Buyers - d.FinalAnswers
+}
+
+func (d *DropResult) add(o *DropResult) {
+	d.Buyers += o.Buyers
+	d.FinalAnswers += o.FinalAnswers
+	d.Bought += o.Bought
+	d.Units += o.Units
+	d.SoldOut += o.SoldOut
+	d.Closed += o.Closed
+	d.Expired += o.Expired
+	d.OverLimit += o.OverLimit
+	d.Errors += o.Errors
+	d.Unfinished += o.Unfinished
 }
 
 // Rate is the achieved requests per second over the planned duration (or
@@ -294,6 +333,12 @@ func Merge(rs ...*Result) *Result {
 		out.CapHits += r.CapHits
 		out.Dropped += r.Dropped
 		out.Total.merge(r.Total)
+		if r.Drop != nil {
+			if out.Drop == nil {
+				out.Drop = &DropResult{}
+			}
+			out.Drop.add(r.Drop)
+		}
 		for _, s := range r.Steps {
 			m, ok := steps[s.Name]
 			if !ok {

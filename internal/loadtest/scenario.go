@@ -31,6 +31,7 @@ type Scenario struct {
 	Source     []byte // the YAML it was parsed from, shipped to agents
 
 	vars map[string]string
+	drop *DropOptions // set for the drop buyer, whose way through the steps is decided in Go
 }
 
 // Step is one request of a scenario.

@@ -214,18 +214,21 @@ func TestTemplateVariablesFlowForward(t *testing.T) {
 }
 
 func TestJSONPath(t *testing.T) {
-	doc := `{"items":[{"slug":"a","variants":[{"sku":"a1"},{"sku":"a2"}]},{"slug":"b","variants":[]}],"n":3,"ok":true,"o":{"k":null}}`
+	doc := `{"items":[{"slug":"a","variants":[{"sku":"a1","available":0},{"sku":"a2","available":3},{"sku":"a3","available":1}]},{"slug":"b","variants":[]}],"n":3,"ok":true,"o":{"k":null}}`
 	tests := map[string][]string{
-		"items[*].slug":            {"a", "b"},
-		"items[0].slug":            {"a"},
-		"items[-1].slug":           {"b"},
-		"items[*].variants[*].sku": {"a1", "a2"},
-		"n":                        {"3"},
-		"ok":                       {"true"},
-		"o":                        {`{"k":null}`},
-		"items[5].slug":            nil,
-		"nope.deeper":              nil,
-		"items[0].variants[1].sku": {"a2"},
+		"items[*].slug":                       {"a", "b"},
+		"items[0].slug":                       {"a"},
+		"items[-1].slug":                      {"b"},
+		"items[*].variants[*].sku":            {"a1", "a3"},
+		"items[0].variants[?available>0].sku": {"a2", "a3"},
+		"items[0].variants[?available>1].sku": {"a2"},
+		"items[0].variants[?available>5].sku": nil,
+		"n":                                   {"3"},
+		"ok":                                  {"true"},
+		"o":                                   {`{"k":null}`},
+		"items[5].slug":                       nil,
+		"nope.deeper":                         nil,
+		"items[0].variants[1].sku":            {"a2"},
 	}
 	for path, want := range tests {
 		ex, err := compileExtract(fileExtract{Name: "v", JSON: path})
@@ -250,7 +253,7 @@ func TestJSONPath(t *testing.T) {
 			t.Errorf("%s: first/last %v, want %v", path, got, want)
 		}
 	}
-	for _, bad := range []string{"", "a..b", "a.", "a[x]", "]", "a[0", "[0]."} {
+	for _, bad := range []string{"", "a..b", "a.", "a[x]", "]", "a[0", "[0].", "a[?b]", "a[?>1]", "a[?b>x]"} {
 		if _, err := parsePath(bad); err == nil {
 			t.Errorf("parsePath(%q): no error", bad)
 		}
@@ -263,15 +266,23 @@ func TestBuiltinJourneysParse(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	if _, err := Journey("drop"); err == nil || !strings.Contains(err.Error(), "not available yet") {
-		t.Errorf("drop: %v", err)
+	if _, err := Journey("drop"); err == nil || !strings.Contains(err.Error(), "--drop") {
+		t.Errorf("drop without a drop: %v", err)
 	}
-	mix, err := ParseMix("browse=80,buy=20,get=0")
+	if mix, err := ParseMix("drop", DropOptions{ID: "drop_1", SKU: "CC-42"}); err != nil || mix[0].Scenario.drop.Quantity != 1 {
+		t.Errorf("drop: %+v %v", mix, err)
+	}
+	for _, bad := range []DropOptions{{SKU: "X"}, {ID: "a/b", SKU: "X"}, {ID: "d"}, {ID: "d", SKU: "X", Quantity: -1}} {
+		if _, err := DropScenario(bad); err == nil {
+			t.Errorf("DropScenario(%+v): no error", bad)
+		}
+	}
+	mix, err := ParseMix("browse=80,buy=20,get=0", DropOptions{})
 	if err != nil || len(mix) != 2 || mix[0].Weight != 80 || mix[1].Scenario.Name != "buy" {
 		t.Errorf("mix: %+v %v", mix, err)
 	}
 	for _, bad := range []string{"", "browse=x", "nope=1", "browse=1,browse=2", "get=0"} {
-		if _, err := ParseMix(bad); err == nil {
+		if _, err := ParseMix(bad, DropOptions{}); err == nil {
 			t.Errorf("ParseMix(%q): no error", bad)
 		}
 	}

@@ -12,7 +12,7 @@ import (
 type Threshold struct {
 	Expr   string
 	Step   string // empty: all steps together
-	Metric string // p50, p99.9, max, mean, errors, rps, requests
+	Metric string // p50, p99.9, max, mean, errors, rps, requests, unanswered
 	Op     string // <, <=, >, >=
 	Value  float64
 	pct    float64 // the percentile for pNN metrics
@@ -76,7 +76,7 @@ func ParseThreshold(expr string) (Threshold, error) {
 		if strings.HasPrefix(t.Metric, "p") && t.Metric != "max" {
 			p, err := strconv.ParseFloat(t.Metric[1:], 64)
 			if err != nil || p <= 0 || p > 100 {
-				return t, fmt.Errorf("threshold %q: unknown metric %q (want p50, p99, p99.9, max, mean, errors, rps or requests)", expr, lhs)
+				return t, fmt.Errorf("threshold %q: unknown metric %q (want p50, p99, p99.9, max, mean, errors, rps, requests or unanswered)", expr, lhs)
 			}
 			t.pct = p
 		}
@@ -103,14 +103,17 @@ func ParseThreshold(expr string) (Threshold, error) {
 			return t, fmt.Errorf("threshold %q: %q is not a number of requests per second", expr, val)
 		}
 		t.Value, t.unit = f, "/s"
-	case t.Metric == "requests":
+	case t.Metric == "requests" || t.Metric == "unanswered":
+		if t.Metric == "unanswered" && t.Step != "" {
+			return t, fmt.Errorf("threshold %q: unanswered counts drop buyers of the whole run; leave out the step", expr)
+		}
 		f, err := strconv.ParseFloat(val, 64)
 		if err != nil {
 			return t, fmt.Errorf("threshold %q: %q is not a count", expr, val)
 		}
 		t.Value = f
 	default:
-		return t, fmt.Errorf("threshold %q: unknown metric %q (want p50, p99, p99.9, max, mean, errors, rps or requests)", expr, lhs)
+		return t, fmt.Errorf("threshold %q: unknown metric %q (want p50, p99, p99.9, max, mean, errors, rps, requests or unanswered)", expr, lhs)
 	}
 	return t, nil
 }
@@ -132,6 +135,13 @@ func ParseThresholds(exprs []string) ([]Threshold, error) {
 // made no requests fails: a check that saw nothing proves nothing.
 func (t Threshold) Eval(r *Result) ThresholdResult {
 	out := ThresholdResult{Expr: t.Expr, Unit: t.unit}
+	if t.Metric == "unanswered" {
+		if r.Drop == nil {
+			out.Note = "no drop buyers"
+			return out
+		}
+		return t.compare(out, float64(r.Drop.Unanswered()))
+	}
 	st, ok := r.Step(t.Step)
 	if !ok {
 		out.Note = fmt.Sprintf("no step named %q", t.Step)
@@ -159,6 +169,10 @@ func (t Threshold) Eval(r *Result) ThresholdResult {
 	default:
 		actual = ms(st.Hist.Quantile(t.pct))
 	}
+	return t.compare(out, actual)
+}
+
+func (t Threshold) compare(out ThresholdResult, actual float64) ThresholdResult {
 	out.Actual = round(actual, 4)
 	switch t.Op {
 	case "<":

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -16,6 +15,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/surge-commerce/surge/internal/browsertest"
 
 	"github.com/surge-commerce/surge/internal/catalog"
 )
@@ -28,7 +29,7 @@ func TestBrowserJourney(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
-	chromium := findChromium(t)
+	browsertest.Chromium(t) // skips without Chromium, before the shop is built
 	shop := mustTestShop(t, 200)
 	pick := pickJourney(t, shop.Catalog)
 	t.Logf("journey: category %q, product %q, variant %s -> %s, search %q",
@@ -36,19 +37,7 @@ func TestBrowserJourney(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	ctx, cancelAlloc := browsertest.Allocator(t, ctx)
 	defer cancelAlloc()
 	missing := shop.URL + "/products/does-not-exist"
 	problems := &pageProblems{expected: missing}
@@ -315,20 +304,6 @@ func (p *pageProblems) list() []string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return append([]string(nil), p.seen...)
-}
-
-// findChromium returns the browser to drive: $SURGE_CHROMIUM, else chromium
-// on the PATH. Without one the test is skipped; scripts/test installs it.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SURGE_CHROMIUM"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("browser test: no Chromium; set SURGE_CHROMIUM or install chromium (scripts/deps does)")
-	}
-	return p
 }
 
 func expectStatus(t *testing.T, page string, resp *network.Response, want int64) {

@@ -17,6 +17,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"github.com/surge-commerce/surge/internal/browsertest"
+
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/demoshop"
@@ -34,26 +36,14 @@ func TestBrowserBuyJourney(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
-	chromium := findChromium(t)
+	browsertest.Chromium(t) // skips without Chromium, before the shop is built
 	ts, sh := mustRunningShop(t, 60)
 	buy := pickPurchase(t, ts.Catalog)
 	t.Logf("buying %q variant %s (%s, %d available)", buy.product.Name, buy.variant.SKU, buy.variant.Price, buy.variant.Available())
 
 	ctx, cancel := context.WithTimeout(t.Context(), 120*time.Second)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	ctx, cancelAlloc := browsertest.Allocator(t, ctx)
 	defer cancelAlloc()
 	// The one failure the test causes on purpose is a signed-out visitor
 	// asking for the paid order. pageProblems can only excuse a URL known

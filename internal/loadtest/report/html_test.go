@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,8 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/surge-commerce/surge/internal/browsertest"
 
 	"github.com/surge-commerce/surge/internal/loadtest"
 )
@@ -89,20 +90,6 @@ func TestProgressLines(t *testing.T) {
 	}
 }
 
-// findChromium returns the Chromium to drive: SURGE_CHROMIUM, else
-// chromium on PATH; the test skips when there is none.
-func findChromium(t *testing.T) string {
-	t.Helper()
-	if p := os.Getenv("SURGE_CHROMIUM"); p != "" {
-		return p
-	}
-	p, err := exec.LookPath("chromium")
-	if err != nil {
-		t.Skip("no Chromium: set SURGE_CHROMIUM or install chromium")
-	}
-	return p
-}
-
 // TestHTMLReportInChromium opens the report from a file in headless
 // Chromium: it renders with every chart drawn, the step table filled, no
 // console errors and no request for anything outside the file.
@@ -110,7 +97,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 	if testing.Short() {
 		t.Skip("browser test: skipped with -short")
 	}
-	chromium := findChromium(t)
+	browsertest.Chromium(t) // skips without Chromium, before the shop is built
 	r := sampleResult(t)
 	file := filepath.Join(t.TempDir(), "report.html")
 	f, err := os.Create(file)
@@ -124,19 +111,7 @@ func TestHTMLReportInChromium(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	opts := append(chromedp.DefaultExecAllocatorOptions[:],
-		chromedp.ExecPath(chromium),
-		chromedp.Flag("headless", true),
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.Flag("disable-quic", true),
-		chromedp.NoFirstRun,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.UserDataDir(t.TempDir()),
-	)
-	ctx, cancelAlloc := chromedp.NewExecAllocator(ctx, opts...)
+	ctx, cancelAlloc := browsertest.Allocator(t, ctx)
 	defer cancelAlloc()
 	var mu sync.Mutex
 	var problems, requests []string

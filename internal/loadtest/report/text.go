@@ -111,6 +111,16 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 		fmt.Fprintf(&b, "; %d arrivals planned", r.Planned)
 	}
 	fmt.Fprintln(&b)
+	if d := r.Drop; d != nil {
+		fmt.Fprintf(&b, "drop: %d buyers, %d final answers: bought %d (%d units), sold out %d, closed %d, expired %d, over limit %d; errors %d, unfinished %d\n",
+			d.Buyers, d.FinalAnswers, d.Bought, d.Units, d.SoldOut, d.Closed, d.Expired, d.OverLimit, d.Errors, d.Unfinished)
+		if n := d.Unanswered(); n > 0 {
+			fmt.Fprintf(&b, "WARNING: %d buyers got no final answer (%d stopped by errors, %d still in line at the end; raise --grace if the line outlasted the run)\n",
+				n, d.Errors, d.Unfinished)
+		} else {
+			fmt.Fprintln(&b, "every buyer got a final answer")
+		}
+	}
 	if r.CapHits > 0 || r.Dropped > 0 {
 		fmt.Fprintf(&b, "WARNING: the max in-flight cap was reached %d times (%d arrivals never sent); raise --max-in-flight or the target is overloaded\n", r.CapHits, r.Dropped)
 	}

@@ -1,0 +1,303 @@
+package loadtest
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// fakeDrop is a drop's API in miniature: the line opens at opens, admits
+// one buyer more every admitEvery in the order they joined, and sells
+// units until none are left. Joins may need a proof of work and may be
+// rate limited once per buyer, so every branch of the journey runs.
+type fakeDrop struct {
+	opens      time.Time
+	admitEvery time.Duration
+	pollAfter  float64
+	pow        bool
+	limitOnce  bool
+
+	mu       sync.Mutex
+	units    int
+	joined   map[string]int // visitor: place in line
+	limited  map[string]bool
+	joins    atomic.Int64
+	visitors atomic.Int64
+	bad      atomic.Int64 // requests the journey should not have made
+	sold     atomic.Int64
+}
+
+func (f *fakeDrop) handler() http.Handler {
+	mux := http.NewServeMux()
+	visitor := func(w http.ResponseWriter, r *http.Request) string {
+		if c, err := r.Cookie("v"); err == nil {
+			return c.Value
+		}
+		v := strconv.FormatInt(f.visitors.Add(1), 10)
+		http.SetCookie(w, &http.Cookie{Name: "v", Value: v, Path: "/"})
+		return v
+	}
+	status := func(w http.ResponseWriter, v string) {
+		f.mu.Lock()
+		place, ok := f.joined[v]
+		units := f.units
+		f.mu.Unlock()
+		st := map[string]any{"poll_after_seconds": f.pollAfter}
+		switch {
+		case !ok:
+			f.bad.Add(1)
+			http.Error(w, "join first", http.StatusBadRequest)
+			return
+		case units <= 0:
+			st["state"] = "sold_out"
+			st["poll_after_seconds"] = 0
+		case time.Now().Before(f.opens):
+			st["state"] = "pre_queue"
+		case time.Since(f.opens) >= time.Duration(place)*f.admitEvery:
+			st["state"] = "admitted"
+			http.SetCookie(w, &http.Cookie{Name: "access", Value: v, Path: "/"})
+		default:
+			st["state"] = "waiting"
+		}
+		json.NewEncoder(w).Encode(st)
+	}
+	mux.HandleFunc("POST /api/v1/drops/d1/queue/challenge", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `{"challenge":"ch-`+visitor(w, r)+`","difficulty":4}`)
+	})
+	mux.HandleFunc("POST /api/v1/drops/d1/queue/join", func(w http.ResponseWriter, r *http.Request) {
+		v := visitor(w, r)
+		var in struct{ PoW string }
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			f.bad.Add(1)
+		}
+		f.mu.Lock()
+		limit := f.limitOnce && !f.limited[v]
+		f.limited[v] = true
+		f.mu.Unlock()
+		switch {
+		case limit:
+			w.Header().Set("Retry-After", "1")
+			http.Error(w, "slow down", http.StatusTooManyRequests)
+			return
+		case f.pow && !strings.HasPrefix(in.PoW, "ch-"+v+":"):
+			http.Error(w, "proof of work needed", http.StatusPreconditionRequired)
+			return
+		}
+		f.mu.Lock()
+		if _, ok := f.joined[v]; !ok {
+			f.joined[v] = len(f.joined)
+			f.joins.Add(1)
+		}
+		f.mu.Unlock()
+		status(w, v)
+	})
+	mux.HandleFunc("GET /api/v1/drops/d1/queue", func(w http.ResponseWriter, r *http.Request) {
+		status(w, visitor(w, r))
+	})
+	mux.HandleFunc("POST /api/v1/cart/items", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := r.Cookie("access"); err != nil {
+			f.bad.Add(1)
+			http.Error(w, "no access", http.StatusForbidden)
+			return
+		}
+		var in struct {
+			SKU      string
+			Quantity int
+		}
+		if json.NewDecoder(r.Body).Decode(&in) != nil || in.SKU != "CC-42" || in.Quantity != 1 {
+			f.bad.Add(1)
+		}
+		w.WriteHeader(http.StatusCreated)
+	})
+	mux.HandleFunc("POST /api/v1/checkout", func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Idempotency-Key") == "" {
+			f.bad.Add(1)
+		}
+		f.mu.Lock()
+		ok := f.units > 0
+		if ok {
+			f.units--
+		}
+		f.mu.Unlock()
+		if !ok {
+			http.Error(w, "sold out", http.StatusConflict)
+			return
+		}
+		f.sold.Add(1)
+		w.WriteHeader(http.StatusCreated)
+	})
+	return mux
+}
+
+func newFakeDrop(units int) *fakeDrop {
+	return &fakeDrop{units: units, joined: map[string]int{}, limited: map[string]bool{}, pollAfter: 1}
+}
+
+// TestDropJourney runs buyers through a drop that needs a proof of work
+// and rate limits every buyer's first join: each buyer ends with a final
+// answer, exactly the units on sale are bought, and the outcomes add up.
+func TestDropJourney(t *testing.T) {
+	const buyers, units = 60, 10
+	f := newFakeDrop(units)
+	f.pow, f.limitOnce = true, true
+	f.opens, f.admitEvery = time.Now().Add(1500*time.Millisecond), 20*time.Millisecond
+	target := newTarget(t, f.handler())
+	sc, err := DropScenario(DropOptions{ID: "d1", SKU: "CC-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := ParseArrivals("n=60,within=500ms")
+	r := mustRun(t, Config{Target: target, Mix: []Weighted{{sc, 1}}, Plan: plan, Duration: plan.Duration()})
+
+	d := r.Drop
+	if d == nil {
+		t.Fatal("no drop result")
+	}
+	t.Logf("%+v", *d)
+	if d.Buyers != buyers || d.FinalAnswers != buyers || d.Unanswered() != 0 || r.Completed != buyers {
+		t.Errorf("buyers %d, final answers %d, completed %d; want %d", d.Buyers, d.FinalAnswers, r.Completed, buyers)
+	}
+	if d.Bought != units || d.Units != units || f.sold.Load() != units || d.SoldOut != buyers-units || d.Errors != 0 {
+		t.Errorf("bought %d (%d units), shop sold %d, sold out %d, errors %d; want %d bought", d.Bought, d.Units, f.sold.Load(), d.SoldOut, d.Errors, units)
+	}
+	if f.bad.Load() != 0 || r.Total.Errors != 0 {
+		t.Errorf("%d bad requests, %d errors: %v", f.bad.Load(), r.Total.Errors, r.Total.Failures)
+	}
+	for _, want := range []struct {
+		step   string
+		status string
+		n      int64
+	}{{"join", "429", buyers}, {"join", "428", buyers}, {"join", "200", buyers}, {"challenge", "200", buyers},
+		{"add", "201", units}, {"checkout", "201", units}} {
+		st, _ := r.Step(want.step)
+		if got := st.Statuses[want.status]; got < want.n {
+			t.Errorf("%s answered %s %d times, want %d or more (%v)", want.step, want.status, got, want.n, st.Statuses)
+		}
+	}
+	if st, _ := r.Step("status"); st.Requests < buyers {
+		t.Errorf("%d status polls for %d buyers waiting for the line to open", st.Requests, buyers)
+	}
+	ths, _ := ParseThresholds([]string{"unanswered<1", "errors<1%"})
+	if !Evaluate(r, ths) {
+		t.Errorf("thresholds: %v", r.Thresholds)
+	}
+}
+
+// TestDropBuyersWaitCheaply: buyers in line hold neither a goroutine nor
+// much memory while they wait for their next poll, so 100,000 of them fit
+// easily in one generator. (With 100,000 buyers this measures about 850
+// bytes of heap each, the fake shop's share included.)
+func TestDropBuyersWaitCheaply(t *testing.T) {
+	const buyers = 1500
+	f := newFakeDrop(1)
+	f.opens, f.pollAfter = time.Now().Add(time.Hour), 3600
+	target := newTarget(t, f.handler())
+	sc, _ := DropScenario(DropOptions{ID: "d1", SKU: "CC-42"})
+	plan, _ := ParseArrivals(fmt.Sprintf("n=%d,within=1s", buyers))
+
+	var before runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	goroutines := runtime.NumGoroutine()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan *Result)
+	go func() {
+		// A few connections, as a generator has next to a line of
+		// thousands: idle connections are not the buyers' cost.
+		r, _ := Run(ctx, Config{Target: target, Mix: []Weighted{{sc, 1}}, Plan: plan, Duration: plan.Duration(), Connections: 32})
+		done <- r
+	}()
+	for deadline := time.Now().Add(60 * time.Second); f.joins.Load() < buyers; {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d of %d buyers joined within 60s", f.joins.Load(), buyers)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Let the last answers arrive and their goroutines end.
+	var busy int
+	for range 100 {
+		time.Sleep(20 * time.Millisecond)
+		if busy = runtime.NumGoroutine() - goroutines; busy < buyers/10 {
+			break
+		}
+	}
+	var after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	cancel()
+	r := <-done
+	perBuyer := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / buyers
+	t.Logf("%d buyers waiting: %d more goroutines, %d bytes of heap each (generator and fake shop together)", buyers, busy, perBuyer)
+	if busy >= buyers/10 {
+		t.Errorf("%d goroutines for %d waiting buyers", busy, buyers)
+	}
+	if perBuyer > 8<<10 {
+		t.Errorf("%d bytes per waiting buyer; 100,000 would need %d MiB", perBuyer, perBuyer*100000>>20)
+	}
+	if r == nil || r.Drop == nil || r.Drop.Buyers != buyers || r.Drop.Unfinished != buyers {
+		t.Errorf("result: %+v", r)
+	}
+}
+
+func TestParseSourceIPs(t *testing.T) {
+	for in, want := range map[string][]string{
+		"":                         nil,
+		"127.0.0.2":                {"127.0.0.2"},
+		"127.0.0.1-127.0.0.3, ::1": {"127.0.0.1", "127.0.0.2", "127.0.0.3", "::1"},
+		"127.0.1.0/30":             {"127.0.1.1", "127.0.1.2"},
+		"127.0.1.7/31":             {"127.0.1.6", "127.0.1.7"},
+		"fd00::/127":               {"fd00::", "fd00::1"},
+		"127.0.0.250-127.0.1.1":    {"127.0.0.250", "127.0.0.251", "127.0.0.252", "127.0.0.253", "127.0.0.254", "127.0.0.255", "127.0.1.0", "127.0.1.1"},
+		"127.0.0.9,127.0.0.9/32":   {"127.0.0.9", "127.0.0.9"},
+	} {
+		got, err := ParseSourceIPs(in)
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		var s []string
+		for _, a := range got {
+			s = append(s, a.String())
+		}
+		if fmt.Sprint(s) != fmt.Sprint(want) {
+			t.Errorf("%q: %v, want %v", in, s, want)
+		}
+	}
+	for _, bad := range []string{"x", "127.0.0.3-127.0.0.1", "127.0.0.1-::1", "10.0.0.0/8", "1.2.3.4/33"} {
+		if _, err := ParseSourceIPs(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestSourceAddrs: sessions take the source addresses in turn.
+func TestSourceAddrs(t *testing.T) {
+	var mu sync.Mutex
+	seen := map[string]int{}
+	target := newTarget(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host, _, _ := strings.Cut(r.RemoteAddr, ":")
+		mu.Lock()
+		seen[host]++
+		mu.Unlock()
+	}))
+	addrs, _ := ParseSourceIPs("127.0.0.1-127.0.0.4")
+	plan, _ := ParseArrivals("n=40,within=200ms")
+	r := mustRun(t, Config{Target: target, Mix: getMix(), Plan: plan, Duration: plan.Duration(), SourceAddrs: addrs})
+	if r.Total.Errors != 0 || len(seen) != 4 {
+		t.Errorf("errors %v; requests came from %v, want 4 addresses", r.Total.Failures, seen)
+	}
+	for _, a := range addrs {
+		if seen[a.String()] != 10 {
+			t.Errorf("%s sent %d requests, want 10", a, seen[a.String()])
+		}
+	}
+}
