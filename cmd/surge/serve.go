@@ -38,6 +38,11 @@ type serveConfig struct {
 	ExpirySweep     time.Duration
 	AckWait         time.Duration
 	DropWarmup      time.Duration
+	Standby         bool
+	StandbyActive   int
+	StandbyLatency  time.Duration
+	StandbyRate     int
+	StandbyMax      int
 	WaitroomKeys    string
 	Addr            string
 	AdminAddr       string
@@ -102,6 +107,9 @@ func (c serveConfig) validate() error {
 	var errs []error
 	if _, err := shop.ParseRole(c.Role); err != nil {
 		errs = append(errs, fmt.Errorf("--role: %w", err))
+	}
+	if c.Standby && (c.StandbyActive < 2 || c.StandbyLatency <= 0 || c.StandbyRate < 1 || c.StandbyMax < 0) {
+		errs = append(errs, errors.New("--standby-on-active must be at least 2, --standby-on-latency and --standby-rate positive"))
 	}
 	if c.DropWarmup <= 0 {
 		errs = append(errs, errors.New("--drop-warmup must be positive"))
@@ -182,6 +190,11 @@ over the file.`,
 	f.DurationVar(&cfg.ReservationTTL, "reservation-ttl", 10*time.Minute, "how long checkout holds stock for an unpaid order")
 	f.DurationVar(&cfg.ClaimLease, "payment-claim-lease", 2*time.Minute, "how long a payment attempt keeps its order from expiring")
 	f.DurationVar(&cfg.ExpirySweep, "expiry-sweep", 5*time.Second, "how often expired reservations are released")
+	f.BoolVar(&cfg.Standby, "standby", false, "hold the whole storefront behind a FIFO waiting line while load is above --standby-on-active or --standby-on-latency")
+	f.IntVar(&cfg.StandbyActive, "standby-on-active", 500, "requests in flight that turn the standby line on (off again below 60% of it)")
+	f.DurationVar(&cfg.StandbyLatency, "standby-on-latency", 2*time.Second, "p95 latency that turns the standby line on (off again below a quarter of it)")
+	f.IntVar(&cfg.StandbyRate, "standby-rate", 3000, "visitors let in from the standby line per minute")
+	f.IntVar(&cfg.StandbyMax, "standby-max-active", 2000, "cap on visitors let in from the standby line and still shopping")
 	f.DurationVar(&cfg.DropWarmup, "drop-warmup", 2*time.Minute, "how long before a drop starts its pages are cached and database connections opened")
 	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", "", "waiting-room signing keys, id:base64secret[,id:base64secret...], current first; every replica needs the same (empty: a key kept in --data-dir)")
 	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", 30*time.Second, "how long before the messages of a silent (dead) worker are redelivered")
@@ -257,6 +270,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
 	sc.ReservationTTL, sc.ClaimLease, sc.SweepEvery, sc.AckWait = cfg.ReservationTTL, cfg.ClaimLease, cfg.ExpirySweep, cfg.AckWait
 	sc.WarmBefore, sc.WaitroomKeys = cfg.DropWarmup, cfg.WaitroomKeys
+	sc.Standby, sc.StandbyOnActive, sc.StandbyOnLatency, sc.StandbyRate, sc.StandbyMaxActive = cfg.Standby, cfg.StandbyActive, cfg.StandbyLatency, cfg.StandbyRate, cfg.StandbyMax
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
 	sc.Admission = cfg.Admission
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {

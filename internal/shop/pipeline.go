@@ -93,6 +93,9 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 	errs := make(chan error, 2)
 	if role == RoleAll || role == RoleAPI {
 		wg.Go(func() { s.warmDrops(ctx, s.warmBefore, s.log) })
+		if s.Standby != nil {
+			wg.Go(func() { s.watchLoad(ctx) })
+		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

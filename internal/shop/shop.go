@@ -81,6 +81,15 @@ type Config struct {
 	// WarmBefore is how long before a drop starts its pages are cached and
 	// database connections opened (default 2m).
 	WarmBefore time.Duration
+	// Standby puts the whole storefront behind a FIFO waiting room when
+	// StandbyOnActive requests are in flight or p95 latency passes
+	// StandbyOnLatency, admitting StandbyRate visitors a minute with at
+	// most StandbyMaxActive shopping; it turns off again when load falls.
+	Standby          bool
+	StandbyOnActive  int
+	StandbyOnLatency time.Duration
+	StandbyRate      int
+	StandbyMaxActive int
 	// WaitroomKeys is the waiting-room keyring ("id:base64secret,...",
 	// current first), shared by every replica. Empty keeps a generated key
 	// in DataDir.
@@ -96,7 +105,8 @@ type Config struct {
 func Defaults() Config {
 	return Config{DataDir: "./data", ShopName: "Surge Demo Shop", Currency: "USD", PageCache: true,
 		PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
-		ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute, Admission: true}
+		ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute, Admission: true,
+		StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000}
 }
 
 // Shop is an assembled shop.
@@ -110,6 +120,9 @@ type Shop struct {
 	Payments *simulated.Provider
 	Bus      *natsbus.Bus
 	Room     *waitroom.Room
+	// Standby is nil unless the standby waiting room is configured.
+	Standby *waitroom.Standby
+	meter   *loadMeter
 	// Admission is nil when overload protection is off.
 	Admission *admission.Admission
 	closers   []func() error
@@ -145,6 +158,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		return nil, err
 	}
 	if err := s.openRoom(ctx, cfg, log, reg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openStandby(ctx, cfg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -205,7 +222,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	deps := storefront.Deps{Catalog: s.Catalog, Logger: log, Metrics: metrics, AdminToken: cfg.AdminToken,
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
 		Sessions: &session.Manager{Store: s.Store, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
-		DropStore: s.Store, Room: s.Room, DropGate: gate,
+		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
 		OnDropChange: func(d drop.Drop) {
 			if err := s.DropChanged(context.Background(), d); err != nil {
 				log.Error("waiting room: drop change", "drop", d.ID, "err", err)
@@ -240,6 +257,9 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		deps.Admit = adm.Wrap
 	}
 	s.Handler, err = storefront.NewServer(deps)
+	if err == nil && s.meter != nil {
+		s.Handler = s.meter.wrap(s.Handler)
+	}
 	return err
 }
 

@@ -37,7 +37,7 @@ var staticVersion = func() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }()
 
-var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue"}
+var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby"}
 
 // parsePages parses each page together with the shared layout at start, so
 // a broken template fails the start rather than a request.

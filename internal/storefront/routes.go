@@ -77,6 +77,7 @@ func (s *server) routes(mux handlerMux) {
 	// Drops and their waiting rooms. The queue status is polled by
 	// everyone waiting, so it is cheap by design and ranks with checkout:
 	// shedding it would only bring the pollers back sooner.
+	mux.Handle("GET /queue", admit(critical, s.handleStandbyPage()))
 	mux.Handle("GET /drops/{slug}", cached(browse, s.handleDropPage()))
 	mux.Handle("POST /drops/{slug}/queue", admit(high, s.handleQueueJoinForm()))
 	mux.Handle("GET /drops/{slug}/queue", admit(critical, s.handleQueuePage()))

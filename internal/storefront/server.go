@@ -51,6 +51,8 @@ type Deps struct {
 	// Room is the waiting room; DropGate checks access to drop SKUs.
 	Room     *waitroom.Room
 	DropGate DropGate
+	// Standby, when set, holds visitors in a FIFO line while it is on.
+	Standby *waitroom.Standby
 	// ClientAddr gives a request's client address (trusted-proxy aware);
 	// nil uses the connection's peer.
 	ClientAddr func(*http.Request) string
@@ -95,7 +97,7 @@ func NewServer(d Deps) (http.Handler, error) {
 		writeProblem(w, Problem{Type: "about:blank", Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
 	}))
-	return observe(d.Logger, d.Metrics, d.AccessLog, cop.Handler(mux)), nil
+	return observe(d.Logger, d.Metrics, d.AccessLog, cop.Handler(s.standbyGate(mux))), nil
 }
 
 type server struct {

@@ -118,6 +118,7 @@
       .then(function () { location.reload(); });
     return;
   }
+  if (id === "standby" && state === "admitted") { location.reload(); return; }
   if (state === "pre_queue" || state === "waiting" || state === "sold_out") {
     setTimeout(poll, 2000);
   }

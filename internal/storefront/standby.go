@@ -1,0 +1,92 @@
+package storefront
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/surge-commerce/surge/internal/waitroom"
+)
+
+// standbyDrop is the waiting room's ID for the standby line.
+const standbyDrop = "standby"
+
+// standbyGate holds visitors in the standby line while it is on: pages
+// redirect to /queue, API calls get 503 with Retry-After. A visitor the
+// line has admitted (access cookie for this session) goes through.
+func (s *server) standbyGate(next http.Handler) http.Handler {
+	if s.Standby == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !s.Standby.Active() || !s.Standby.Protects(r.URL.Path) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		if v, err := s.visitor(r); err == nil && v.ok {
+			if _, err := s.Room.VerifyAccess(r.Context(), accessFor(r)(standbyDrop), standbyDrop, v.ID); err == nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		if strings.HasPrefix(r.URL.Path, "/api/") {
+			w.Header().Set("Retry-After", "5")
+			writeProblem(w, Problem{Type: "about:blank", Title: "Service Unavailable", Status: http.StatusServiceUnavailable,
+				Detail:   "the shop is very busy and has a waiting line: open /queue in a browser, or retry after the time in Retry-After",
+				Instance: r.URL.Path})
+			return
+		}
+		next := r.URL.RequestURI()
+		http.Redirect(w, r, "/queue?next="+url.QueryEscape(next), http.StatusSeeOther)
+	})
+}
+
+// handleStandbyPage is the standby line: it joins the visitor, shows
+// where they stand, and sends them on when admitted or when the line
+// has gone.
+func (s *server) handleStandbyPage() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		next := safeNext(r.URL.Query().Get("next"))
+		if next == "/account" && r.URL.Query().Get("next") == "" {
+			next = "/"
+		}
+		if s.Standby == nil || !s.Standby.Active() {
+			redirect(w, r, next)
+			return
+		}
+		se, visitor, err := s.queueIdentity(w, r)
+		if err != nil {
+			s.formError(w, r, err)
+			return
+		}
+		var st waitroom.Status
+		ticket := ""
+		if c, err := r.Cookie(ticketCookie(standbyDrop)); err == nil {
+			ticket = c.Value
+		}
+		if ticket != "" {
+			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: standbyDrop, Ticket: ticket, Visitor: visitor, Session: se.ID})
+		}
+		if ticket == "" || err != nil {
+			ticket, st, err = s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: standbyDrop, Visitor: visitor, Session: se.ID, ClientAddr: s.clientAddr(r)})
+			if err != nil {
+				s.formError(w, r, err)
+				return
+			}
+		}
+		s.setQueueCookies(w, standbyDrop, ticket, st)
+		if st.State == waitroom.StateAdmitted {
+			redirect(w, r, next)
+			return
+		}
+		refresh := 5
+		if st.PollAfter > 0 {
+			refresh = max(1, int(st.PollAfter.Seconds()))
+		}
+		s.personalPageRefresh(w, r, http.StatusOK, "standby", refresh, struct {
+			Status waitroom.Status
+			Wait   string
+		}{st, humanWait(st.EstimatedWait)})
+	})
+}
