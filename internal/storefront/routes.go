@@ -75,8 +75,10 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("POST /account/signout", admit(high, s.handleSignOutForm()))
 
 	// Drops and their waiting rooms. The queue status is polled by
-	// everyone waiting, so it is cheap by design and ranks with checkout:
-	// shedding it would only bring the pollers back sooner.
+	// everyone waiting, so it is cheap by design (a signature check and
+	// shared counters) and, like static assets, never shed: a refused poll
+	// only brings the poller back sooner, and at a drop's start everyone in
+	// the pre-queue polls at once.
 	mux.Handle("GET /queue", admit(critical, s.handleStandbyPage()))
 	mux.Handle("GET /drops/{slug}", cached(browse, s.handleDropPage()))
 	mux.Handle("POST /drops/{slug}/queue", admit(high, s.handleQueueJoinForm()))
@@ -84,8 +86,8 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /api/v1/drops/{id}", admit(browse, s.handleDropInfo()))
 	mux.Handle("POST /api/v1/drops/{id}/queue/challenge", admit(high, s.handleQueueChallenge()))
 	mux.Handle("POST /api/v1/drops/{id}/queue/join", admit(high, s.handleQueueJoin()))
-	mux.Handle("GET /api/v1/drops/{id}/queue", admit(critical, s.handleQueueStatus()))
-	mux.Handle("GET /api/v1/drops/{id}/queue/stream", admit(critical, s.handleQueueStream()))
+	mux.Handle("GET /api/v1/drops/{id}/queue", s.handleQueueStatus())
+	mux.Handle("GET /api/v1/drops/{id}/queue/stream", s.handleQueueStream())
 	mux.Handle("DELETE /api/v1/drops/{id}/queue", admit(high, s.handleQueueLeave()))
 
 	// Admin API: bearer token, never cached.
