@@ -67,6 +67,15 @@ func (s *server) visitorCart(r *http.Request) (visitor, cart.Cart, error) {
 	return v, c, err
 }
 
+// formVisitor loads the session of a form post and checks its CSRF token.
+func (s *server) formVisitor(r *http.Request) (visitor, error) {
+	v, err := s.visitor(r)
+	if err != nil {
+		return v, err
+	}
+	return v, checkCSRF(r, v)
+}
+
 func (s *server) handleCartPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, c, err := s.visitorCart(r)
@@ -190,12 +199,8 @@ func (s *server) handleCheckoutPage() http.Handler {
 // click or a resubmitted form places one order.
 func (s *server) handleCheckoutForm() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := s.visitor(r)
+		v, err := s.formVisitor(r)
 		if err != nil {
-			s.formError(w, r, err)
-			return
-		}
-		if err := checkCSRF(r, v); err != nil {
 			s.formError(w, r, err)
 			return
 		}
@@ -295,12 +300,8 @@ func (s *server) handleAccountForm(signUp bool) http.Handler {
 		name = "signup"
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v, err := s.visitor(r)
+		v, err := s.formVisitor(r)
 		if err != nil {
-			s.formError(w, r, err)
-			return
-		}
-		if err := checkCSRF(r, v); err != nil {
 			s.formError(w, r, err)
 			return
 		}
