@@ -17,7 +17,6 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
-	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -102,7 +101,7 @@ func SpecFromDrop(d drop.Drop) waitroom.DropSpec {
 // dropGate lets drop SKUs be bought only with a waiting-room access token
 // for the buyer's session, during the drop.
 type dropGate struct {
-	store *sqlitestore.Store
+	store Store
 	room  *waitroom.Room
 	now   func() time.Time
 }

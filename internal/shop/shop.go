@@ -112,7 +112,7 @@ func Defaults() Config {
 // Shop is an assembled shop.
 type Shop struct {
 	Handler  http.Handler
-	Store    *sqlitestore.Store
+	Store    Store
 	Catalog  *catalog.Service
 	Cache    *pagecache.Cache // nil when the page cache is off
 	Carts    *cart.Service

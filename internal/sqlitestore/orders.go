@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/order"
@@ -437,12 +438,9 @@ func (s *Store) MarkConfirmationSent(ctx context.Context, id string) (first bool
 	return first, err
 }
 
-// StockLedger is the stock picture of one SKU, for invariant checks.
-type StockLedger struct {
-	OnHand, Reserved, Sold int64
-	HeldByReservations     int64
-	SoldByReservations     int64
-}
+// StockLedger is catalog.StockLedger, kept under this name for callers
+// that read one SKU's counters from this store.
+type StockLedger = catalog.StockLedger
 
 // Ledger reads the stock counters of sku next to what reservations say they
 // should be; tests assert the two agree.
