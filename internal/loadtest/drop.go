@@ -52,6 +52,15 @@ const (
 	dropCheckout
 )
 
+// A drop buyer retries a step that got no answer or a 5xx up to
+// dropMaxRetries times, backing off from dropRetryBackoff: people press
+// reload rather than give up on a drop, and a load balancer in front of
+// several replicas answers 502/503 while one of them dies.
+const (
+	dropMaxRetries   = 6
+	dropRetryBackoff = 500 * time.Millisecond
+)
+
 // DropScenario is the drop buyer: join the drop's queue (solving the
 // proof of work when the drop asks for one), poll the queue status as
 // often as it says, and once admitted add the SKU to the cart and check
@@ -62,7 +71,9 @@ const (
 // Answers that are part of a drop are not errors: 409 (line not open
 // yet), 428 (proof of work needed) and 429 (join rate limit, retried
 // after Retry-After) to a join; 409 (sold out) and 422 (over the limit)
-// to the cart and checkout. Anything else ends the buyer with an error.
+// to the cart and checkout. A step that got no answer or a 5xx is
+// retried (see dropMaxRetries). Anything else ends the buyer with an
+// error.
 func DropScenario(o DropOptions) (*Scenario, error) {
 	if o.Quantity == 0 {
 		o.Quantity = 1
@@ -70,7 +81,7 @@ func DropScenario(o DropOptions) (*Scenario, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	known := map[string]bool{"pow": true}
+	known := map[string]bool{"pow": true, "idem": true}
 	for _, v := range builtinVars {
 		known[v] = true
 	}
@@ -102,7 +113,7 @@ func DropScenario(o DropOptions) (*Scenario, error) {
 	checkout := post("checkout", "/api/v1/checkout", `{"email":"{{email}}",
  "shipping_address":{"name":"Load Tester","line1":"1 Test Street","city":"Testville","postal_code":"12345","country":"US"},
  "payment":{"card_number":"4242424242424242"}}`, statusRange{200, 299}, statusRange{409, 409}, statusRange{422, 422})
-	checkout.headers = append(checkout.headers, header{"Idempotency-Key", mustText("{{uuid}}")})
+	checkout.headers = append(checkout.headers, header{"Idempotency-Key", mustText("{{.idem}}")})
 	return &Scenario{
 		Name:    "drop",
 		Cookies: true,

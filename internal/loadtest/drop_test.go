@@ -25,11 +25,15 @@ type fakeDrop struct {
 	pollAfter  float64
 	pow        bool
 	limitOnce  bool
+	// failFirst answers the first checkout under each idempotency key
+	// with a 502, as a load balancer does when the replica behind it died.
+	failFirst bool
 
 	mu       sync.Mutex
 	units    int
 	joined   map[string]int // visitor: place in line
 	limited  map[string]bool
+	keys     map[string]bool // idempotency keys seen
 	joins    atomic.Int64
 	visitors atomic.Int64
 	bad      atomic.Int64 // requests the journey should not have made
@@ -119,10 +123,17 @@ func (f *fakeDrop) handler() http.Handler {
 		w.WriteHeader(http.StatusCreated)
 	})
 	mux.HandleFunc("POST /api/v1/checkout", func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Idempotency-Key") == "" {
+		key := r.Header.Get("Idempotency-Key")
+		if key == "" {
 			f.bad.Add(1)
 		}
 		f.mu.Lock()
+		if f.failFirst && !f.keys[key] {
+			f.keys[key] = true
+			f.mu.Unlock()
+			http.Error(w, "bad gateway", http.StatusBadGateway)
+			return
+		}
 		ok := f.units > 0
 		if ok {
 			f.units--
@@ -139,7 +150,7 @@ func (f *fakeDrop) handler() http.Handler {
 }
 
 func newFakeDrop(units int) *fakeDrop {
-	return &fakeDrop{units: units, joined: map[string]int{}, limited: map[string]bool{}, pollAfter: 1}
+	return &fakeDrop{units: units, joined: map[string]int{}, limited: map[string]bool{}, keys: map[string]bool{}, pollAfter: 1}
 }
 
 // TestDropJourney runs buyers through a drop that needs a proof of work
@@ -191,6 +202,36 @@ func TestDropJourney(t *testing.T) {
 	ths, _ := ParseThresholds([]string{"unanswered<1", "errors<1%"})
 	if !Evaluate(r, ths) {
 		t.Errorf("thresholds: %v", r.Thresholds)
+	}
+}
+
+// TestDropBuyersRetryFailedSteps: a checkout answered 502 is sent again
+// with the same idempotency key, so every buyer still ends bought or sold
+// out, with no buyer counted as an error.
+func TestDropBuyersRetryFailedSteps(t *testing.T) {
+	const buyers, units = 40, 10
+	f := newFakeDrop(units)
+	f.failFirst = true
+	f.opens, f.admitEvery = time.Now(), 5*time.Millisecond
+	target := newTarget(t, f.handler())
+	sc, err := DropScenario(DropOptions{ID: "d1", SKU: "CC-42"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	plan, _ := ParseArrivals("n=40,within=200ms")
+	r := mustRun(t, Config{Target: target, Mix: []Weighted{{sc, 1}}, Plan: plan, Duration: plan.Duration()})
+	d := r.Drop
+	if d == nil {
+		t.Fatal("no drop result")
+	}
+	if d.FinalAnswers != buyers || d.Errors != 0 || d.Bought != units || f.sold.Load() != units {
+		t.Errorf("%+v; shop sold %d; want %d final answers, %d bought, no errors", *d, f.sold.Load(), buyers, units)
+	}
+	st, _ := r.Step("checkout")
+	// Every buyer's first checkout failed; a retry with a new key would
+	// have failed again and ended in an error.
+	if st.Statuses["502"] != buyers {
+		t.Errorf("checkout answered 502 %d times, want %d (%v)", st.Statuses["502"], buyers, st.Statuses)
 	}
 }
 

@@ -191,6 +191,10 @@ type session struct {
 	next    int
 	pause   time.Duration
 	outcome dropOutcome
+	// transient marks the last failure as one a person would retry (no
+	// answer, or a 5xx); retries counts the drop buyer's retries so far.
+	transient bool
+	retries   int
 }
 
 type event struct {
@@ -590,6 +594,10 @@ func (e *engine) newSession(vu int) *session {
 		s.vars["session"] = strconv.FormatInt(id, 10)
 		s.vars["vu"] = strconv.Itoa(vu)
 		s.vars["base_url"] = e.resolve(scn, "")
+		if scn.drop != nil {
+			// One key for the buyer's checkout, kept across retries.
+			s.vars["idem"] = newUUID()
+		}
 	}
 	return s
 }
@@ -655,6 +663,11 @@ func (e *engine) advance(s *session, st *Step, ok bool) (more bool, think time.D
 	case !ok && e.reqCtx.Err() != nil:
 		// Cut off by the end of the run: unfinished, not an error.
 		return false, 0
+	case !ok && s.transient && s.retries < dropMaxRetries:
+		// A buyer whose page failed to load presses reload: the same step
+		// again, after a backoff (checkout keeps its idempotency key).
+		s.retries++
+		return true, jitter(dropRetryBackoff << min(s.retries-1, 4))
 	case !ok:
 		e.outcomes[dropFailed].Add(1)
 		return false, 0
@@ -717,9 +730,11 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 	default:
 		resp, err = e.plain.Do(req)
 	}
+	s.transient = false
 	if err != nil {
 		e.inFlight.Add(-1)
 		now := time.Now()
+		s.transient = e.reqCtx.Err() == nil
 		e.rec.record(idx, intended, sent, now, 0, e.failureKind(err), 0)
 		return false
 	}
@@ -758,6 +773,7 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 			s.vars[ex.name] = v
 		}
 	}
+	s.transient = failure != "" && (err != nil || resp.StatusCode >= 500)
 	e.rec.record(idx, intended, sent, done, resp.StatusCode, failure, n)
 	return failure == ""
 }
