@@ -173,6 +173,16 @@ type Config struct {
 	JoinRateKeys int
 	// MinPoll and MaxPoll bound Status.PollAfter (defaults 2s and 30s).
 	MinPoll, MaxPoll time.Duration
+	// StartPollRate is the status polls a second the room aims for when
+	// the start comes and the whole pre-queue wants its place at once
+	// (default 2,000, for the whole shop: every replica computes the same
+	// window from the shared pre-queue count; raise it with replicas): pre-queue
+	// visitors are told to come back at the start plus a delay spread
+	// evenly over PreQueue/StartPollRate seconds (at most half the
+	// drop's no-show window, at least a second), fixed per ticket. Who
+	// comes back when does not change anyone's place: positions are
+	// drawn at the start, and an admitted seat waits the no-show window.
+	StartPollRate float64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Logger gets stock and ledger failures; nil discards them.
@@ -191,11 +201,13 @@ type Room struct {
 	limiter  *admission.RateLimiter
 	minPoll  time.Duration
 	maxPoll  time.Duration
-	now      func() time.Time
-	log      *slog.Logger
-	metrics  *metrics
-	writeMu  sync.Mutex // serializes changes to drops
-	drops    atomic.Pointer[map[string]*dropRun]
+	// startPollRate spreads the pre-queue's first polls after the start.
+	startPollRate float64
+	now           func() time.Time
+	log           *slog.Logger
+	metrics       *metrics
+	writeMu       sync.Mutex // serializes changes to drops
+	drops         atomic.Pointer[map[string]*dropRun]
 }
 
 // dropRun is one open drop in this process.
@@ -254,13 +266,16 @@ func New(cfg Config) (*Room, error) {
 	if cfg.MaxPoll <= 0 {
 		cfg.MaxPoll = 30 * time.Second
 	}
+	if cfg.StartPollRate <= 0 {
+		cfg.StartPollRate = 2000
+	}
 	if cfg.MaxPoll < cfg.MinPoll {
 		return nil, fmt.Errorf("%w: MaxPoll below MinPoll", ErrInvalid)
 	}
 	r := &Room{
 		keys: cfg.Keys, ledger: cfg.Ledger, stockFn: cfg.Stock,
 		stockTTL: cfg.StockTTL, snapTTL: cfg.SnapshotTTL,
-		minPoll: cfg.MinPoll, maxPoll: cfg.MaxPoll,
+		minPoll: cfg.MinPoll, maxPoll: cfg.MaxPoll, startPollRate: cfg.StartPollRate,
 		now: cfg.Now, log: cfg.Logger,
 	}
 	if cfg.JoinRate.PerSecond > 0 {
@@ -616,7 +631,7 @@ func (r *Room) statusFor(ctx context.Context, d *dropRun, t Ticket, c Counters, 
 	case pos == 0:
 		st.State = StatePreQueue
 		st.EstimatedWait = max(0, d.spec.Start.Sub(now))
-		st.PollAfter = r.clampPoll(d, st.EstimatedWait+jitter)
+		st.PollAfter = r.clampPoll(d, st.EstimatedWait+r.startSpread(d, c, t.Seq))
 	default:
 		st.State = StateWaiting
 		st.Ahead = pos - c.Frontier - 1
@@ -626,6 +641,23 @@ func (r *Room) statusFor(ctx context.Context, d *dropRun, t Ticket, c Counters, 
 		st.PollAfter = r.clampPoll(d, st.EstimatedWait/3+jitter)
 	}
 	return st, nil
+}
+
+// startSpread is how long after the start the pre-queue visitor holding
+// seq should first poll: a fixed fraction of a window that grows with the
+// pre-queue, so that its polls arrive at about startPollRate a second
+// instead of all within the first second (the thundering herd that would
+// otherwise meet the drop's first buyers at their cart).
+func (r *Room) startSpread(d *dropRun, c Counters, seq uint64) time.Duration {
+	window := time.Duration(float64(c.Joined) / r.startPollRate * float64(time.Second))
+	if w := d.spec.NoShowWindow; w > 0 {
+		window = min(window, w/2)
+	}
+	window = max(window, time.Second)
+	// The same multiplicative hash as the other jitter: spread evenly and
+	// the same on every poll of this ticket.
+	frac := float64(seq*0x9E3779B97F4A7C15>>11) / (1 << 53)
+	return time.Duration(frac * float64(window))
 }
 
 // clampPoll keeps a poll interval within [MinPoll, MaxPoll], and short

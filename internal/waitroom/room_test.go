@@ -191,6 +191,37 @@ func TestPreQueueThenFIFO(t *testing.T) {
 	}
 }
 
+// TestPreQueueFirstPollsSpread: the pre-queue is told to come back at
+// the start plus a delay spread over PreQueue/StartPollRate seconds, so
+// its polls do not all land in the first second of the drop.
+func TestPreQueueFirstPollsSpread(t *testing.T) {
+	const n, rate = 4000, 400 // a 10 s window
+	e := newEnv(t, func(c *waitroom.Config) { c.StartPollRate = rate })
+	e.open(t, spec("d"))
+	e.clock.Set(start.Add(-time.Hour))
+	tickets := make([]string, n)
+	for i := range n {
+		tickets[i], _ = e.join(t, "d", fmt.Sprintf("v:%d", i))
+	}
+	e.clock.Set(start.Add(-5 * time.Second))
+	var perSecond [12]int
+	for i := range n {
+		st := e.status(t, "d", tickets[i], fmt.Sprintf("v:%d", i), "")
+		after := st.PollAfter - 5*time.Second // from the start
+		if st.State != waitroom.StatePreQueue || after < -3*time.Second || after >= 10*time.Second {
+			t.Fatalf("visitor %d: %+v; want a first poll within 10s after the start", i, st)
+		}
+		perSecond[max(0, int(after/time.Second))]++
+	}
+	// Evenly spread: about n/10 a second; the minimum poll interval folds
+	// the first three seconds into one.
+	for sec, got := range perSecond[3:10] {
+		if got < n/10*7/10 || got > n/10*13/10 {
+			t.Errorf("second %d after the start: %d first polls, want about %d (%v)", sec+3, got, n/10, perSecond)
+		}
+	}
+}
+
 func TestTicketsRejected(t *testing.T) {
 	e := newEnv(t, nil)
 	e.open(t, spec("d"))
