@@ -1,0 +1,565 @@
+package pgstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/money"
+	"github.com/surge-commerce/surge/internal/order"
+)
+
+// Classes of transaction-scoped advisory locks (the first key of
+// pg_advisory_xact_lock(int, int)); the second key is a hash of what is
+// locked. Two unrelated things whose hashes collide only wait for each
+// other a moment.
+const (
+	lockIdempotencyKey = 1 // one checkout per (owner, key) at a time
+	lockDropBuyer      = 2 // one order per (drop, buyer) at a time
+)
+
+// IdempotentOrder finds the order an idempotency key produced, on the
+// primary.
+func (s *Store) IdempotentOrder(ctx context.Context, owner, key string) (string, string, error) {
+	if !storable(owner) || !storable(key) {
+		return "", "", order.ErrNotFound
+	}
+	var id, hash string
+	err := s.primary.QueryRow(ctx, `SELECT order_id, request_hash FROM idempotency_keys WHERE owner = $1 AND key = $2`, owner, key).Scan(&id, &hash)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", "", order.ErrNotFound
+	}
+	if err != nil {
+		return "", "", fmt.Errorf("idempotency key: %w", err)
+	}
+	return id, hash, nil
+}
+
+// PlaceOrder reserves stock and records the order, its outbox event and its
+// idempotency key in one transaction (see checkout.Store).
+//
+// Two buyers never both get the last unit, whichever process they reach:
+// each reservation is one UPDATE whose WHERE clause demands the units be
+// available; PostgreSQL re-checks that condition on the newest version of
+// the row after waiting for a concurrent reservation to commit, and the
+// variants_stock CHECK constraint backs it up. SKUs are reserved in sorted
+// order so that two orders never hold each other's rows (a deadlock); one
+// that happens anyway, through triggers, is retried by inTx.
+func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Order, bool, error) {
+	var (
+		o        order.Order
+		replayed bool
+	)
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		o, replayed = p.Order, false
+		// Simultaneous retries of one checkout queue here, so the second
+		// finds the first's key below instead of reserving stock again.
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2 || E'\n' || $3))`,
+			int32(lockIdempotencyKey), p.Owner, p.Key); err != nil {
+			return fmt.Errorf("lock idempotency key: %w", err)
+		}
+		var prevID, prevHash string
+		err := tx.QueryRow(ctx, `SELECT order_id, request_hash FROM idempotency_keys WHERE owner = $1 AND key = $2`,
+			p.Owner, p.Key).Scan(&prevID, &prevHash)
+		switch {
+		case err == nil:
+			if prevHash != p.RequestHash {
+				return checkout.ErrIdempotencyMismatch
+			}
+			prev, err := loadOrder(ctx, tx, prevID)
+			if err != nil {
+				return err
+			}
+			o, replayed = prev, true
+			return nil
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("idempotency key: %w", err)
+		}
+		if d := p.Drop; d != nil {
+			// The buyer's other orders for this drop wait, so the limit
+			// below counts them.
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, hashtext($2 || E'\n' || $3))`,
+				int32(lockDropBuyer), d.DropID, d.Buyer); err != nil {
+				return fmt.Errorf("lock drop buyer: %w", err)
+			}
+		}
+
+		byKey := make([]int, len(o.Lines))
+		for i := range byKey {
+			byKey[i] = i
+		}
+		slices.SortStableFunc(byKey, func(a, b int) int { return cmpString(o.Lines[a].SKU, o.Lines[b].SKU) })
+		short := make([]bool, len(o.Lines))
+		anyShort := false
+		for _, i := range byKey {
+			l := o.Lines[i]
+			tag, err := tx.Exec(ctx, `UPDATE variants SET reserved = reserved + $1 WHERE sku = $2 AND on_hand - reserved - sold >= $1`,
+				l.Quantity, l.SKU)
+			if err != nil {
+				return fmt.Errorf("reserve %s: %w", l.SKU, err)
+			}
+			if tag.RowsAffected() == 0 {
+				short[i], anyShort = true, true
+			}
+		}
+		if anyShort {
+			var skus []string
+			for i, l := range o.Lines {
+				if short[i] {
+					skus = append(skus, l.SKU)
+				}
+			}
+			// Returning an error rolls back the lines that did reserve.
+			return &checkout.SoldOutError{SKUs: skus}
+		}
+		if d := p.Drop; d != nil {
+			var held int64
+			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(quantity), 0) FROM drop_purchases WHERE drop_id = $1 AND buyer = $2`,
+				d.DropID, d.Buyer).Scan(&held); err != nil {
+				return fmt.Errorf("drop purchases: %w", err)
+			}
+			if held+d.Quantity > d.Limit {
+				return fmt.Errorf("%w: %d per customer, you hold %d", drop.ErrOverLimit, d.Limit, held)
+			}
+		}
+
+		// Everything left is inserts that cannot wait on anyone: one round
+		// trip.
+		addr, _ := json.Marshal(o.ShippingAddress)
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
+			shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at)
+			VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+			RETURNING number`,
+			o.ID, nullID(o.CustomerID), o.Email, string(o.Status), o.Total.Currency, o.Subtotal.Amount, o.Tax.Amount,
+			o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil, o.CreatedAt).
+			QueryRow(func(row pgx.Row) error { return row.Scan(&o.Number) })
+		for i, l := range o.Lines {
+			b.Queue(`INSERT INTO order_lines (order_id, position, sku, product_name, variant_title, quantity, unit_price, line_total)
+				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, o.ID, i, l.SKU, l.ProductName, l.VariantTitle, l.Quantity, l.UnitPrice.Amount, l.LineTotal.Amount)
+			b.Queue(`INSERT INTO reservations (order_id, sku, quantity, status, expires_at) VALUES ($1, $2, $3, 'held', $4)`,
+				o.ID, l.SKU, l.Quantity, o.ReservedUntil)
+		}
+		if d := p.Drop; d != nil {
+			b.Queue(`INSERT INTO drop_purchases (order_id, drop_id, buyer, quantity) VALUES ($1, $2, $3, $4)`, o.ID, d.DropID, d.Buyer, d.Quantity)
+		}
+		if err := queueTransition(b, o.ID, "", o.Status, "checkout", o.CreatedAt); err != nil {
+			return err
+		}
+		b.Queue(`INSERT INTO idempotency_keys (owner, key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+			p.Owner, p.Key, p.RequestHash, o.ID, o.CreatedAt)
+		if p.CartID != "" {
+			b.Queue(`DELETE FROM cart_items WHERE cart_id = $1`, p.CartID)
+		}
+		if err := tx.SendBatch(ctx, b).Close(); err != nil {
+			return fmt.Errorf("record order %s: %w", o.ID, err)
+		}
+		o.History = []order.Transition{{To: o.Status, Reason: "checkout", At: o.CreatedAt}}
+		return nil
+	})
+	if err != nil {
+		return order.Order{}, false, err
+	}
+	return o, replayed, nil
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// queueTransition queues the transition row and the outbox event that
+// announces the order's new status.
+func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason string, at time.Time) error {
+	b.Queue(`INSERT INTO order_transitions (order_id, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5)`,
+		id, string(from), string(to), reason, at)
+	subject := map[order.Status]string{order.StatusPendingPayment: order.SubjectCreated, order.StatusPaid: order.SubjectPaid,
+		order.StatusPaymentFailed: order.SubjectFailed, order.StatusExpired: order.SubjectExpired, order.StatusCancelled: order.SubjectCancelled}[to]
+	if subject == "" {
+		return nil
+	}
+	data, _ := json.Marshal(order.Event{OrderID: id, Status: to, At: at.UnixNano()})
+	evID, err := randomID("evt_")
+	if err != nil {
+		return err
+	}
+	b.Queue(`INSERT INTO outbox (id, subject, data, created_at) VALUES ($1, $2, $3, $4)`, evID, subject, data, at)
+	return nil
+}
+
+// loadOrder reads an order with its lines and history.
+func loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
+	if !storable(id) {
+		return order.Order{}, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	var (
+		o                     order.Order
+		cur                   string
+		addr                  []byte
+		sub, tax, ship, total int64
+		status                string
+	)
+	err := q.QueryRow(ctx, `SELECT id, number, coalesce(customer_id, 0), email, status, currency, subtotal, tax, shipping, total,
+		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at FROM orders WHERE id = $1`, id).
+		Scan(&o.ID, &o.Number, &o.CustomerID, &o.Email, &status, &cur, &sub, &tax, &ship, &total, &addr,
+			&o.PaymentMethod, &o.CardLast4, &o.ReservedUntil, &o.CreatedAt, &o.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return order.Order{}, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	if err != nil {
+		return order.Order{}, fmt.Errorf("load order %s: %w", id, err)
+	}
+	o.Status = order.Status(status)
+	m := func(a int64) money.Money { return money.Money{Amount: a, Currency: cur} }
+	o.Subtotal, o.Tax, o.Shipping, o.Total = m(sub), m(tax), m(ship), m(total)
+	_ = json.Unmarshal(addr, &o.ShippingAddress) // written by PlaceOrder
+
+	rows, err := q.Query(ctx, `SELECT sku, product_name, variant_title, quantity, unit_price, line_total
+		FROM order_lines WHERE order_id = $1 ORDER BY position`, id)
+	if err != nil {
+		return order.Order{}, fmt.Errorf("order %s lines: %w", id, err)
+	}
+	for rows.Next() {
+		var (
+			l        order.Line
+			unit, lt int64
+		)
+		if err := rows.Scan(&l.SKU, &l.ProductName, &l.VariantTitle, &l.Quantity, &unit, &lt); err != nil {
+			rows.Close()
+			return order.Order{}, fmt.Errorf("order %s lines: %w", id, err)
+		}
+		l.UnitPrice, l.LineTotal = m(unit), m(lt)
+		o.Lines = append(o.Lines, l)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return order.Order{}, fmt.Errorf("order %s lines: %w", id, err)
+	}
+	rows, err = q.Query(ctx, `SELECT from_status, to_status, reason, at FROM order_transitions WHERE order_id = $1 ORDER BY id`, id)
+	if err != nil {
+		return order.Order{}, fmt.Errorf("order %s history: %w", id, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			t        order.Transition
+			from, to string
+		)
+		if err := rows.Scan(&from, &to, &t.Reason, &t.At); err != nil {
+			return order.Order{}, fmt.Errorf("order %s history: %w", id, err)
+		}
+		t.From, t.To = order.Status(from), order.Status(to)
+		o.History = append(o.History, t)
+	}
+	if err := rows.Err(); err != nil {
+		return order.Order{}, fmt.Errorf("order %s history: %w", id, err)
+	}
+	return o, nil
+}
+
+// Order loads an order with its lines and history, from the primary: the
+// order page follows the checkout that placed it.
+func (s *Store) Order(ctx context.Context, id string) (order.Order, error) {
+	return loadOrder(ctx, s.primary, id)
+}
+
+// OrdersByCustomer lists a customer's orders, newest first, from the
+// primary.
+func (s *Store) OrdersByCustomer(ctx context.Context, customerID int64, limit int) ([]order.Order, error) {
+	rows, err := s.primary.Query(ctx, `SELECT id FROM orders WHERE customer_id = $1 ORDER BY created_at DESC LIMIT $2`, customerID, limit)
+	if err != nil {
+		return nil, fmt.Errorf("customer orders: %w", err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("customer orders: %w", err)
+	}
+	out := make([]order.Order, 0, len(ids))
+	for _, id := range ids {
+		o, err := s.Order(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, o)
+	}
+	return out, nil
+}
+
+// transition moves an order from one status to another if it is still in
+// from; it reports whether it moved. The UPDATE locks the order row, so of
+// two workers moving one order only one moves it. Releasing or committing
+// stock is the caller's business, in the same transaction.
+func (s *Store) transition(ctx context.Context, tx pgx.Tx, id string, from, to order.Status, reason string) (bool, error) {
+	if !order.CanTransition(from, to) {
+		return false, fmt.Errorf("%s -> %s: %w", from, to, order.ErrTransition)
+	}
+	now := s.now().UTC()
+	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4`,
+		string(to), now, id, string(from))
+	if err != nil {
+		return false, fmt.Errorf("order %s -> %s: %w", id, to, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return false, nil
+	}
+	b := &pgx.Batch{}
+	if err := queueTransition(b, id, from, to, reason, now); err != nil {
+		return false, err
+	}
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return false, fmt.Errorf("record transition of order %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// releaseHeld returns the stock the orders hold to available, and gives
+// the buyers back their share of a drop's per-customer limit.
+func releaseHeld(ctx context.Context, tx pgx.Tx, ids []string) error {
+	if _, err := tx.Exec(ctx, `DELETE FROM drop_purchases WHERE order_id = ANY($1)`, ids); err != nil {
+		return fmt.Errorf("release drop purchases: %w", err)
+	}
+	_, err := settleHeld(ctx, tx, ids, "released")
+	return err
+}
+
+// settleHeld marks the orders' held reservations released or committed and
+// moves their units out of variants.reserved (into sold when committed).
+// It returns how many reservations it settled. Marking first locks the
+// reservation rows, so a redelivered event running alongside finds them
+// settled and does nothing; variants are then updated in SKU order, as
+// PlaceOrder reserves them, so the two never deadlock.
+func settleHeld(ctx context.Context, tx pgx.Tx, ids []string, status string) (int, error) {
+	rows, err := tx.Query(ctx, `UPDATE reservations SET status = $1 WHERE order_id = ANY($2) AND status = 'held' RETURNING sku, quantity`, status, ids)
+	if err != nil {
+		return 0, fmt.Errorf("settle reservations: %w", err)
+	}
+	perSKU := map[string]int64{}
+	n := 0
+	for rows.Next() {
+		var (
+			sku string
+			qty int64
+		)
+		if err := rows.Scan(&sku, &qty); err != nil {
+			rows.Close()
+			return 0, fmt.Errorf("settle reservations: %w", err)
+		}
+		perSKU[sku] += qty
+		n++
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, fmt.Errorf("settle reservations: %w", err)
+	}
+	sold := status == "committed"
+	for _, sku := range slices.Sorted(maps.Keys(perSKU)) {
+		if _, err := tx.Exec(ctx, `UPDATE variants SET reserved = reserved - $1, sold = sold + CASE WHEN $2 THEN $1 ELSE 0 END WHERE sku = $3`,
+			perSKU[sku], sold, sku); err != nil {
+			return 0, fmt.Errorf("settle %s: %w", sku, err)
+		}
+	}
+	return n, nil
+}
+
+// ClaimPayment marks that payment is being taken for a pending order and
+// returns the order. The claim is a lease, renewed at every attempt: while
+// it is fresh the expiry sweep leaves the order alone, so stock is not
+// released under a capture in flight; once it lapses (the provider has
+// been failing for longer than the lease) the order may expire. ok is
+// false when the order is no longer pending (paid, failed or expired),
+// which makes redelivered capture messages harmless.
+func (s *Store) ClaimPayment(ctx context.Context, id string) (o order.Order, ok bool, err error) {
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		ok = false
+		if storable(id) {
+			tag, err := tx.Exec(ctx, `UPDATE orders SET payment_claimed_at = $1 WHERE id = $2 AND status = 'pending_payment'`, s.now(), id)
+			if err != nil {
+				return fmt.Errorf("claim payment of order %s: %w", id, err)
+			}
+			ok = tag.RowsAffected() == 1
+		}
+		o, err = loadOrder(ctx, tx, id)
+		return err
+	})
+	return o, ok, err
+}
+
+// MarkPaid moves a pending order to paid. Already paid is not an error.
+func (s *Store) MarkPaid(ctx context.Context, id, reason string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		moved, err := s.transition(ctx, tx, id, order.StatusPendingPayment, order.StatusPaid, reason)
+		if err != nil || moved {
+			return err
+		}
+		return expectStatus(ctx, tx, id, order.StatusPaid, order.StatusFulfilled)
+	})
+}
+
+// MarkPaymentFailed moves a pending order to payment_failed and releases
+// its stock. Already failed is not an error.
+func (s *Store) MarkPaymentFailed(ctx context.Context, id, reason string) error {
+	return s.inTx(ctx, func(tx pgx.Tx) error {
+		moved, err := s.transition(ctx, tx, id, order.StatusPendingPayment, order.StatusPaymentFailed, reason)
+		if err != nil {
+			return err
+		}
+		if !moved {
+			return expectStatus(ctx, tx, id, order.StatusPaymentFailed)
+		}
+		return releaseHeld(ctx, tx, []string{id})
+	})
+}
+
+func expectStatus(ctx context.Context, tx pgx.Tx, id string, want ...order.Status) error {
+	var st string
+	if !storable(id) {
+		return fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	if err := tx.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1`, id).Scan(&st); err != nil {
+		if errors.Is(err, pgx.ErrNoRows) {
+			return fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+		}
+		return fmt.Errorf("order %s status: %w", id, err)
+	}
+	if slices.Contains(want, order.Status(st)) {
+		return nil
+	}
+	return fmt.Errorf("order %s is %s: %w", id, st, order.ErrTransition)
+}
+
+// CommitStock turns a paid order's held reservations into sold units. It is
+// idempotent: a redelivered event finds nothing held.
+func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if err := expectStatus(ctx, tx, id, order.StatusPaid, order.StatusFulfilled); err != nil {
+			return err
+		}
+		var err error
+		n, err = settleHeld(ctx, tx, []string{id}, "committed")
+		return err
+	})
+	return n, err
+}
+
+// ExpireDue expires up to limit unpaid orders whose reservation has run out
+// and whose payment is not being taken (no claim, or a claim older than
+// claimLease), releasing their stock. It returns the expired order IDs.
+// Sweepers in several processes split the work: each skips the orders
+// another has locked.
+func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Duration) ([]string, error) {
+	var expired []string
+	now := s.now()
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		expired = nil
+		rows, err := tx.Query(ctx, `SELECT id FROM orders WHERE status = 'pending_payment' AND reserved_until <= $1
+			AND (payment_claimed_at IS NULL OR payment_claimed_at <= $2) ORDER BY reserved_until LIMIT $3
+			FOR UPDATE SKIP LOCKED`, now, now.Add(-claimLease), limit)
+		if err != nil {
+			return fmt.Errorf("due orders: %w", err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return fmt.Errorf("due orders: %w", err)
+		}
+		var moved []string
+		for _, id := range ids {
+			ok, err := s.transition(ctx, tx, id, order.StatusPendingPayment, order.StatusExpired, "reservation expired")
+			if err != nil {
+				return err
+			}
+			if ok {
+				moved = append(moved, id)
+			}
+		}
+		if len(moved) == 0 {
+			return nil
+		}
+		if err := releaseHeld(ctx, tx, moved); err != nil {
+			return err
+		}
+		expired = moved
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("expire due orders: %w", err)
+	}
+	return expired, nil
+}
+
+// MarkConfirmationSent records that the confirmation mail went out; first
+// is false when it had been recorded before (a redelivery).
+func (s *Store) MarkConfirmationSent(ctx context.Context, id string) (first bool, err error) {
+	if !storable(id) {
+		return false, nil
+	}
+	err = s.inTx(ctx, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE orders SET confirmation_sent_at = $1 WHERE id = $2 AND confirmation_sent_at IS NULL`, s.now(), id)
+		if err != nil {
+			return fmt.Errorf("mark confirmation of order %s: %w", id, err)
+		}
+		first = tag.RowsAffected() == 1
+		return nil
+	})
+	return first, err
+}
+
+// Ledger reads the stock counters of sku next to what reservations say they
+// should be, on the primary and in one statement, so the two are from the
+// same moment; tests assert they agree.
+func (s *Store) Ledger(ctx context.Context, sku string) (catalog.StockLedger, error) {
+	var l catalog.StockLedger
+	err := s.primary.QueryRow(ctx, `SELECT v.on_hand, v.reserved, v.sold,
+		coalesce((SELECT sum(quantity) FROM reservations WHERE sku = v.sku AND status = 'held'), 0)::bigint,
+		coalesce((SELECT sum(quantity) FROM reservations WHERE sku = v.sku AND status = 'committed'), 0)::bigint
+		FROM variants v WHERE v.sku = $1`, sku).Scan(&l.OnHand, &l.Reserved, &l.Sold, &l.HeldByReservations, &l.SoldByReservations)
+	if err != nil {
+		return l, fmt.Errorf("ledger %s: %w", sku, err)
+	}
+	return l, nil
+}
+
+// OrderPlacedInSession reports whether the order was placed by the session
+// (its idempotency key belongs to it), which lets guests see their orders.
+func (s *Store) OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error) {
+	if !storable(orderID) || !storable(sessionID) {
+		return false, nil
+	}
+	var ok bool
+	err := s.primary.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM idempotency_keys WHERE owner = $1 AND order_id = $2)`,
+		sessionID, orderID).Scan(&ok)
+	if err != nil {
+		return false, fmt.Errorf("order placed in session: %w", err)
+	}
+	return ok, nil
+}
+
+// ConfirmationSent reports whether the order's confirmation went out.
+func (s *Store) ConfirmationSent(ctx context.Context, id string) (bool, error) {
+	if !storable(id) {
+		return false, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	var sent bool
+	err := s.primary.QueryRow(ctx, `SELECT confirmation_sent_at IS NOT NULL FROM orders WHERE id = $1`, id).Scan(&sent)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	if err != nil {
+		return false, fmt.Errorf("order %s: %w", id, err)
+	}
+	return sent, nil
+}
