@@ -98,6 +98,9 @@ func New(cfg Config) (*Client, error) {
 		// and could apply a write twice.
 		opts.MaxRetries = -1
 	}
+	// go-redis dials up to five times per connection by default, which
+	// against an unreachable host multiplies the dial timeout.
+	opts.DialerRetries = 1
 	if cfg.Name != "" && !q.Has("client_name") {
 		opts.ClientName = cfg.Name
 	}
