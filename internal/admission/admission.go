@@ -58,6 +58,10 @@ type Config struct {
 	// PerClient, so that many shoppers behind one NAT are not limited as
 	// one. Zero PerSecond disables it.
 	PerSession Rate
+	// SharedRates, when set, makes the PerClient ("client") and PerSession
+	// ("session") buckets shared by every replica; each replica falls back
+	// to its own buckets while the shared ones fail.
+	SharedRates func(name string, r Rate) SharedBuckets
 	// SessionCookie names the session cookie (default "surge_session").
 	SessionCookie string
 	// MaxTrackedClients bounds the buckets held by each of the two rate
@@ -138,8 +142,8 @@ type Admission struct {
 	cfg      Config
 	limiter  *Limiter
 	clientIP *ClientIP
-	byClient *RateLimiter // nil when disabled
-	bySess   *RateLimiter // nil when disabled
+	byClient *Buckets // nil when disabled
+	bySess   *Buckets // nil when disabled
 	seed     maphash.Seed
 	m        *metrics
 
@@ -159,10 +163,16 @@ func New(cfg Config) (*Admission, error) {
 	a := &Admission{cfg: cfg, limiter: lim, clientIP: NewClientIP(cfg.ClientIPHeader, cfg.TrustedProxies),
 		seed: maphash.MakeSeed(), m: newMetrics(lim)}
 	if cfg.PerClient.PerSecond > 0 {
-		a.byClient = NewRateLimiter(cfg.PerClient, cfg.MaxTrackedClients, cfg.Now)
+		a.byClient = &Buckets{Local: NewRateLimiter(cfg.PerClient, cfg.MaxTrackedClients, cfg.Now)}
+		if cfg.SharedRates != nil {
+			a.byClient.Shared = cfg.SharedRates("client", cfg.PerClient)
+		}
 	}
 	if cfg.PerSession.PerSecond > 0 {
-		a.bySess = NewRateLimiter(cfg.PerSession, cfg.MaxTrackedClients, cfg.Now)
+		a.bySess = &Buckets{Local: NewRateLimiter(cfg.PerSession, cfg.MaxTrackedClients, cfg.Now)}
+		if cfg.SharedRates != nil {
+			a.bySess.Shared = cfg.SharedRates("session", cfg.PerSession)
+		}
 	}
 	a.overloaded = newCanned(http.StatusServiceUnavailable,
 		"the shop is very busy right now and could not take this request; retry after the time in Retry-After",
@@ -250,7 +260,7 @@ func (a *Admission) Wrap(class Class, next http.Handler) http.Handler {
 // answers 429 when either is empty.
 func (a *Admission) allowClient(w http.ResponseWriter, r *http.Request) bool {
 	if a.byClient != nil {
-		if ok, wait := a.byClient.Allow(clientKey(a.clientIP.Addr(r))); !ok {
+		if ok, wait := a.byClient.Allow(r.Context(), clientKey(a.clientIP.Addr(r))); !ok {
 			a.m.rateLimited[0].Inc()
 			a.tooMany.write(w, r, wait)
 			return false
@@ -258,7 +268,7 @@ func (a *Admission) allowClient(w http.ResponseWriter, r *http.Request) bool {
 	}
 	if a.bySess != nil {
 		if c, err := r.Cookie(a.cfg.SessionCookie); err == nil && c.Value != "" {
-			if ok, wait := a.bySess.Allow(a.sessionKey(c.Value)); !ok {
+			if ok, wait := a.bySess.Allow(r.Context(), a.sessionKey(c.Value)); !ok {
 				a.m.rateLimited[1].Inc()
 				a.tooMany.write(w, r, wait)
 				return false

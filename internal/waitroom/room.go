@@ -169,6 +169,10 @@ type Config struct {
 	// (default 1 a second, bursts of 20, kind to shoppers behind one
 	// NAT); a negative PerSecond disables it.
 	JoinRate admission.Rate
+	// SharedJoinRate, when set, keeps the JoinRate buckets where every
+	// replica shares them (built for JoinRate); each replica counts alone
+	// while it fails.
+	SharedJoinRate admission.SharedBuckets
 	// JoinRateKeys bounds the addresses remembered (default 100,000).
 	JoinRateKeys int
 	// MinPoll and MaxPoll bound Status.PollAfter (defaults 2s and 30s).
@@ -198,7 +202,7 @@ type Room struct {
 	stockFn  func(ctx context.Context, dropID string) (int64, error)
 	stockTTL time.Duration
 	snapTTL  time.Duration
-	limiter  *admission.RateLimiter
+	limiter  *admission.Buckets
 	minPoll  time.Duration
 	maxPoll  time.Duration
 	// startPollRate spreads the pre-queue's first polls after the start.
@@ -279,7 +283,7 @@ func New(cfg Config) (*Room, error) {
 		now: cfg.Now, log: cfg.Logger,
 	}
 	if cfg.JoinRate.PerSecond > 0 {
-		r.limiter = admission.NewRateLimiter(cfg.JoinRate, cfg.JoinRateKeys, cfg.Now)
+		r.limiter = &admission.Buckets{Local: admission.NewRateLimiter(cfg.JoinRate, cfg.JoinRateKeys, cfg.Now), Shared: cfg.SharedJoinRate}
 	}
 	r.drops.Store(&map[string]*dropRun{})
 	r.metrics = newMetrics(r)
@@ -477,7 +481,7 @@ func (r *Room) Join(ctx context.Context, req JoinRequest) (ticket string, st Sta
 		return "", Status{State: StateClosed}, fmt.Errorf("join %q: %w", req.Drop, ErrClosed)
 	}
 	if r.limiter != nil {
-		if ok, wait := r.limiter.Allow(req.ClientAddr); !ok {
+		if ok, wait := r.limiter.Allow(ctx, req.ClientAddr); !ok {
 			d.joins.inc(joinRateLimited)
 			return "", Status{}, fmt.Errorf("join %q: %w", req.Drop, &RateLimitError{RetryAfter: wait})
 		}
