@@ -47,3 +47,7 @@ func newTestStore(tb testing.TB, replica bool, change ...func(*pgstore.Config)) 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) catalog.Store { return newTestStore(t, false) })
 }
+
+func TestShopConformance(t *testing.T) {
+	storetest.RunShop(t, func(t *testing.T) storetest.Store { return newTestStore(t, false) })
+}

@@ -116,6 +116,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) catalog.Store { return newTestStore(t) })
 }
 
+func TestShopConformance(t *testing.T) {
+	storetest.RunShop(t, func(t *testing.T) storetest.Store { return newTestStore(t) })
+}
+
 func TestMigrateIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "surge.db")
