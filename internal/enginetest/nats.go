@@ -208,6 +208,9 @@ type NATSCluster struct {
 // natsNode is what it takes to stop, start and watch one node.
 type natsNode struct {
 	conf, pidFile, monitor string
+	// name is the node's server_name, which JetStream reports as the
+	// leader of a stream or consumer.
+	name string
 }
 
 // NATSChaos takes the test NATS cluster for this test alone, waiting for
@@ -228,7 +231,11 @@ func NATSChaos(tb testing.TB) *NATSCluster {
 	}
 	c := &NATSCluster{bin: bin}
 	for i := range urls {
-		c.nodes = append(c.nodes, natsNode{conf: confs[i], pidFile: pids[i], monitor: monitors[i]})
+		name, err := serverName(confs[i])
+		if err != nil {
+			tb.Fatalf("enginetest: NATS node %d: %v", i, err)
+		}
+		c.nodes = append(c.nodes, natsNode{conf: confs[i], pidFile: pids[i], monitor: monitors[i], name: name})
 	}
 	lockFile(tb, filepath.Join(locks, "cluster.lock"), syscall.LOCK_EX, "the NATS cluster for stopping nodes (other NATS tests hold it shared)")
 	// Registered after the lock, so it runs before the lock is released.
@@ -247,8 +254,35 @@ func splitEnv(name string) []string {
 	return strings.Split(v, ",")
 }
 
+// serverName reads the server_name line scripts/services writes.
+func serverName(conf string) (string, error) {
+	b, err := os.ReadFile(conf)
+	if err != nil {
+		return "", fmt.Errorf("read config: %w", err)
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "server_name:"); ok {
+			return strings.Trim(strings.TrimSpace(v), `"`), nil
+		}
+	}
+	return "", fmt.Errorf("%s has no server_name", conf)
+}
+
 // Nodes returns the number of nodes in the cluster.
 func (c *NATSCluster) Nodes() int { return len(c.nodes) }
+
+// NodeNamed returns the index of the node whose server name is name, as
+// JetStream reports a stream's leader, so a test can stop that leader.
+func (c *NATSCluster) NodeNamed(tb testing.TB, name string) int {
+	tb.Helper()
+	for i, n := range c.nodes {
+		if n.name == name {
+			return i
+		}
+	}
+	tb.Fatalf("enginetest: no NATS node named %q", name)
+	return -1
+}
 
 // StopNode kills node i (0-based) with SIGKILL, as a crash or a lost
 // machine would, and returns once it is gone. Its JetStream files stay for
