@@ -1,8 +1,8 @@
 // Package simulated is a payment.Provider that behaves like a real payment
 // service provider without moving money, so a shop can rehearse checkout,
 // failures and crashes before wiring a real PSP. It keeps its ledger in
-// SQLite tables of its own (sim_payment_*), so idempotency survives a crash
-// of the process just as it would at a real PSP.
+// tables of its own (sim_payment_*) in the shop's database, so idempotency
+// survives a crash of the process just as it would at a real PSP.
 //
 // Test cards (spaces and dashes are ignored; any other Luhn-valid number of
 // 12 to 19 digits is approved):
@@ -20,6 +20,10 @@
 // and lost responses after the effect (LostResponseRate, the case that makes
 // idempotency keys necessary), all drawn from a seeded generator so a test
 // run can be repeated.
+//
+// The ledger lives in SQLite (the embedded store's database) or in
+// PostgreSQL (the primary of the PostgreSQL store); the provider speaks
+// each one's dialect.
 package simulated
 
 import (
@@ -35,10 +39,13 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/stdlib"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
@@ -86,10 +93,35 @@ type Options struct {
 	Seed uint64
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// Dialect is the database's SQL dialect, DialectSQLite or
+	// DialectPostgres; empty means tell by the driver (modernc.org/sqlite
+	// or pgx's database/sql driver).
+	Dialect Dialect
 	// Webhook, if set, receives an event after each capture, void, refund
 	// and decline, in its own goroutine, like a PSP calling the shop back.
 	// It is called once per effect, not again for idempotent replays.
 	Webhook func(ctx context.Context, e payment.Event)
+}
+
+// Dialect names a database's SQL dialect.
+type Dialect string
+
+// The dialects the provider speaks.
+const (
+	DialectSQLite   Dialect = "sqlite"
+	DialectPostgres Dialect = "postgres"
+)
+
+// detectDialect tells the dialect by the driver behind db.
+func detectDialect(db *sql.DB) (Dialect, error) {
+	switch d := db.Driver().(type) {
+	case *sqlite.Driver:
+		return DialectSQLite, nil
+	case *stdlib.Driver:
+		return DialectPostgres, nil
+	default:
+		return "", fmt.Errorf("simulated payments: cannot tell the SQL dialect of driver %T; set Options.Dialect", d)
+	}
 }
 
 // Provider is the simulated PSP. It is safe for concurrent use, and several
@@ -97,6 +129,7 @@ type Options struct {
 type Provider struct {
 	db   *sql.DB
 	opts Options
+	pg   bool // PostgreSQL: $n placeholders and advisory locks
 
 	mu  sync.Mutex
 	rng *rand.Rand
@@ -108,40 +141,43 @@ type Provider struct {
 	hookCancel context.CancelFunc
 }
 
+// schema works in both dialects: BIGINT and BYTEA are PostgreSQL's types
+// and have the right affinity in SQLite (integer, and none: bytes stay
+// bytes). Times are Unix nanoseconds.
 const schema = `
 CREATE TABLE IF NOT EXISTS sim_payment_methods (
 	token      TEXT PRIMARY KEY,
 	last4      TEXT NOT NULL,          -- never the full number
 	behaviour  TEXT NOT NULL,
-	created_at INTEGER NOT NULL
+	created_at BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sim_payment_authorizations (
 	id         TEXT PRIMARY KEY,
 	order_id   TEXT NOT NULL,
 	token      TEXT NOT NULL REFERENCES sim_payment_methods (token),
-	amount     INTEGER NOT NULL,
+	amount     BIGINT NOT NULL,
 	currency   TEXT NOT NULL,
 	status     TEXT NOT NULL CHECK (status IN ('authorized', 'captured', 'voided')),
-	created_at INTEGER NOT NULL
+	created_at BIGINT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS sim_payment_captures (
 	id               TEXT PRIMARY KEY,
 	-- UNIQUE: one capture per authorization, whatever the keys say.
 	authorization_id TEXT NOT NULL UNIQUE REFERENCES sim_payment_authorizations (id),
 	order_id         TEXT NOT NULL,
-	amount           INTEGER NOT NULL,
+	amount           BIGINT NOT NULL,
 	currency         TEXT NOT NULL,
-	created_at       INTEGER NOT NULL
+	created_at       BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sim_payment_captures_order ON sim_payment_captures (order_id);
 CREATE TABLE IF NOT EXISTS sim_payment_refunds (
 	id         TEXT PRIMARY KEY,
 	capture_id TEXT NOT NULL REFERENCES sim_payment_captures (id),
 	order_id   TEXT NOT NULL,
-	amount     INTEGER NOT NULL,
+	amount     BIGINT NOT NULL,
 	currency   TEXT NOT NULL,
 	reason     TEXT NOT NULL,
-	created_at INTEGER NOT NULL
+	created_at BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS sim_payment_refunds_capture ON sim_payment_refunds (capture_id);
 -- The idempotency ledger: one row per key, written in the same transaction
@@ -150,16 +186,16 @@ CREATE TABLE IF NOT EXISTS sim_payment_ops (
 	idempotency_key TEXT PRIMARY KEY,
 	operation       TEXT NOT NULL,
 	request_hash    TEXT NOT NULL,
-	result          BLOB,          -- JSON of the result when the call succeeded
+	result          BYTEA,         -- JSON of the result when the call succeeded
 	error_kind      TEXT,          -- or the domain error it ended with
 	error_detail    TEXT,
-	created_at      INTEGER NOT NULL
+	created_at      BIGINT NOT NULL
 );
 `
 
-// New returns a simulated provider keeping its ledger in db, a SQLite
-// database (the store's writer pool is a good fit: each call is one short
-// write transaction). It creates its tables if they do not exist.
+// New returns a simulated provider keeping its ledger in db, a SQLite or
+// PostgreSQL database (the store's Writer is a good fit: each call is one
+// short write transaction). It creates its tables if they do not exist.
 func New(db *sql.DB, opts Options) (*Provider, error) {
 	if opts.FailureRate < 0 || opts.FailureRate > 1 || opts.LostResponseRate < 0 || opts.LostResponseRate > 1 {
 		return nil, fmt.Errorf("simulated payments: failure rates must be within 0..1")
@@ -170,6 +206,16 @@ func New(db *sql.DB, opts Options) (*Provider, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Dialect == "" {
+		d, err := detectDialect(db)
+		if err != nil {
+			return nil, err
+		}
+		opts.Dialect = d
+	}
+	if opts.Dialect != DialectSQLite && opts.Dialect != DialectPostgres {
+		return nil, fmt.Errorf("simulated payments: unknown dialect %q", opts.Dialect)
+	}
 	seed := opts.Seed
 	if seed == 0 {
 		var b [8]byte
@@ -178,8 +224,10 @@ func New(db *sql.DB, opts Options) (*Provider, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := &Provider{db: db, opts: opts, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
-	if err := p.inTx(ctx, func(conn *sql.Conn) error {
+	p := &Provider{db: db, opts: opts, pg: opts.Dialect == DialectPostgres, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	// Under the lock, so providers starting at once in several processes
+	// do not race to create the same tables.
+	if err := p.inTx(ctx, []string{"schema"}, func(conn *sql.Conn) error {
 		_, err := conn.ExecContext(ctx, schema)
 		return err
 	}); err != nil {
@@ -293,13 +341,14 @@ func (p *Provider) Authorize(ctx context.Context, req payment.AuthorizeRequest) 
 		return payment.Authorization{}, fmt.Errorf("authorize: %w", err)
 	}
 	hash := requestHash("authorize", req.OrderID, req.PaymentMethod, amountKey(req.Amount))
-	auth, err := run(p, ctx, "authorize", req.IdempotencyKey, hash, func(conn *sql.Conn) (payment.Authorization, []payment.Event, error) {
+	auth, err := run(p, ctx, "authorize", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (payment.Authorization, []payment.Event, error) {
 		behaviour, last4, ok := parseToken(req.PaymentMethod)
 		if !ok {
 			return payment.Authorization{}, nil, fmt.Errorf("payment method %q: %w", req.PaymentMethod, payment.ErrNotFound)
 		}
 		now := p.opts.Now().UTC()
-		if _, err := conn.ExecContext(ctx, `INSERT OR IGNORE INTO sim_payment_methods (token, last4, behaviour, created_at) VALUES (?, ?, ?, ?)`,
+		if _, err := p.exec(ctx, conn, `INSERT INTO sim_payment_methods (token, last4, behaviour, created_at) VALUES (?, ?, ?, ?)
+			ON CONFLICT (token) DO NOTHING`,
 			req.PaymentMethod, last4, behaviour, now.UnixNano()); err != nil {
 			return payment.Authorization{}, nil, err
 		}
@@ -312,7 +361,7 @@ func (p *Provider) Authorize(ctx context.Context, req payment.AuthorizeRequest) 
 			}}, &payment.DeclineError{Code: code}
 		}
 		a := payment.Authorization{ID: newID("auth"), OrderID: req.OrderID, Amount: req.Amount, Last4: last4, CreatedAt: now}
-		_, err := conn.ExecContext(ctx, `INSERT INTO sim_payment_authorizations (id, order_id, token, amount, currency, status, created_at)
+		_, err := p.exec(ctx, conn, `INSERT INTO sim_payment_authorizations (id, order_id, token, amount, currency, status, created_at)
 			VALUES (?, ?, ?, ?, ?, 'authorized', ?)`, a.ID, a.OrderID, req.PaymentMethod, a.Amount.Amount, a.Amount.Currency, now.UnixNano())
 		return a, nil, err
 	})
@@ -328,9 +377,9 @@ type authorization struct {
 	amount                     money.Money
 }
 
-func loadAuthorization(ctx context.Context, conn *sql.Conn, id, orderID string) (authorization, error) {
+func (p *Provider) loadAuthorization(ctx context.Context, conn *sql.Conn, id, orderID string) (authorization, error) {
 	var a authorization
-	err := conn.QueryRowContext(ctx, `SELECT a.order_id, a.status, a.amount, a.currency, m.behaviour
+	err := p.queryRow(ctx, conn, `SELECT a.order_id, a.status, a.amount, a.currency, m.behaviour
 		FROM sim_payment_authorizations a JOIN sim_payment_methods m ON m.token = a.token WHERE a.id = ?`, id).
 		Scan(&a.orderID, &a.status, &a.amount.Amount, &a.amount.Currency, &a.behaviour)
 	if errors.Is(err, sql.ErrNoRows) || err == nil && a.orderID != orderID {
@@ -345,8 +394,8 @@ func (p *Provider) Capture(ctx context.Context, req payment.CaptureRequest) (pay
 		return payment.Capture{}, fmt.Errorf("capture: %w", err)
 	}
 	hash := requestHash("capture", req.OrderID, req.AuthorizationID, amountKey(req.Amount))
-	c, err := run(p, ctx, "capture", req.IdempotencyKey, hash, func(conn *sql.Conn) (payment.Capture, []payment.Event, error) {
-		a, err := loadAuthorization(ctx, conn, req.AuthorizationID, req.OrderID)
+	c, err := run(p, ctx, "capture", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (payment.Capture, []payment.Event, error) {
+		a, err := p.loadAuthorization(ctx, conn, req.AuthorizationID, req.OrderID)
 		if err != nil {
 			return payment.Capture{}, nil, err
 		}
@@ -368,11 +417,11 @@ func (p *Provider) Capture(ctx context.Context, req payment.CaptureRequest) (pay
 			}}, &payment.DeclineError{Code: payment.DeclineGeneric}
 		}
 		c := payment.Capture{ID: newID("cap"), AuthorizationID: req.AuthorizationID, OrderID: req.OrderID, Amount: req.Amount, CreatedAt: now}
-		if _, err := conn.ExecContext(ctx, `INSERT INTO sim_payment_captures (id, authorization_id, order_id, amount, currency, created_at)
+		if _, err := p.exec(ctx, conn, `INSERT INTO sim_payment_captures (id, authorization_id, order_id, amount, currency, created_at)
 			VALUES (?, ?, ?, ?, ?, ?)`, c.ID, c.AuthorizationID, c.OrderID, c.Amount.Amount, c.Amount.Currency, now.UnixNano()); err != nil {
 			return payment.Capture{}, nil, err
 		}
-		if _, err := conn.ExecContext(ctx, `UPDATE sim_payment_authorizations SET status = 'captured' WHERE id = ?`, req.AuthorizationID); err != nil {
+		if _, err := p.exec(ctx, conn, `UPDATE sim_payment_authorizations SET status = 'captured' WHERE id = ?`, req.AuthorizationID); err != nil {
 			return payment.Capture{}, nil, err
 		}
 		return c, []payment.Event{{
@@ -392,15 +441,15 @@ func (p *Provider) Void(ctx context.Context, req payment.VoidRequest) error {
 		return fmt.Errorf("void: idempotency key and order id are required")
 	}
 	hash := requestHash("void", req.OrderID, req.AuthorizationID)
-	_, err := run(p, ctx, "void", req.IdempotencyKey, hash, func(conn *sql.Conn) (struct{}, []payment.Event, error) {
-		a, err := loadAuthorization(ctx, conn, req.AuthorizationID, req.OrderID)
+	_, err := run(p, ctx, "void", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (struct{}, []payment.Event, error) {
+		a, err := p.loadAuthorization(ctx, conn, req.AuthorizationID, req.OrderID)
 		if err != nil {
 			return struct{}{}, nil, err
 		}
 		if a.status != "authorized" {
 			return struct{}{}, nil, fmt.Errorf("authorization %s is %s: %w", req.AuthorizationID, a.status, payment.ErrInvalidState)
 		}
-		if _, err := conn.ExecContext(ctx, `UPDATE sim_payment_authorizations SET status = 'voided' WHERE id = ?`, req.AuthorizationID); err != nil {
+		if _, err := p.exec(ctx, conn, `UPDATE sim_payment_authorizations SET status = 'voided' WHERE id = ?`, req.AuthorizationID); err != nil {
 			return struct{}{}, nil, err
 		}
 		return struct{}{}, []payment.Event{{
@@ -421,11 +470,11 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 		return payment.Refund{}, fmt.Errorf("refund: %w", err)
 	}
 	hash := requestHash("refund", req.OrderID, req.CaptureID, amountKey(req.Amount), req.Reason)
-	r, err := run(p, ctx, "refund", req.IdempotencyKey, hash, func(conn *sql.Conn) (payment.Refund, []payment.Event, error) {
+	r, err := run(p, ctx, "refund", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (payment.Refund, []payment.Event, error) {
 		var orderID, authID string
 		var captured money.Money
 		var refunded int64
-		err := conn.QueryRowContext(ctx, `SELECT c.order_id, c.authorization_id, c.amount, c.currency,
+		err := p.queryRow(ctx, conn, `SELECT c.order_id, c.authorization_id, c.amount, c.currency,
 				(SELECT coalesce(sum(r.amount), 0) FROM sim_payment_refunds r WHERE r.capture_id = c.id)
 			FROM sim_payment_captures c WHERE c.id = ?`, req.CaptureID).
 			Scan(&orderID, &authID, &captured.Amount, &captured.Currency, &refunded)
@@ -442,7 +491,7 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 		}
 		now := p.opts.Now().UTC()
 		r := payment.Refund{ID: newID("re"), CaptureID: req.CaptureID, OrderID: req.OrderID, Amount: req.Amount, CreatedAt: now}
-		if _, err := conn.ExecContext(ctx, `INSERT INTO sim_payment_refunds (id, capture_id, order_id, amount, currency, reason, created_at)
+		if _, err := p.exec(ctx, conn, `INSERT INTO sim_payment_refunds (id, capture_id, order_id, amount, currency, reason, created_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?)`, r.ID, r.CaptureID, r.OrderID, r.Amount.Amount, r.Amount.Currency, req.Reason, now.UnixNano()); err != nil {
 			return payment.Refund{}, nil, err
 		}
@@ -461,7 +510,7 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 // exactly-once guarantee keeps at one.
 func (p *Provider) Captures(ctx context.Context, orderID string) (int, error) {
 	var n int
-	if err := p.db.QueryRowContext(ctx, `SELECT count(*) FROM sim_payment_captures WHERE order_id = ?`, orderID).Scan(&n); err != nil {
+	if err := p.queryRow(ctx, p.db, `SELECT count(*) FROM sim_payment_captures WHERE order_id = ?`, orderID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count captures of order %s: %w", orderID, err)
 	}
 	return n, nil
@@ -495,7 +544,7 @@ func newID(prefix string) string { return prefix + "_sim_" + strings.ToLower(cra
 // without calling fn. Domain errors (declines, not found, wrong state, bad
 // amount) are stored like results; transient errors and storage failures
 // roll back and leave the key unused, so a retry runs for real.
-func run[T any](p *Provider, ctx context.Context, op, key, hash string,
+func run[T any](p *Provider, ctx context.Context, op, key, orderID, hash string,
 	fn func(conn *sql.Conn) (T, []payment.Event, error)) (T, error) {
 	var zero T
 	if err := p.beforeCall(ctx); err != nil {
@@ -506,11 +555,11 @@ func run[T any](p *Provider, ctx context.Context, op, key, hash string,
 		domainErr error
 		events    []payment.Event
 	)
-	err := p.inTx(ctx, func(conn *sql.Conn) error {
+	err := p.inTx(ctx, []string{"key:" + key, "order:" + orderID}, func(conn *sql.Conn) error {
 		var storedOp, storedHash string
 		var stored []byte
 		var kind, detail sql.NullString
-		err := conn.QueryRowContext(ctx, `SELECT operation, request_hash, result, error_kind, error_detail
+		err := p.queryRow(ctx, conn, `SELECT operation, request_hash, result, error_kind, error_detail
 			FROM sim_payment_ops WHERE idempotency_key = ?`, key).Scan(&storedOp, &storedHash, &stored, &kind, &detail)
 		switch {
 		case err == nil:
@@ -533,7 +582,7 @@ func run[T any](p *Provider, ctx context.Context, op, key, hash string,
 		now := p.opts.Now().UnixNano()
 		if kind, detail, ok := encodeError(err); ok {
 			domainErr, events = err, evs
-			_, err := conn.ExecContext(ctx, `INSERT INTO sim_payment_ops (idempotency_key, operation, request_hash, error_kind, error_detail, created_at)
+			_, err := p.exec(ctx, conn, `INSERT INTO sim_payment_ops (idempotency_key, operation, request_hash, error_kind, error_detail, created_at)
 				VALUES (?, ?, ?, ?, ?, ?)`, key, op, hash, kind, detail, now)
 			return err
 		}
@@ -544,7 +593,7 @@ func run[T any](p *Provider, ctx context.Context, op, key, hash string,
 		if err != nil {
 			return fmt.Errorf("encode %s result: %w", op, err)
 		}
-		if _, err := conn.ExecContext(ctx, `INSERT INTO sim_payment_ops (idempotency_key, operation, request_hash, result, created_at)
+		if _, err := p.exec(ctx, conn, `INSERT INTO sim_payment_ops (idempotency_key, operation, request_hash, result, created_at)
 			VALUES (?, ?, ?, ?, ?)`, key, op, hash, data, now); err != nil {
 			return err
 		}
@@ -654,19 +703,36 @@ func (p *Provider) notify(e payment.Event) {
 	p.hooks.Go(func() { p.opts.Webhook(p.hookCtx, e) })
 }
 
-// inTx runs fn in a BEGIN IMMEDIATE transaction on one connection: the
-// write lock is taken up front, so the idempotency check and the write it
+// inTx runs fn in a transaction on one connection that holds the locks
+// for what the call touches, so the idempotency check and the write it
 // guards cannot interleave with another call's, in this process or
-// another. If the lock stays busy past the connection's busy_timeout the
-// call fails transiently and can be retried.
-func (p *Provider) inTx(ctx context.Context, fn func(conn *sql.Conn) error) (err error) {
+// another. In SQLite that is the database's write lock, taken up front by
+// BEGIN IMMEDIATE (locks is ignored); if it stays busy past the
+// connection's busy_timeout the call fails transiently and can be retried.
+// In PostgreSQL it is a transaction-scoped advisory lock for each of locks
+// (the idempotency key, then the order, always in that order, so two calls
+// never wait for each other in a circle): calls for other orders run
+// alongside.
+func (p *Provider) inTx(ctx context.Context, locks []string, fn func(conn *sql.Conn) error) (err error) {
 	conn, err := p.db.Conn(ctx)
 	if err != nil {
 		return classify(err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+	begin := "BEGIN IMMEDIATE"
+	if p.pg {
+		begin = "BEGIN"
+	}
+	if _, err := conn.ExecContext(ctx, begin); err != nil {
 		return classify(err)
+	}
+	if p.pg {
+		for _, l := range locks {
+			if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, "surge.simulated_payments."+l); err != nil {
+				rollback(conn)
+				return classify(err)
+			}
+		}
 	}
 	if err := fn(conn); err != nil {
 		rollback(conn)
@@ -680,6 +746,43 @@ func (p *Provider) inTx(ctx context.Context, fn func(conn *sql.Conn) error) (err
 	return nil
 }
 
+// querier is a connection or the pool.
+type querier interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// exec runs a statement written with ? placeholders in the provider's
+// dialect.
+func (p *Provider) exec(ctx context.Context, q querier, query string, args ...any) (sql.Result, error) {
+	return q.ExecContext(ctx, p.rebind(query), args...)
+}
+
+// queryRow runs a query written with ? placeholders in the provider's
+// dialect.
+func (p *Provider) queryRow(ctx context.Context, q querier, query string, args ...any) *sql.Row {
+	return q.QueryRowContext(ctx, p.rebind(query), args...)
+}
+
+// rebind numbers the ? placeholders for PostgreSQL ($1, $2, ...). The
+// provider's statements have no ? anywhere else, not even in literals.
+func (p *Provider) rebind(query string) string {
+	if !p.pg {
+		return query
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
 // rollback ends a failed transaction; if even that fails, the connection is
 // discarded rather than returned to the pool inside a transaction.
 func rollback(conn *sql.Conn) {
@@ -688,11 +791,19 @@ func rollback(conn *sql.Conn) {
 	}
 }
 
-// classify marks lock contention as transient.
+// classify marks lock contention as transient: SQLite's busy database,
+// PostgreSQL's deadlock victims, serialization failures and lock
+// timeouts.
 func classify(err error) error {
 	if se, ok := errors.AsType[*sqlite.Error](err); ok {
 		switch se.Code() & 0xff {
 		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED:
+			return payment.Transient(err)
+		}
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pe.Code {
+		case "40001", "40P01", "55P03":
 			return payment.Transient(err)
 		}
 	}

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/surge-commerce/surge/internal/enginetest"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/payment"
 )
@@ -33,6 +34,31 @@ func openDB(tb testing.TB, path string, conns int) *sql.DB {
 	db.SetMaxOpenConns(conns)
 	tb.Cleanup(func() { db.Close() })
 	return db
+}
+
+// opener opens a pool on one database; each call opens another pool, as
+// another process would.
+type opener func(tb testing.TB, conns int) *sql.DB
+
+// onEachEngine runs test on a fresh SQLite database and on a fresh
+// PostgreSQL database (skipped unless the test engines are configured).
+func onEachEngine(t *testing.T, test func(t *testing.T, open opener)) {
+	t.Run("sqlite", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "pay.db")
+		test(t, func(tb testing.TB, conns int) *sql.DB { return openDB(tb, path, conns) })
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url, _ := enginetest.Postgres(t)
+		test(t, func(tb testing.TB, conns int) *sql.DB {
+			db, err := sql.Open("pgx", url)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			db.SetMaxOpenConns(conns)
+			tb.Cleanup(func() { db.Close() })
+			return db
+		})
+	})
 }
 
 func newProvider(tb testing.TB, db *sql.DB, opts Options) *Provider {
@@ -77,252 +103,261 @@ func captures(tb testing.TB, p *Provider, order string) int {
 }
 
 func TestTestCards(t *testing.T) {
-	p := newProvider(t, openDB(t, filepath.Join(t.TempDir(), "pay.db"), 1), Options{})
-	ctx := context.Background()
-	for _, tc := range []struct {
-		card           string
-		authErr        error
-		declineCode    string
-		transient      bool
-		captureDecline bool
-	}{
-		{card: "4242424242424242"},
-		{card: "5555-5555-5555-4444"},
-		{card: "4000000000000002", authErr: payment.ErrDeclined, declineCode: payment.DeclineGeneric},
-		{card: "4000 0000 0000 9995", authErr: payment.ErrDeclined, declineCode: payment.DeclineInsufficientFunds},
-		{card: "4000000000000069", authErr: payment.ErrDeclined, declineCode: payment.DeclineExpiredCard},
-		{card: "4000000000000119", transient: true},
-		{card: "4000000000000341", captureDecline: true},
-		{card: "378282246310005"}, // any other Luhn-valid number: approved
-	} {
-		t.Run(tc.card, func(t *testing.T) {
-			tok, last4, err := p.Tokenize(tc.card)
-			if err != nil {
-				t.Fatal(err)
-			}
-			digits := strings.NewReplacer(" ", "", "-", "").Replace(tc.card)
-			if last4 != digits[len(digits)-4:] || !strings.HasPrefix(tok, "pm_sim_") || strings.Contains(tok, digits) {
-				t.Fatalf("token %q last4 %q", tok, last4)
-			}
-			order := "o-" + digits
-			req := payment.AuthorizeRequest{IdempotencyKey: "auth:" + order, OrderID: order, Amount: usd(1000), PaymentMethod: tok}
-			for attempt := range 2 { // the second attempt replays the key
-				a, err := p.Authorize(ctx, req)
-				switch {
-				case tc.transient:
-					if !payment.IsTransient(err) {
-						t.Fatalf("attempt %d: got %v, want a transient error", attempt, err)
+	onEachEngine(t, func(t *testing.T, open opener) {
+		p := newProvider(t, open(t, 1), Options{})
+		ctx := context.Background()
+		for _, tc := range []struct {
+			card           string
+			authErr        error
+			declineCode    string
+			transient      bool
+			captureDecline bool
+		}{
+			{card: "4242424242424242"},
+			{card: "5555-5555-5555-4444"},
+			{card: "4000000000000002", authErr: payment.ErrDeclined, declineCode: payment.DeclineGeneric},
+			{card: "4000 0000 0000 9995", authErr: payment.ErrDeclined, declineCode: payment.DeclineInsufficientFunds},
+			{card: "4000000000000069", authErr: payment.ErrDeclined, declineCode: payment.DeclineExpiredCard},
+			{card: "4000000000000119", transient: true},
+			{card: "4000000000000341", captureDecline: true},
+			{card: "378282246310005"}, // any other Luhn-valid number: approved
+		} {
+			t.Run(tc.card, func(t *testing.T) {
+				tok, last4, err := p.Tokenize(tc.card)
+				if err != nil {
+					t.Fatal(err)
+				}
+				digits := strings.NewReplacer(" ", "", "-", "").Replace(tc.card)
+				if last4 != digits[len(digits)-4:] || !strings.HasPrefix(tok, "pm_sim_") || strings.Contains(tok, digits) {
+					t.Fatalf("token %q last4 %q", tok, last4)
+				}
+				order := "o-" + digits
+				req := payment.AuthorizeRequest{IdempotencyKey: "auth:" + order, OrderID: order, Amount: usd(1000), PaymentMethod: tok}
+				for attempt := range 2 { // the second attempt replays the key
+					a, err := p.Authorize(ctx, req)
+					switch {
+					case tc.transient:
+						if !payment.IsTransient(err) {
+							t.Fatalf("attempt %d: got %v, want a transient error", attempt, err)
+						}
+						continue
+					case tc.authErr != nil:
+						de, ok := errors.AsType[*payment.DeclineError](err)
+						if !errors.Is(err, tc.authErr) || !ok || de.Code != tc.declineCode {
+							t.Fatalf("attempt %d: got %v, want decline %s", attempt, err, tc.declineCode)
+						}
+						continue
+					case err != nil:
+						t.Fatalf("authorize: %v", err)
 					}
-					continue
-				case tc.authErr != nil:
-					de, ok := errors.AsType[*payment.DeclineError](err)
-					if !errors.Is(err, tc.authErr) || !ok || de.Code != tc.declineCode {
-						t.Fatalf("attempt %d: got %v, want decline %s", attempt, err, tc.declineCode)
+					if a.Last4 != last4 || a.Amount != usd(1000) || a.OrderID != order {
+						t.Fatalf("authorization %+v", a)
 					}
-					continue
-				case err != nil:
-					t.Fatalf("authorize: %v", err)
+					_, err = p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: fmt.Sprint("cap:", order, attempt),
+						AuthorizationID: a.ID, OrderID: order, Amount: usd(1000)})
+					switch {
+					case tc.captureDecline && !errors.Is(err, payment.ErrDeclined):
+						t.Fatalf("capture: got %v, want declined", err)
+					case !tc.captureDecline && attempt == 0 && err != nil:
+						t.Fatalf("capture: %v", err)
+					case !tc.captureDecline && attempt == 1 && !errors.Is(err, payment.ErrInvalidState):
+						t.Fatalf("second capture with a new key: got %v, want ErrInvalidState", err)
+					}
 				}
-				if a.Last4 != last4 || a.Amount != usd(1000) || a.OrderID != order {
-					t.Fatalf("authorization %+v", a)
-				}
-				_, err = p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: fmt.Sprint("cap:", order, attempt),
-					AuthorizationID: a.ID, OrderID: order, Amount: usd(1000)})
-				switch {
-				case tc.captureDecline && !errors.Is(err, payment.ErrDeclined):
-					t.Fatalf("capture: got %v, want declined", err)
-				case !tc.captureDecline && attempt == 0 && err != nil:
-					t.Fatalf("capture: %v", err)
-				case !tc.captureDecline && attempt == 1 && !errors.Is(err, payment.ErrInvalidState):
-					t.Fatalf("second capture with a new key: got %v, want ErrInvalidState", err)
-				}
-			}
-		})
-	}
-	// The full card number is stored nowhere.
-	rows, err := p.db.Query(`SELECT token || last4 || behaviour FROM sim_payment_methods`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
+			})
+		}
+		// The full card number is stored nowhere.
+		rows, err := p.db.Query(`SELECT token || last4 || behaviour FROM sim_payment_methods`)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if strings.Contains(s, "42424242") || strings.Contains(s, "000000") {
-			t.Errorf("stored %q looks like a card number", s)
+		defer rows.Close()
+		for rows.Next() {
+			var s string
+			if err := rows.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(s, "42424242") || strings.Contains(s, "000000") {
+				t.Errorf("stored %q looks like a card number", s)
+			}
 		}
-	}
+	})
 }
 
 func TestCaptureExactlyOnceUnderConcurrency(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pay.db")
-	// Two providers on separate pools stand in for two worker processes;
-	// the 50 goroutines are redeliveries of one order's capture message.
-	p1 := newProvider(t, openDB(t, path, 4), Options{Latency: time.Millisecond, Jitter: time.Millisecond})
-	p2 := newProvider(t, openDB(t, path, 4), Options{})
-	a := authorize(t, p1, "o1", 5000)
-	req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(5000)}
+	onEachEngine(t, func(t *testing.T, open opener) {
+		// Two providers on separate pools stand in for two worker processes;
+		// the 50 goroutines are redeliveries of one order's capture message.
+		p1 := newProvider(t, open(t, 4), Options{Latency: time.Millisecond, Jitter: time.Millisecond})
+		p2 := newProvider(t, open(t, 4), Options{})
+		a := authorize(t, p1, "o1", 5000)
+		req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(5000)}
 
-	var wg sync.WaitGroup
-	ids := make([]string, 50)
-	errs := make([]error, 50)
-	for i := range 50 {
-		p := p1
-		if i%2 == 1 {
-			p = p2
+		var wg sync.WaitGroup
+		ids := make([]string, 50)
+		errs := make([]error, 50)
+		for i := range 50 {
+			p := p1
+			if i%2 == 1 {
+				p = p2
+			}
+			wg.Go(func() {
+				c, err := p.Capture(context.Background(), req)
+				ids[i], errs[i] = c.ID, err
+			})
 		}
-		wg.Go(func() {
-			c, err := p.Capture(context.Background(), req)
-			ids[i], errs[i] = c.ID, err
-		})
-	}
-	wg.Wait()
-	for i := range 50 {
-		if errs[i] != nil {
-			t.Fatalf("capture %d: %v", i, errs[i])
+		wg.Wait()
+		for i := range 50 {
+			if errs[i] != nil {
+				t.Fatalf("capture %d: %v", i, errs[i])
+			}
+			if ids[i] != ids[0] {
+				t.Fatalf("capture %d got id %s, capture 0 got %s", i, ids[i], ids[0])
+			}
 		}
-		if ids[i] != ids[0] {
-			t.Fatalf("capture %d got id %s, capture 0 got %s", i, ids[i], ids[0])
+		if n := captures(t, p1, "o1"); n != 1 {
+			t.Fatalf("%d captures, want exactly 1", n)
 		}
-	}
-	if n := captures(t, p1, "o1"); n != 1 {
-		t.Fatalf("%d captures, want exactly 1", n)
-	}
+	})
 }
 
 func TestIdempotencyMismatch(t *testing.T) {
-	p := newProvider(t, openDB(t, filepath.Join(t.TempDir(), "pay.db"), 1), Options{})
-	ctx := context.Background()
-	a := authorize(t, p, "o1", 5000)
-	req := payment.CaptureRequest{IdempotencyKey: "k", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(4000)}
-	first, err := p.Capture(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := p.Capture(ctx, req)
-	if err != nil || again != first {
-		t.Fatalf("replay: %+v %v, want %+v", again, err, first)
-	}
-	other := req
-	other.Amount = usd(5000)
-	if _, err := p.Capture(ctx, other); !errors.Is(err, payment.ErrIdempotencyMismatch) {
-		t.Fatalf("same key, other amount: %v", err)
-	}
-	if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "k", AuthorizationID: a.ID, OrderID: "o1"}); !errors.Is(err, payment.ErrIdempotencyMismatch) {
-		t.Fatalf("same key, other operation: %v", err)
-	}
+	onEachEngine(t, func(t *testing.T, open opener) {
+		p := newProvider(t, open(t, 1), Options{})
+		ctx := context.Background()
+		a := authorize(t, p, "o1", 5000)
+		req := payment.CaptureRequest{IdempotencyKey: "k", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(4000)}
+		first, err := p.Capture(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := p.Capture(ctx, req)
+		if err != nil || again != first {
+			t.Fatalf("replay: %+v %v, want %+v", again, err, first)
+		}
+		other := req
+		other.Amount = usd(5000)
+		if _, err := p.Capture(ctx, other); !errors.Is(err, payment.ErrIdempotencyMismatch) {
+			t.Fatalf("same key, other amount: %v", err)
+		}
+		if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "k", AuthorizationID: a.ID, OrderID: "o1"}); !errors.Is(err, payment.ErrIdempotencyMismatch) {
+			t.Fatalf("same key, other operation: %v", err)
+		}
+	})
 }
 
 func TestAmountAndStateRules(t *testing.T) {
-	p := newProvider(t, openDB(t, filepath.Join(t.TempDir(), "pay.db"), 1), Options{})
-	ctx := context.Background()
+	onEachEngine(t, func(t *testing.T, open opener) {
+		p := newProvider(t, open(t, 1), Options{})
+		ctx := context.Background()
 
-	a := authorize(t, p, "o1", 5000)
-	for name, amt := range map[string]money.Money{"more than authorized": usd(5001), "other currency": {Amount: 100, Currency: "EUR"}} {
-		if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "c-" + name, AuthorizationID: a.ID, OrderID: "o1", Amount: amt}); !errors.Is(err, payment.ErrAmount) {
-			t.Errorf("capture %s: %v, want ErrAmount", name, err)
+		a := authorize(t, p, "o1", 5000)
+		for name, amt := range map[string]money.Money{"more than authorized": usd(5001), "other currency": {Amount: 100, Currency: "EUR"}} {
+			if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "c-" + name, AuthorizationID: a.ID, OrderID: "o1", Amount: amt}); !errors.Is(err, payment.ErrAmount) {
+				t.Errorf("capture %s: %v, want ErrAmount", name, err)
+			}
 		}
-	}
-	for name, amt := range map[string]money.Money{"zero": usd(0), "negative": usd(-1), "bad currency": {Amount: 1, Currency: "usd"}} {
-		if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "z-" + name, AuthorizationID: a.ID, OrderID: "o1", Amount: amt}); !errors.Is(err, payment.ErrAmount) {
-			t.Errorf("capture %s: %v, want ErrAmount", name, err)
+		for name, amt := range map[string]money.Money{"zero": usd(0), "negative": usd(-1), "bad currency": {Amount: 1, Currency: "usd"}} {
+			if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "z-" + name, AuthorizationID: a.ID, OrderID: "o1", Amount: amt}); !errors.Is(err, payment.ErrAmount) {
+				t.Errorf("capture %s: %v, want ErrAmount", name, err)
+			}
 		}
-	}
-	if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "wrong-order", AuthorizationID: a.ID, OrderID: "o2", Amount: usd(1)}); !errors.Is(err, payment.ErrNotFound) {
-		t.Errorf("capture for another order: %v, want ErrNotFound", err)
-	}
-	c, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "cap", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(4500)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "void", AuthorizationID: a.ID, OrderID: "o1"}); !errors.Is(err, payment.ErrInvalidState) {
-		t.Errorf("void after capture: %v, want ErrInvalidState", err)
-	}
-	// A stored domain error replays as the same error.
-	if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "void", AuthorizationID: a.ID, OrderID: "o1"}); !errors.Is(err, payment.ErrInvalidState) {
-		t.Errorf("void replay: %v, want ErrInvalidState", err)
-	}
+		if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "wrong-order", AuthorizationID: a.ID, OrderID: "o2", Amount: usd(1)}); !errors.Is(err, payment.ErrNotFound) {
+			t.Errorf("capture for another order: %v, want ErrNotFound", err)
+		}
+		c, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "cap", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(4500)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "void", AuthorizationID: a.ID, OrderID: "o1"}); !errors.Is(err, payment.ErrInvalidState) {
+			t.Errorf("void after capture: %v, want ErrInvalidState", err)
+		}
+		// A stored domain error replays as the same error.
+		if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "void", AuthorizationID: a.ID, OrderID: "o1"}); !errors.Is(err, payment.ErrInvalidState) {
+			t.Errorf("void replay: %v, want ErrInvalidState", err)
+		}
 
-	// Refunds add up to the capture, no more.
-	refund := func(key string, cents int64) (payment.Refund, error) {
-		return p.Refund(ctx, payment.RefundRequest{IdempotencyKey: key, CaptureID: c.ID, OrderID: "o1", Amount: usd(cents), Reason: "returned"})
-	}
-	r1, err := refund("r1", 3000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r, err := refund("r1", 3000); err != nil || r.ID != r1.ID {
-		t.Fatalf("refund replay: %+v %v", r, err)
-	}
-	if _, err := refund("r2", 1501); !errors.Is(err, payment.ErrAmount) {
-		t.Fatalf("refund beyond the capture: %v, want ErrAmount", err)
-	}
-	if _, err := refund("r3", 1500); err != nil {
-		t.Fatalf("refund of the rest: %v", err)
-	}
-	if _, err := refund("r4", 1); !errors.Is(err, payment.ErrAmount) {
-		t.Fatalf("refund after full refund: %v, want ErrAmount", err)
-	}
+		// Refunds add up to the capture, no more.
+		refund := func(key string, cents int64) (payment.Refund, error) {
+			return p.Refund(ctx, payment.RefundRequest{IdempotencyKey: key, CaptureID: c.ID, OrderID: "o1", Amount: usd(cents), Reason: "returned"})
+		}
+		r1, err := refund("r1", 3000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r, err := refund("r1", 3000); err != nil || r.ID != r1.ID {
+			t.Fatalf("refund replay: %+v %v", r, err)
+		}
+		if _, err := refund("r2", 1501); !errors.Is(err, payment.ErrAmount) {
+			t.Fatalf("refund beyond the capture: %v, want ErrAmount", err)
+		}
+		if _, err := refund("r3", 1500); err != nil {
+			t.Fatalf("refund of the rest: %v", err)
+		}
+		if _, err := refund("r4", 1); !errors.Is(err, payment.ErrAmount) {
+			t.Fatalf("refund after full refund: %v, want ErrAmount", err)
+		}
 
-	// Void, then capture.
-	b := authorize(t, p, "o3", 100)
-	if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "v3", AuthorizationID: b.ID, OrderID: "o3"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "c3", AuthorizationID: b.ID, OrderID: "o3", Amount: usd(100)}); !errors.Is(err, payment.ErrInvalidState) {
-		t.Errorf("capture after void: %v, want ErrInvalidState", err)
-	}
-	if _, err := p.Authorize(ctx, payment.AuthorizeRequest{IdempotencyKey: "x", OrderID: "o4", Amount: usd(1), PaymentMethod: "pm_sim_nope"}); !errors.Is(err, payment.ErrNotFound) {
-		t.Errorf("unknown token: %v, want ErrNotFound", err)
-	}
+		// Void, then capture.
+		b := authorize(t, p, "o3", 100)
+		if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "v3", AuthorizationID: b.ID, OrderID: "o3"}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "c3", AuthorizationID: b.ID, OrderID: "o3", Amount: usd(100)}); !errors.Is(err, payment.ErrInvalidState) {
+			t.Errorf("capture after void: %v, want ErrInvalidState", err)
+		}
+		if _, err := p.Authorize(ctx, payment.AuthorizeRequest{IdempotencyKey: "x", OrderID: "o4", Amount: usd(1), PaymentMethod: "pm_sim_nope"}); !errors.Is(err, payment.ErrNotFound) {
+			t.Errorf("unknown token: %v, want ErrNotFound", err)
+		}
+	})
 }
 
 func TestLedgerSurvivesReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pay.db")
-	ctx := context.Background()
-	db1 := openDB(t, path, 1)
-	p1, err := New(db1, Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := authorize(t, p1, "o1", 700)
-	req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(700)}
-	first, err := p1.Capture(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p1.Close()
-	db1.Close() // the worker process dies
+	onEachEngine(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		db1 := open(t, 1)
+		p1, err := New(db1, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		a := authorize(t, p1, "o1", 700)
+		req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(700)}
+		first, err := p1.Capture(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p1.Close()
+		db1.Close() // the worker process dies
 
-	p2 := newProvider(t, openDB(t, path, 1), Options{})
-	again, err := p2.Capture(ctx, req) // the redelivered message
-	if err != nil || again != first {
-		t.Fatalf("after reopen: %+v %v, want %+v", again, err, first)
-	}
-	if n := captures(t, p2, "o1"); n != 1 {
-		t.Fatalf("%d captures, want 1", n)
-	}
+		p2 := newProvider(t, open(t, 1), Options{})
+		again, err := p2.Capture(ctx, req) // the redelivered message
+		if err != nil || again != first {
+			t.Fatalf("after reopen: %+v %v, want %+v", again, err, first)
+		}
+		if n := captures(t, p2, "o1"); n != 1 {
+			t.Fatalf("%d captures, want 1", n)
+		}
+	})
 }
 
 func TestLostResponseIsSafeToRetry(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pay.db")
-	ctx := context.Background()
-	lossy := newProvider(t, openDB(t, path, 1), Options{LostResponseRate: 1})
-	reliable := newProvider(t, openDB(t, path, 1), Options{})
-	a := authorize(t, reliable, "o1", 900)
-	req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(900)}
-	if _, err := lossy.Capture(ctx, req); !payment.IsTransient(err) {
-		t.Fatalf("lossy capture: %v, want transient", err)
-	}
-	c, err := reliable.Capture(ctx, req) // the retry, with the same key
-	if err != nil || c.Amount != usd(900) {
-		t.Fatalf("retry: %+v %v", c, err)
-	}
-	if n := captures(t, reliable, "o1"); n != 1 {
-		t.Fatalf("%d captures, want 1", n)
-	}
+	onEachEngine(t, func(t *testing.T, open opener) {
+		ctx := context.Background()
+		lossy := newProvider(t, open(t, 1), Options{LostResponseRate: 1})
+		reliable := newProvider(t, open(t, 1), Options{})
+		a := authorize(t, reliable, "o1", 900)
+		req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(900)}
+		if _, err := lossy.Capture(ctx, req); !payment.IsTransient(err) {
+			t.Fatalf("lossy capture: %v, want transient", err)
+		}
+		c, err := reliable.Capture(ctx, req) // the retry, with the same key
+		if err != nil || c.Amount != usd(900) {
+			t.Fatalf("retry: %+v %v", c, err)
+		}
+		if n := captures(t, reliable, "o1"); n != 1 {
+			t.Fatalf("%d captures, want 1", n)
+		}
+	})
 }
 
 // outcomes runs n authorizations with distinct keys and returns which
@@ -361,71 +396,74 @@ func TestFailureInjectionIsReproducible(t *testing.T) {
 }
 
 func TestTransientFailureHasNoEffect(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pay.db")
-	failing := newProvider(t, openDB(t, path, 1), Options{FailureRate: 1})
-	p := newProvider(t, openDB(t, path, 1), Options{})
-	a := authorize(t, p, "o1", 100)
-	req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(100)}
-	if _, err := failing.Capture(context.Background(), req); !payment.IsTransient(err) {
-		t.Fatalf("got %v, want transient", err)
-	}
-	if n := captures(t, p, "o1"); n != 0 {
-		t.Fatalf("a failed call captured %d times", n)
-	}
-	if _, err := p.Capture(context.Background(), req); err != nil {
-		t.Fatalf("retry with the same key: %v", err)
-	}
+	onEachEngine(t, func(t *testing.T, open opener) {
+		failing := newProvider(t, open(t, 1), Options{FailureRate: 1})
+		p := newProvider(t, open(t, 1), Options{})
+		a := authorize(t, p, "o1", 100)
+		req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(100)}
+		if _, err := failing.Capture(context.Background(), req); !payment.IsTransient(err) {
+			t.Fatalf("got %v, want transient", err)
+		}
+		if n := captures(t, p, "o1"); n != 0 {
+			t.Fatalf("a failed call captured %d times", n)
+		}
+		if _, err := p.Capture(context.Background(), req); err != nil {
+			t.Fatalf("retry with the same key: %v", err)
+		}
+	})
 }
 
 func TestWebhooks(t *testing.T) {
-	events := make(chan payment.Event, 10)
-	p := newProvider(t, openDB(t, filepath.Join(t.TempDir(), "pay.db"), 1), Options{
-		Webhook: func(ctx context.Context, e payment.Event) { events <- e },
-	})
-	ctx := context.Background()
-	next := func() payment.Event {
-		t.Helper()
-		select {
-		case e := <-events:
-			return e
-		case <-time.After(10 * time.Second):
-			t.Fatal("no webhook")
-			return payment.Event{}
+	onEachEngine(t, func(t *testing.T, open opener) {
+		events := make(chan payment.Event, 10)
+		p := newProvider(t, open(t, 1), Options{
+			Webhook: func(ctx context.Context, e payment.Event) { events <- e },
+		})
+		ctx := context.Background()
+		next := func() payment.Event {
+			t.Helper()
+			select {
+			case e := <-events:
+				return e
+			case <-time.After(10 * time.Second):
+				t.Fatal("no webhook")
+				return payment.Event{}
+			}
 		}
-	}
-	a := authorize(t, p, "o1", 800)
-	req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(800)}
-	c, err := p.Capture(ctx, req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := next(); e.Type != payment.EventCaptured || e.CaptureID != c.ID || e.OrderID != "o1" || e.Amount != usd(800) || e.ID == "" {
-		t.Fatalf("captured event %+v", e)
-	}
-	if _, err := p.Capture(ctx, req); err != nil { // replay: no second event
-		t.Fatal(err)
-	}
-	r, err := p.Refund(ctx, payment.RefundRequest{IdempotencyKey: "r", CaptureID: c.ID, OrderID: "o1", Amount: usd(300)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if e := next(); e.Type != payment.EventRefunded || e.RefundID != r.ID || e.Amount != usd(300) {
-		t.Fatalf("event after refund %+v (a replayed capture must not send one)", e)
-	}
-	tok := tokenize(t, p, "4000000000009995")
-	if _, err := p.Authorize(ctx, payment.AuthorizeRequest{IdempotencyKey: "d", OrderID: "o2", Amount: usd(5), PaymentMethod: tok}); !errors.Is(err, payment.ErrDeclined) {
-		t.Fatal(err)
-	}
-	if e := next(); e.Type != payment.EventFailed || e.DeclineCode != payment.DeclineInsufficientFunds || e.OrderID != "o2" {
-		t.Fatalf("failed event %+v", e)
-	}
-	b := authorize(t, p, "o3", 10)
-	if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "v", AuthorizationID: b.ID, OrderID: "o3"}); err != nil {
-		t.Fatal(err)
-	}
-	if e := next(); e.Type != payment.EventVoided || e.AuthorizationID != b.ID {
-		t.Fatalf("voided event %+v", e)
-	}
+		a := authorize(t, p, "o1", 800)
+		req := payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(800)}
+		c, err := p.Capture(ctx, req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := next(); e.Type != payment.EventCaptured || e.CaptureID != c.ID || e.OrderID != "o1" || e.Amount != usd(800) || e.ID == "" {
+			t.Fatalf("captured event %+v", e)
+		}
+		if _, err := p.Capture(ctx, req); err != nil { // replay: no second event
+			t.Fatal(err)
+		}
+		r, err := p.Refund(ctx, payment.RefundRequest{IdempotencyKey: "r", CaptureID: c.ID, OrderID: "o1", Amount: usd(300)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := next(); e.Type != payment.EventRefunded || e.RefundID != r.ID || e.Amount != usd(300) {
+			t.Fatalf("event after refund %+v (a replayed capture must not send one)", e)
+		}
+		tok := tokenize(t, p, "4000000000009995")
+		if _, err := p.Authorize(ctx, payment.AuthorizeRequest{IdempotencyKey: "d", OrderID: "o2", Amount: usd(5), PaymentMethod: tok}); !errors.Is(err, payment.ErrDeclined) {
+			t.Fatal(err)
+		}
+		if e := next(); e.Type != payment.EventFailed || e.DeclineCode != payment.DeclineInsufficientFunds || e.OrderID != "o2" {
+			t.Fatalf("failed event %+v", e)
+		}
+		b := authorize(t, p, "o3", 10)
+		if err := p.Void(ctx, payment.VoidRequest{IdempotencyKey: "v", AuthorizationID: b.ID, OrderID: "o3"}); err != nil {
+			t.Fatal(err)
+		}
+		if e := next(); e.Type != payment.EventVoided || e.AuthorizationID != b.ID {
+			t.Fatalf("voided event %+v", e)
+		}
+	})
 }
 
 func TestLatencyHonoursContext(t *testing.T) {
@@ -440,7 +478,7 @@ func TestLatencyHonoursContext(t *testing.T) {
 
 func TestOptionsValidation(t *testing.T) {
 	db := openDB(t, filepath.Join(t.TempDir(), "pay.db"), 1)
-	for _, o := range []Options{{FailureRate: 1.5}, {LostResponseRate: -0.1}, {Latency: time.Millisecond, Jitter: time.Second}} {
+	for _, o := range []Options{{FailureRate: 1.5}, {LostResponseRate: -0.1}, {Latency: time.Millisecond, Jitter: time.Second}, {Dialect: "oracle"}} {
 		if _, err := New(db, o); err == nil {
 			t.Errorf("New accepted %+v", o)
 		}
