@@ -1,0 +1,7 @@
+// Package deploy holds Surge's deployment files: the container image
+// (Dockerfile), a Compose file for one Docker host with HAProxy in front
+// (compose.yaml, haproxy/), and Kubernetes manifests built with kustomize
+// (k8s/base). It has no code; its tests load every file with the real
+// Compose loader and Kubernetes API types, so a misspelled field, a probe
+// on the wrong port or a Service that selects no pod fails `go test`.
+package deploy

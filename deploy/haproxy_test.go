@@ -1,0 +1,244 @@
+package deploy_test
+
+import (
+	"bufio"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+const haproxyConfig = "haproxy/haproxy.cfg"
+
+// haproxySection is one section of haproxy.cfg: its keyword ("backend"),
+// its name, and its lines split into words, comments removed.
+type haproxySection struct {
+	kind, name string
+	lines      [][]string
+}
+
+var haproxySectionKinds = []string{"global", "defaults", "frontend", "backend", "listen", "resolvers", "peers", "userlist", "cache", "mailers", "http-errors", "ring", "program"}
+
+func parseHAProxy(t *testing.T, path string) []haproxySection {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var sections []haproxySection
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line, _, _ := strings.Cut(sc.Text(), "#")
+		words := strings.Fields(line)
+		if len(words) == 0 {
+			continue
+		}
+		if slices.Contains(haproxySectionKinds, words[0]) {
+			s := haproxySection{kind: words[0]}
+			if len(words) > 1 {
+				s.name = words[1]
+			}
+			sections = append(sections, s)
+			continue
+		}
+		if len(sections) == 0 {
+			t.Fatalf("%s:%d: %q outside any section", path, n, line)
+		}
+		sections[len(sections)-1].lines = append(sections[len(sections)-1].lines, words)
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return sections
+}
+
+func findSection(sections []haproxySection, kind, name string) (haproxySection, bool) {
+	for _, s := range sections {
+		if s.kind == kind && s.name == name {
+			return s, true
+		}
+	}
+	return haproxySection{}, false
+}
+
+// has reports whether the section has a line starting with these words.
+func (s haproxySection) has(words ...string) bool {
+	return slices.ContainsFunc(s.lines, func(l []string) bool {
+		return len(l) >= len(words) && slices.Equal(l[:len(words)], words)
+	})
+}
+
+// value returns the word after the line starting with words, or "".
+func (s haproxySection) value(words ...string) string {
+	for _, l := range s.lines {
+		if len(l) > len(words) && slices.Equal(l[:len(words)], words) {
+			return l[len(words)]
+		}
+	}
+	return ""
+}
+
+// serverOption returns the argument of a server keyword (port, inter) on
+// default-server or server lines, or "" and whether it appears as a flag.
+func serverOption(s haproxySection, key string) (string, bool) {
+	for _, l := range s.lines {
+		if l[0] != "default-server" && l[0] != "server" && l[0] != "server-template" {
+			continue
+		}
+		for i, w := range l {
+			if w == key {
+				if i+1 < len(l) {
+					return l[i+1], true
+				}
+				return "", true
+			}
+		}
+	}
+	return "", false
+}
+
+// TestHAProxyConfig checks that HAProxy spreads requests round robin over
+// the Compose API replicas, health-checks them on /readyz of the admin
+// port, retries elsewhere only what never reached a server, and passes the
+// client address in the header the API trusts from it.
+func TestHAProxyConfig(t *testing.T) {
+	p := mustLoadCompose(t)
+	sections := parseHAProxy(t, haproxyConfig)
+	api := p.Services["api"]
+	haproxy := p.Services["haproxy"]
+
+	if !hasBind(haproxy, haproxyConfig, "/usr/local/etc/haproxy/haproxy.cfg") {
+		t.Errorf("the haproxy service does not mount %s", haproxyConfig)
+	}
+
+	defaults, ok := findSection(sections, "defaults", "")
+	if !ok {
+		t.Fatal("no defaults section")
+	}
+	for _, want := range [][]string{{"mode", "http"}, {"option", "forwardfor"}, {"option", "redispatch"}, {"option", "httplog"}} {
+		if !defaults.has(want...) {
+			t.Errorf("defaults: missing %q", strings.Join(want, " "))
+		}
+	}
+	if n, err := strconv.Atoi(defaults.value("retries")); err != nil || n < 1 {
+		t.Errorf("defaults: retries %q, want at least 1", defaults.value("retries"))
+	}
+	if on := defaults.value("retry-on"); on != "" && on != "conn-failure" {
+		t.Errorf("defaults: retry-on %q: retrying after a request reached a server repeats checkouts", on)
+	}
+	for _, timeout := range []string{"connect", "client", "server", "http-request", "check"} {
+		if defaults.value("timeout", timeout) == "" {
+			t.Errorf("defaults: no timeout %s", timeout)
+		}
+	}
+
+	// The API believes X-Forwarded-For only from HAProxy's fixed address.
+	if got := envValue(api, "SURGE_CLIENT_IP_HEADER"); got != "X-Forwarded-For" {
+		t.Errorf("api: SURGE_CLIENT_IP_HEADER = %q, want X-Forwarded-For (what option forwardfor sets)", got)
+	}
+	var haproxyIP string
+	for _, n := range haproxy.Networks {
+		if n != nil && n.Ipv4Address != "" {
+			haproxyIP = n.Ipv4Address
+		}
+	}
+	if haproxyIP == "" || envValue(api, "SURGE_TRUSTED_PROXIES") != haproxyIP {
+		t.Errorf("api trusts %q, but HAProxy's fixed address is %q", envValue(api, "SURGE_TRUSTED_PROXIES"), haproxyIP)
+	}
+
+	var frontendBackends []string
+	for _, s := range sections {
+		if s.kind == "frontend" && s.value("default_backend") != "" {
+			frontendBackends = append(frontendBackends, s.value("default_backend"))
+		}
+	}
+	if len(frontendBackends) != 1 {
+		t.Fatalf("want one frontend with a default_backend, found %v", frontendBackends)
+	}
+	backend, ok := findSection(sections, "backend", frontendBackends[0])
+	if !ok {
+		t.Fatalf("default_backend %q is not defined", frontendBackends[0])
+	}
+	if backend.value("balance") != "roundrobin" {
+		t.Errorf("backend %s: balance %q, want roundrobin", backend.name, backend.value("balance"))
+	}
+	if !backend.has("option", "httpchk") || !backend.has("http-check", "send", "meth", "GET", "uri", "/readyz") ||
+		!backend.has("http-check", "expect", "status", "200") {
+		t.Errorf("backend %s: health check must be GET /readyz expecting 200", backend.name)
+	}
+	if _, ok := serverOption(backend, "check"); !ok {
+		t.Errorf("backend %s: servers are not health-checked", backend.name)
+	}
+	adminPort := portOf(t, "api SURGE_ADMIN_ADDR", envValue(api, "SURGE_ADMIN_ADDR"))
+	if port, _ := serverOption(backend, "port"); port != strconv.Itoa(adminPort) {
+		t.Errorf("backend %s: checks port %q, want the admin port %d", backend.name, port, adminPort)
+	}
+	if r, ok := serverOption(backend, "resolvers"); ok {
+		if _, found := findSection(sections, "resolvers", r); !found {
+			t.Errorf("backend %s: resolvers %q is not defined", backend.name, r)
+		}
+	}
+
+	// The servers are the api service's replicas on its public port.
+	publicPort := portOf(t, "api SURGE_ADDR", envValue(api, "SURGE_ADDR"))
+	var slots int
+	for _, l := range backend.lines {
+		var addr string
+		switch {
+		case l[0] == "server-template" && len(l) >= 4:
+			n, err := strconv.Atoi(l[2])
+			if err != nil {
+				t.Fatalf("server-template %v: count: %v", l, err)
+			}
+			slots += n
+			addr = l[3]
+		case l[0] == "server" && len(l) >= 3:
+			slots++
+			addr = l[2]
+		default:
+			continue
+		}
+		host, port, err := net.SplitHostPort(addr)
+		if err != nil {
+			t.Fatalf("server address %q: %v", addr, err)
+		}
+		if host != "api" || port != strconv.Itoa(publicPort) {
+			t.Errorf("backend %s: server %s is not the api service's public port %d", backend.name, addr, publicPort)
+		}
+	}
+	if replicas := *api.Deploy.Replicas; slots < replicas {
+		t.Errorf("backend %s: %d server slots for %d api replicas", backend.name, slots, replicas)
+	}
+
+	// HAProxy's own health, for its Compose healthcheck.
+	if hc := strings.Join(haproxy.HealthCheck.Test, " "); !slices.ContainsFunc(sections, func(s haproxySection) bool {
+		uri := s.value("monitor-uri")
+		return uri != "" && strings.Contains(hc, uri)
+	}) {
+		t.Errorf("haproxy healthcheck %q probes no monitor-uri", hc)
+	}
+}
+
+// TestHAProxyCheck runs `haproxy -c`, HAProxy's own parser, on the file.
+// The servers are resolved at run time (init-addr none), so the check needs
+// no DNS.
+func TestHAProxyCheck(t *testing.T) {
+	bin, err := exec.LookPath("haproxy")
+	if err != nil {
+		if _, statErr := os.Stat("/usr/sbin/haproxy"); statErr != nil {
+			t.Skip("haproxy is not installed (apt-get install haproxy): haproxy.cfg is checked by TestHAProxyConfig only")
+		}
+		bin = "/usr/sbin/haproxy"
+	}
+	out, err := exec.Command(bin, "-c", "-f", haproxyConfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("haproxy -c -f %s: %v\n%s", haproxyConfig, err, out)
+	}
+	if strings.Contains(string(out), "[WARNING]") {
+		t.Errorf("haproxy -c warns:\n%s", out)
+	}
+}
