@@ -232,6 +232,29 @@ func (r *replica) check(ctx context.Context) replicaState {
 	return st
 }
 
+// ReplicaStatus is what the last check found of one replica.
+type ReplicaStatus struct {
+	Name string // host:port
+	// Up is whether it answered as a replica.
+	Up bool
+	// Lag is how far behind the primary it is; the longest Duration when
+	// unknown (down, or nothing replayed since it started).
+	Lag time.Duration
+	// Replayed is how far it has replayed the primary's WAL.
+	Replayed LSN
+}
+
+// Replicas reports each replica as last checked, for health pages and
+// tests.
+func (s *Store) Replicas() []ReplicaStatus {
+	out := make([]ReplicaStatus, len(s.replicas))
+	for i, r := range s.replicas {
+		st := r.state.Load()
+		out[i] = ReplicaStatus{Name: r.name, Up: st.up, Lag: st.lag, Replayed: st.replayed}
+	}
+	return out
+}
+
 // metrics are the store's Prometheus collectors.
 type metrics struct {
 	lag       *prometheus.GaugeVec
