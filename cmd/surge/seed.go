@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +18,7 @@ import (
 func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
 	var (
 		dataDir  string
+		dbURL    string
 		products int
 		currency string
 		fresh    bool
@@ -32,6 +34,9 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 			if products < 1 {
 				return errors.New("--products: must be at least 1")
 			}
+			if fresh && dbURL != "" {
+				return errors.New("--fresh deletes the embedded database; with --db-url, start from an empty PostgreSQL database instead")
+			}
 			if fresh {
 				for _, suffix := range []string{"", "-wal", "-shm"} {
 					if err := os.Remove(filepath.Join(dataDir, "surge.db"+suffix)); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -43,7 +48,7 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 			if err != nil {
 				return err
 			}
-			st, err := shop.OpenStore(cmd.Context(), dataDir)
+			st, err := shop.OpenStore(cmd.Context(), shop.Config{DataDir: dataDir, DBURL: dbURL}, nil)
 			if err != nil {
 				return err
 			}
@@ -53,7 +58,7 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 				return err
 			}
 			if n > 0 {
-				return fmt.Errorf("the catalog in %s already has %d products; use --fresh to start over", dataDir, n)
+				return fmt.Errorf("the catalog in %s already has %d products; use --fresh to start over", where(dataDir, dbURL), n)
 			}
 			start := time.Now()
 			if _, err := shop.SeedDemo(cmd.Context(), st, products, currency, log); err != nil {
@@ -66,6 +71,7 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 	f := cmd.Flags()
 	f.String("config", "", "YAML file of settings named like the flags")
 	f.StringVar(&dataDir, "data-dir", "./data", "directory for the embedded database")
+	f.StringVar(&dbURL, "db-url", "", "PostgreSQL primary to seed instead of the embedded database")
 	f.IntVar(&products, "products", 1250, "number of products to generate (scales to 100,000 and more)")
 	f.StringVar(&currency, "currency", "USD", "shop currency (ISO 4217)")
 	f.BoolVar(&fresh, "fresh", false, "delete the existing database first")
@@ -73,7 +79,7 @@ func newSeedCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Com
 }
 
 func newMigrateCmd(getenv func(string) string, stdout, _ io.Writer) *cobra.Command {
-	var dataDir string
+	var dataDir, dbURL string
 	cmd := &cobra.Command{
 		Use:   "migrate",
 		Short: "Apply the embedded database migrations (serve also does this at start)",
@@ -82,16 +88,28 @@ func newMigrateCmd(getenv func(string) string, stdout, _ io.Writer) *cobra.Comma
 			if err := bindConfig(cmd.Flags(), getenv); err != nil {
 				return err
 			}
-			st, err := shop.OpenStore(cmd.Context(), dataDir)
+			st, err := shop.OpenStore(cmd.Context(), shop.Config{DataDir: dataDir, DBURL: dbURL}, nil)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
-			_, err = fmt.Fprintf(stdout, "database %s is up to date\n", filepath.Join(dataDir, "surge.db"))
+			_, err = fmt.Fprintf(stdout, "database %s is up to date\n", where(dataDir, dbURL))
 			return err
 		},
 	}
 	cmd.Flags().String("config", "", "YAML file of settings named like the flags")
 	cmd.Flags().StringVar(&dataDir, "data-dir", "./data", "directory for the embedded database")
+	cmd.Flags().StringVar(&dbURL, "db-url", "", "PostgreSQL primary to migrate instead of the embedded database")
 	return cmd
+}
+
+// where names the database a command works on, without its password.
+func where(dataDir, dbURL string) string {
+	if dbURL == "" {
+		return filepath.Join(dataDir, "surge.db")
+	}
+	if u, err := url.Parse(dbURL); err == nil && u.Host != "" {
+		return "postgres://" + u.Host + u.Path
+	}
+	return "the PostgreSQL database"
 }

@@ -25,6 +25,11 @@ import (
 type serveConfig struct {
 	Role            string
 	NATSURL         string
+	DBURL           string
+	DBReplicaURLs   []string
+	MaxReplicaLag   time.Duration
+	RedisURL        string
+	RedisPrefix     string
 	NATSListen      string
 	NATSReplicas    int
 	PaymentLatency  time.Duration
@@ -126,6 +131,12 @@ func (c serveConfig) validate() error {
 	if _, _, err := net.SplitHostPort(c.AdminAddr); err != nil {
 		errs = append(errs, fmt.Errorf("--admin-addr %q: %w", c.AdminAddr, err))
 	}
+	if len(c.DBReplicaURLs) > 0 && c.DBURL == "" {
+		errs = append(errs, errors.New("--db-replica-url needs --db-url: replicas follow a PostgreSQL primary"))
+	}
+	if c.MaxReplicaLag <= 0 {
+		errs = append(errs, errors.New("--db-max-replica-lag must be positive"))
+	}
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: required"))
 	}
@@ -182,6 +193,11 @@ over the file.`,
 	f := cmd.Flags()
 	f.String("config", "", "YAML file of settings named like the flags")
 	f.StringVar(&cfg.Role, "role", "all", "api (HTTP and outbox relay), worker (order consumers and expiry sweep) or all")
+	f.StringVar(&cfg.DBURL, "db-url", "", "PostgreSQL primary (postgres://user@host:port/db); empty uses the embedded SQLite database in --data-dir")
+	f.StringSliceVar(&cfg.DBReplicaURLs, "db-replica-url", nil, "PostgreSQL streaming read replica for catalog and search reads (repeatable)")
+	f.DurationVar(&cfg.MaxReplicaLag, "db-max-replica-lag", 5*time.Second, "replicas lagging more than this are skipped; reads fall back to the primary")
+	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by every replica (redis://host:port/db): sessions, waiting room, rate limits, cache purges; empty keeps them in process")
+	f.StringVar(&cfg.RedisPrefix, "redis-prefix", "surge:", "prefix of every Redis key, so shops can share one Redis")
 	f.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS JetStream server or cluster; empty embeds one in --data-dir/nats")
 	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port where the embedded NATS server also accepts other processes (e.g. surge worker)")
 	f.IntVar(&cfg.NATSReplicas, "nats-replicas", 1, "stream replication factor (3 on a three-node cluster)")
@@ -267,6 +283,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
 	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
 	sc.NATSURL, sc.NATSListen, sc.NATSReplicas = cfg.NATSURL, cfg.NATSListen, cfg.NATSReplicas
+	sc.DBURL, sc.DBReplicaURLs, sc.MaxReplicaLag = cfg.DBURL, cfg.DBReplicaURLs, cfg.MaxReplicaLag
+	sc.RedisURL, sc.RedisPrefix = cfg.RedisURL, cfg.RedisPrefix
 	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
 	sc.ReservationTTL, sc.ClaimLease, sc.SweepEvery, sc.AckWait = cfg.ReservationTTL, cfg.ClaimLease, cfg.ExpirySweep, cfg.AckWait
 	sc.WarmBefore, sc.WaitroomKeys = cfg.DropWarmup, cfg.WaitroomKeys
@@ -282,6 +300,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	defer sh.Close()
 	health.AddCheck("database", sh.Store.Ping)
+	if sh.Redis != nil {
+		health.AddDegradedCheck("redis", "sessions, cart, checkout and the waiting room", sh.Redis.Ping)
+	}
 	if cfg.Demo {
 		if _, err := sh.SeedDemo(ctx, cfg.DemoProducts, cfg.Currency, log); err != nil {
 			return err

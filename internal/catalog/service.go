@@ -2,9 +2,11 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/maypok86/otter/v2"
@@ -44,6 +46,24 @@ type ServiceOptions struct {
 	Purge func(tags ...string)
 	// Currency is the shop currency new prices must use; "" means USD.
 	Currency string
+	// RepeatPurge, when positive, repeats every purge (and shared-cache
+	// delete) this long after the first. With read replicas, a replica
+	// process may render a page from a database replica that has not yet
+	// replayed the change, after the first purge reached it; the second
+	// purge, once the replicas have caught up, drops that page. Set it
+	// above the usual replica lag.
+	RepeatPurge time.Duration
+	// Shared is a second-level product cache every replica shares
+	// (Redis), consulted on a miss of the in-process one before the
+	// store; nil means none. Its failures are ignored: the store answers.
+	Shared SharedCache
+}
+
+// SharedCache is a byte cache outside the process.
+type SharedCache interface {
+	Get(ctx context.Context, key string) ([]byte, bool, error)
+	Set(ctx context.Context, key string, val []byte, ttl time.Duration) error
+	Delete(ctx context.Context, keys ...string) error
 }
 
 // Service is the catalog as the storefront and admin API see it: store
@@ -55,6 +75,14 @@ type Service struct {
 	pstats     *stats.Counter
 	purge      func(tags ...string)
 	currency   string
+	shared     SharedCache
+	ttl        time.Duration
+	repeat     time.Duration
+
+	// pending holds the repeat purges not yet run; Close stops them.
+	pendingMu sync.Mutex
+	pending   map[*time.Timer]struct{}
+	closed    bool
 }
 
 // NewService returns a Service reading and writing store.
@@ -90,11 +118,21 @@ func NewService(store Store, opts ServiceOptions) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("catalog category cache: %w", err)
 	}
-	return &Service{store: store, products: products, categories: categories, pstats: pstats, purge: opts.Purge, currency: opts.Currency}, nil
+	return &Service{store: store, products: products, categories: categories, pstats: pstats, purge: opts.Purge, currency: opts.Currency,
+		shared: opts.Shared, ttl: opts.ObjectTTL, repeat: opts.RepeatPurge}, nil
 }
 
 // Currency is the shop's currency.
 func (s *Service) Currency() string { return s.currency }
+
+// ForgetCached drops every cached product and the category tree. Another
+// replica changed the catalog: its purge names page-cache tags, which do
+// not map back to object-cache keys, and catalog writes are rare enough
+// that starting cold is cheaper than being wrong.
+func (s *Service) ForgetCached() {
+	s.products.InvalidateAll()
+	s.categories.InvalidateAll()
+}
 
 // Register exports object-cache counters to reg.
 func (s *Service) Register(reg prometheus.Registerer) error {
@@ -132,14 +170,7 @@ func (s *Service) Product(ctx context.Context, slug string) (Product, error) {
 	if !ValidSlug(slug) {
 		return Product{}, fmt.Errorf("product %q: %w", slug, ErrNotFound)
 	}
-	p, err := s.products.Get(ctx, slug, otter.LoaderFunc[string, Product](func(ctx context.Context, slug string) (Product, error) {
-		p, err := s.store.ProductBySlug(ctx, slug)
-		if errors.Is(err, ErrNotFound) {
-			// otter's ErrNotFound keeps the miss out of its load-failure count.
-			return Product{}, errors.Join(err, otter.ErrNotFound)
-		}
-		return p, err
-	}))
+	p, err := s.products.Get(ctx, slug, otter.LoaderFunc[string, Product](s.loadProduct))
 	if err != nil {
 		return Product{}, err
 	}
@@ -148,6 +179,33 @@ func (s *Service) Product(ctx context.Context, slug string) (Product, error) {
 	}
 	return p, nil
 }
+
+// loadProduct fills the object cache: from the shared cache when it has
+// the product, else from the store (then into the shared cache).
+func (s *Service) loadProduct(ctx context.Context, slug string) (Product, error) {
+	key := sharedProductKey(slug)
+	if s.shared != nil {
+		if b, ok, err := s.shared.Get(ctx, key); err == nil && ok {
+			var p Product
+			if json.Unmarshal(b, &p) == nil && p.Slug == slug {
+				return p, nil
+			}
+		}
+	}
+	p, err := s.store.ProductBySlug(ctx, slug)
+	if errors.Is(err, ErrNotFound) {
+		// otter's ErrNotFound keeps the miss out of its load-failure count.
+		return Product{}, errors.Join(err, otter.ErrNotFound)
+	}
+	if err == nil && s.shared != nil {
+		if b, jerr := json.Marshal(p); jerr == nil {
+			_ = s.shared.Set(ctx, key, b, s.ttl)
+		}
+	}
+	return p, err
+}
+
+func sharedProductKey(slug string) string { return "product:" + slug }
 
 // Search returns one page of active products. Listings are not object
 // cached: the page cache in front of them does that job.
@@ -176,7 +234,7 @@ func (s *Service) CreateCategory(ctx context.Context, c Category) (Category, err
 	}
 	s.categories.InvalidateAll()
 	// The tree shows in every page's navigation.
-	s.purge(TagCategories, TagMissing)
+	s.purgeTags(ctx, nil, TagCategories, TagMissing)
 	return c, nil
 }
 
@@ -300,7 +358,9 @@ func (s *Service) variantChanged(ctx context.Context, v Variant) {
 		// The variant was just written, so its product exists; if reading it
 		// failed, purge broadly rather than leave a stale page.
 		s.products.InvalidateAll()
-		s.purge(TagHome, TagSearch, TagCategories)
+		// Which slug changed is unknown here, so a shared copy stays
+		// until it expires (the object TTL).
+		s.purgeTags(ctx, nil, TagHome, TagSearch, TagCategories)
 		return
 	}
 	s.changed(ctx, p)
@@ -312,6 +372,10 @@ func (s *Service) variantChanged(ctx context.Context, v Variant) {
 func (s *Service) changed(ctx context.Context, versions ...Product) {
 	tags := []string{TagHome, TagSearch, TagMissing}
 	tree, _ := s.Tree(ctx)
+	keys := make([]string, len(versions))
+	for i, p := range versions {
+		keys[i] = sharedProductKey(p.Slug)
+	}
 	for _, p := range versions {
 		s.products.Invalidate(p.Slug)
 		tags = append(tags, ProductTag(p.ID))
@@ -323,7 +387,59 @@ func (s *Service) changed(ctx context.Context, versions ...Product) {
 			tags = append(tags, CategoryTag(p.CategoryID))
 		}
 	}
-	s.purge(tags...)
+	s.purgeTags(ctx, keys, tags...)
+}
+
+// purgeTags deletes the shared-cache keys and purges the tags, now and,
+// with RepeatPurge, once more later.
+func (s *Service) purgeTags(ctx context.Context, keys []string, tags ...string) {
+	do := func(ctx context.Context) {
+		if s.shared != nil && len(keys) > 0 {
+			_ = s.shared.Delete(ctx, keys...)
+		}
+		s.purge(tags...)
+	}
+	do(ctx)
+	if s.repeat <= 0 {
+		return
+	}
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.pending == nil {
+		s.pending = map[*time.Timer]struct{}{}
+	}
+	var t *time.Timer
+	t = time.AfterFunc(s.repeat, func() {
+		s.pendingMu.Lock()
+		_, live := s.pending[t]
+		delete(s.pending, t)
+		s.pendingMu.Unlock()
+		if !live {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.products.InvalidateAll()
+		s.categories.InvalidateAll()
+		do(ctx)
+	})
+	s.pending[t] = struct{}{}
+}
+
+// Close stops the repeat purges still pending; the caches they would
+// purge are going away with the service.
+func (s *Service) Close() error {
+	s.pendingMu.Lock()
+	defer s.pendingMu.Unlock()
+	s.closed = true
+	for t := range s.pending {
+		t.Stop()
+	}
+	clear(s.pending)
+	return nil
 }
 
 func set[T any](dst *T, src *T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/redisstore"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -50,7 +51,12 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if err != nil {
 		return err
 	}
-	s.Room, err = waitroom.New(waitroom.Config{Keys: keys, Stock: s.Store.Available, Logger: log})
+	rc := waitroom.Config{Keys: keys, Stock: s.Store.Available, Logger: log}
+	if s.Redis != nil {
+		rc.Ledger = redisstore.NewLedger(s.Redis)
+		rc.SharedJoinRate = redisstore.NewRateLimiter(s.Redis, "join", waitroom.DefaultJoinRate(), nil)
+	}
+	s.Room, err = waitroom.New(rc)
 	if err != nil {
 		return err
 	}

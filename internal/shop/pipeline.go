@@ -93,6 +93,12 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 	errs := make(chan error, 2)
 	if role == RoleAll || role == RoleAPI {
 		wg.Go(func() { s.warmDrops(ctx, s.warmBefore, s.log) })
+		if s.Redis != nil {
+			// Other replicas create and close drops and change the
+			// catalog too.
+			wg.Go(func() { s.syncDrops(ctx, time.Second, s.log) })
+			wg.Go(func() { s.followPurges(ctx) })
+		}
 		if s.Standby != nil {
 			wg.Go(func() { s.watchLoad(ctx) })
 		}

@@ -29,7 +29,9 @@ import (
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pagecache"
 	"github.com/surge-commerce/surge/internal/payment/simulated"
+	"github.com/surge-commerce/surge/internal/pgstore"
 	"github.com/surge-commerce/surge/internal/pipeline"
+	"github.com/surge-commerce/surge/internal/redisstore"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/storefront"
@@ -39,9 +41,21 @@ import (
 
 // Config is everything that shapes the assembled shop.
 type Config struct {
-	DataDir  string
-	ShopName string
-	Currency string
+	DataDir string
+	// DBURL names a PostgreSQL primary (postgres://...); empty keeps the
+	// embedded SQLite database in DataDir. DBReplicaURLs are its streaming
+	// read replicas, used for reads that may be slightly stale while their
+	// lag stays under MaxReplicaLag (default 5s).
+	DBURL         string
+	DBReplicaURLs []string
+	MaxReplicaLag time.Duration
+	// RedisURL names the Redis that replicas share (sessions, the waiting
+	// room ledger, rate limits, cache purges); empty keeps all of that in
+	// process. RedisPrefix starts every key (default "surge:").
+	RedisURL    string
+	RedisPrefix string
+	ShopName    string
+	Currency    string
 
 	PageCache      bool
 	PageCacheBytes int64
@@ -125,7 +139,10 @@ type Shop struct {
 	meter   *loadMeter
 	// Admission is nil when overload protection is off.
 	Admission *admission.Admission
-	closers   []func() error
+	// Redis is nil unless the shop shares state through Redis.
+	Redis   *redisstore.Client
+	purger  *redisstore.Purger
+	closers []func() error
 
 	relay      *outbox.Relay
 	workers    *pipeline.Workers
@@ -138,10 +155,10 @@ type Shop struct {
 	warmed   []string
 }
 
-// Open builds the shop on the SQLite database in cfg.DataDir, migrating it
-// first. reg receives every metric; log every log line.
+// Open builds the shop on the database cfg names (see OpenStore),
+// migrating it first. reg receives every metric; log every log line.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Shop, error) {
-	st, err := OpenStore(ctx, cfg.DataDir)
+	st, err := OpenStore(ctx, cfg, reg)
 	if err != nil {
 		return nil, err
 	}
@@ -152,6 +169,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	}
 	if s.sweepEvery <= 0 {
 		s.sweepEvery = defaultSweep
+	}
+	if err := s.openRedis(cfg); err != nil {
+		s.Close()
+		return nil, err
 	}
 	if err := s.openPipeline(ctx, cfg, log, reg); err != nil {
 		s.Close()
@@ -172,12 +193,31 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	return s, nil
 }
 
-// OpenStore opens and migrates the embedded database in dataDir.
-func OpenStore(ctx context.Context, dataDir string) (*sqlitestore.Store, error) {
-	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+// OpenStore opens and migrates the database cfg names: PostgreSQL (with
+// its read replicas) when cfg.DBURL is set, else the embedded SQLite
+// database in cfg.DataDir. reg, when not nil, receives the store's metrics.
+func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (Store, error) {
+	if cfg.DBURL != "" {
+		st, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.DBURL, ReplicaURLs: cfg.DBReplicaURLs, MaxReplicaLag: cfg.MaxReplicaLag})
+		if err != nil {
+			return nil, err
+		}
+		if err := st.Migrate(ctx); err != nil {
+			st.Close()
+			return nil, err
+		}
+		if reg != nil {
+			if err := st.Register(reg); err != nil {
+				st.Close()
+				return nil, err
+			}
+		}
+		return st, nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(dataDir, "surge.db"))
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "surge.db"))
 	if err != nil {
 		return nil, err
 	}
@@ -189,21 +229,54 @@ func OpenStore(ctx context.Context, dataDir string) (*sqlitestore.Store, error) 
 }
 
 func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
-	purge := func(...string) {}
+	// purge empties this replica's page cache; with Redis every replica's.
+	local := func(all bool, tags ...string) int { return 0 }
 	if cfg.PageCache {
 		s.Cache = pagecache.New(pagecache.Config{MaxBytes: cfg.PageCacheBytes, TTL: cfg.PageCacheTTL,
 			StaleWhileRevalidate: cfg.PageCacheSWR, RenderTimeout: 10 * time.Second, Logger: log})
 		if err := s.Cache.Register(reg); err != nil {
 			return err
 		}
-		purge = func(tags ...string) { s.Cache.PurgeTags(tags...) }
+		local = func(all bool, tags ...string) int {
+			if all {
+				return s.Cache.PurgeAll()
+			}
+			return s.Cache.PurgeTags(tags...)
+		}
+	}
+	purgeAll := func(all bool, tags ...string) int {
+		n := local(all, tags...)
+		if s.purger != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			var err error
+			if all {
+				err = s.purger.PublishAll(ctx)
+			} else {
+				err = s.purger.Publish(ctx, tags...)
+			}
+			if err != nil {
+				// Other replicas' copies expire within the page-cache TTL.
+				log.Warn("cross-replica purge", "err", err)
+			}
+		}
+		return n
+	}
+	purge := func(tags ...string) { purgeAll(false, tags...) }
+	var sessions session.Store = s.Store
+	var shared catalog.SharedCache
+	if s.Redis != nil {
+		sessions = redisstore.NewSessions(s.Redis, nil)
+		shared = redisstore.NewCache(s.Redis)
 	}
 	var err error
 	s.Catalog, err = catalog.NewService(s.Store, catalog.ServiceOptions{ObjectCacheSize: cfg.ObjectCache,
-		ObjectTTL: cfg.PageCacheTTL, Purge: purge, Currency: cfg.Currency})
+		ObjectTTL: cfg.PageCacheTTL, Purge: purge, Currency: cfg.Currency, Shared: shared,
+		RepeatPurge: repeatPurge(cfg)})
 	if err != nil {
 		return err
 	}
+	s.closers = append(s.closers, s.Catalog.Close)
 	if err := s.Catalog.Register(reg); err != nil {
 		return err
 	}
@@ -221,7 +294,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	deps := storefront.Deps{Catalog: s.Catalog, Logger: log, Metrics: metrics, AdminToken: cfg.AdminToken,
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
-		Sessions: &session.Manager{Store: s.Store, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
+		Sessions: &session.Manager{Store: sessions, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
 		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
 		OnDropChange: func(d drop.Drop) {
 			if err := s.DropChanged(context.Background(), d); err != nil {
@@ -229,14 +302,8 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 			}
 		}}
 	if s.Cache != nil {
-		cache := s.Cache
-		deps.PageCache = cache.Middleware
-		deps.PurgeCache = func(all bool, tags ...string) int {
-			if all {
-				return cache.PurgeAll()
-			}
-			return cache.PurgeTags(tags...)
-		}
+		deps.PageCache = s.Cache.Middleware
+		deps.PurgeCache = purgeAll
 	}
 	if cfg.Admission {
 		ac := cfg.AdmissionConfig
@@ -245,6 +312,11 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		}
 		if ac.ShopName == "" {
 			ac.ShopName = cfg.ShopName
+		}
+		if s.Redis != nil {
+			ac.SharedRates = func(name string, r admission.Rate) admission.SharedBuckets {
+				return redisstore.NewRateLimiter(s.Redis, name, r, nil)
+			}
 		}
 		adm, err := admission.New(ac)
 		if err != nil {
@@ -261,6 +333,16 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		s.Handler = s.meter.wrap(s.Handler)
 	}
 	return err
+}
+
+// repeatPurge is how long after a catalog change its purge is repeated:
+// with database read replicas, long enough for them to have replayed it
+// (see catalog.ServiceOptions.RepeatPurge); without, never.
+func repeatPurge(cfg Config) time.Duration {
+	if len(cfg.DBReplicaURLs) == 0 {
+		return 0
+	}
+	return 2 * time.Second
 }
 
 // SeedDemo loads the demo catalog when the store has no products; it

@@ -9,6 +9,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/outbox"
+	"github.com/surge-commerce/surge/internal/pgstore"
 	"github.com/surge-commerce/surge/internal/pipeline"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/sqlitestore"
@@ -47,4 +48,7 @@ type Store interface {
 	Writer() *sql.DB
 }
 
-var _ Store = (*sqlitestore.Store)(nil)
+var (
+	_ Store = (*sqlitestore.Store)(nil)
+	_ Store = (*pgstore.Store)(nil)
+)

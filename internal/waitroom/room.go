@@ -193,6 +193,10 @@ type Config struct {
 	Logger *slog.Logger
 }
 
+// DefaultJoinRate is Config.JoinRate when zero: one join a second per
+// client address, bursts of 20, kind to shoppers behind one NAT.
+func DefaultJoinRate() admission.Rate { return admission.Rate{PerSecond: 1, Burst: 20} }
+
 // Room is the waiting room for any number of drops in one process. Every
 // replica runs one, sharing the Ledger and the Keys. It needs no
 // background goroutine: the queue moves whenever anybody asks.
@@ -259,7 +263,7 @@ func New(cfg Config) (*Room, error) {
 		cfg.SnapshotTTL = 250 * time.Millisecond
 	}
 	if cfg.JoinRate.PerSecond == 0 {
-		cfg.JoinRate = admission.Rate{PerSecond: 1, Burst: 20}
+		cfg.JoinRate = DefaultJoinRate()
 	}
 	if cfg.JoinRateKeys <= 0 {
 		cfg.JoinRateKeys = 100_000

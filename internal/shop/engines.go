@@ -1,0 +1,80 @@
+package shop
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"reflect"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/redisstore"
+)
+
+// openRedis connects the Redis every replica shares, when one is
+// configured. It does not fail when Redis is down at start: the shop
+// serves what it can without it and readiness says what is missing.
+func (s *Shop) openRedis(cfg Config) error {
+	if cfg.RedisURL == "" {
+		return nil
+	}
+	prefix := cfg.RedisPrefix
+	if prefix == "" {
+		prefix = "surge:"
+	}
+	host, _ := os.Hostname()
+	c, err := redisstore.New(redisstore.Config{URL: cfg.RedisURL, Prefix: prefix, Name: "surge-" + host})
+	if err != nil {
+		return err
+	}
+	s.Redis = c
+	s.purger = redisstore.NewPurger(c)
+	s.closers = append(s.closers, c.Close)
+	return nil
+}
+
+// followPurges applies other replicas' purges to this one's caches until
+// ctx ends. A nil tag list (a missed message, a reconnect) empties them.
+func (s *Shop) followPurges(ctx context.Context) {
+	s.purger.Subscribe(ctx, func(tags []string) {
+		s.Catalog.ForgetCached()
+		if s.Cache == nil {
+			return
+		}
+		if tags == nil {
+			s.Cache.PurgeAll()
+			return
+		}
+		s.Cache.PurgeTags(tags...)
+	})
+}
+
+// syncDrops keeps this replica's waiting room in step with the drops in
+// the database, which another replica's admin API may have created or
+// closed: each drop is (re)opened or closed here within every.
+func (s *Shop) syncDrops(ctx context.Context, every time.Duration, log *slog.Logger) {
+	seen := map[string]drop.Drop{}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		ds, err := s.Store.Drops(ctx)
+		if err != nil && ctx.Err() == nil {
+			log.Warn("drop sync: list drops", "err", err)
+		}
+		for _, d := range ds {
+			if old, ok := seen[d.ID]; ok && reflect.DeepEqual(old, d) {
+				continue
+			}
+			if err := s.DropChanged(ctx, d); err != nil {
+				log.Warn("drop sync", "drop", d.ID, "err", err)
+				continue
+			}
+			seen[d.ID] = d
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
