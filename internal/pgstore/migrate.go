@@ -112,5 +112,12 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 			return fmt.Errorf("migrate %s: %w", m.name, err)
 		}
 	}
+	if len(s.replicas) > 0 {
+		// A replica that has not replayed the new schema yet must not
+		// serve reads that expect it.
+		if err := s.raiseFloor(ctx); err != nil {
+			return fmt.Errorf("migrate: %w", err)
+		}
+	}
 	return nil
 }

@@ -110,13 +110,31 @@ func (s *Store) noteWrite(ctx context.Context) {
 }
 
 // CurrentLSN returns the primary's current WAL position: everything
-// committed so far is at or before it.
+// committed so far is at or before it. It is the insert position, not
+// pg_current_wal_lsn's write position: with synchronous_commit off a
+// commit returns before its record is written, and a replica that has
+// replayed up to the write position may not have it yet.
 func (s *Store) CurrentLSN(ctx context.Context) (LSN, error) {
 	var text string
-	if err := s.primary.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&text); err != nil {
+	if err := s.primary.QueryRow(ctx, `SELECT pg_current_wal_insert_lsn()::text`).Scan(&text); err != nil {
 		return 0, fmt.Errorf("primary wal position: %w", err)
 	}
 	return ParseLSN(text)
+}
+
+// raiseFloor makes every later replica read need what the primary holds
+// now.
+func (s *Store) raiseFloor(ctx context.Context) error {
+	lsn, err := s.CurrentLSN(ctx)
+	if err != nil {
+		return err
+	}
+	for {
+		cur := s.floor.Load()
+		if uint64(lsn) <= cur || s.floor.CompareAndSwap(cur, uint64(lsn)) {
+			return nil
+		}
+	}
 }
 
 // replica is one read replica and what its last check found.
@@ -146,6 +164,7 @@ func (s *Store) read(ctx context.Context) querier {
 		return s.primary
 	}
 	minLSN, _ := LSNFromContext(ctx)
+	minLSN = max(minLSN, LSN(s.floor.Load()))
 	start := s.round.Add(1)
 	for i := range s.replicas {
 		r := s.replicas[(start+uint64(i))%uint64(len(s.replicas))]

@@ -83,6 +83,10 @@ type Store struct {
 	interval time.Duration
 	metrics  *metrics
 	round    atomic.Uint64 // spreads reads over the usable replicas
+	// floor is the LSN every replica read needs, whatever the context: the
+	// primary's position when the store opened or last migrated, so no
+	// replica serves reads before it has the schema this store uses.
+	floor atomic.Uint64
 
 	stop chan struct{}
 	wg   sync.WaitGroup
@@ -136,6 +140,10 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s.metrics = newMetrics(s.replicas)
 	if len(s.replicas) > 0 {
+		if err := s.raiseFloor(ctx); err != nil {
+			s.closePools()
+			return nil, fmt.Errorf("open postgres: %w", err)
+		}
 		s.CheckReplicas(ctx)
 		s.wg.Go(s.watchReplicas)
 	}
@@ -217,7 +225,7 @@ const maxAttempts = 8
 // write's WAL position goes to the context's WriteRecord, if any.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 	for attempt := 1; ; attempt++ {
-		err := pgx.BeginFunc(ctx, s.primary, fn)
+		err := s.runTx(ctx, fn)
 		if err == nil {
 			s.noteWrite(ctx)
 			return nil
@@ -236,6 +244,30 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 			return errors.Join(err, ctx.Err())
 		}
 	}
+}
+
+// commitTimeout bounds a COMMIT that no longer follows the caller's
+// context.
+const commitTimeout = 30 * time.Second
+
+// runTx runs fn in one transaction. The COMMIT ignores the caller's
+// cancellation, as the SQLite store's group commit does: once the work is
+// done the caller learns whether it was committed, instead of an error
+// for a write that may have happened.
+func (s *Store) runTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	tx, err := s.primary.Begin(ctx)
+	if err != nil {
+		return err
+	}
+	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	if err := fn(tx); err != nil {
+		if rerr := tx.Rollback(done); rerr != nil && !errors.Is(rerr, pgx.ErrTxClosed) {
+			return errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+		}
+		return err
+	}
+	return tx.Commit(done)
 }
 
 // SQLSTATE codes the store reacts to.

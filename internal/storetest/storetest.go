@@ -1,12 +1,18 @@
-// Package storetest is the conformance suite for catalog.Store. Every
-// adapter runs it against a real database:
+// Package storetest is the conformance suite every store adapter passes
+// against a real database: Run for the catalog (catalog.Store) and RunShop
+// for the buy path (customers, sessions, carts, orders and their stock,
+// the outbox, drops):
 //
-//	func TestStore(t *testing.T) {
+//	func TestConformance(t *testing.T) {
 //		storetest.Run(t, func(t *testing.T) catalog.Store { return newTestStore(t) })
 //	}
 //
-// The suite only uses times with whole-second precision, so engines that
-// keep microseconds pass it too.
+//	func TestShopConformance(t *testing.T) {
+//		storetest.RunShop(t, func(t *testing.T) storetest.Store { return newTestStore(t) })
+//	}
+//
+// The suites compare times to the microsecond at most, so engines that
+// keep microseconds pass them too.
 package storetest
 
 import (
