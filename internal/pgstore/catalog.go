@@ -25,7 +25,7 @@ func (s *Store) CreateCategory(ctx context.Context, c catalog.Category) (catalog
 		}
 		err := tx.QueryRow(ctx, `
 			INSERT INTO categories (parent_id, slug, name, description, position)
-			VALUES (nullif($1, 0), $2, $3, $4, $5)
+			VALUES (nullif($1::bigint, 0), $2, $3, $4, $5)
 			RETURNING id`,
 			c.ParentID, c.Slug, c.Name, c.Description, c.Position).Scan(&c.ID)
 		if isUnique(err) {
