@@ -178,13 +178,17 @@ func (s *Store) read(ctx context.Context) querier {
 	return s.primary
 }
 
+// replicaCheckTimeout bounds one check of the replicas: one that has not
+// answered by then counts as down.
+const replicaCheckTimeout = 2 * time.Second
+
 func (s *Store) watchReplicas() {
 	t := time.NewTicker(s.interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(context.Background(), max(s.interval, time.Second))
+			ctx, cancel := context.WithTimeout(context.Background(), replicaCheckTimeout)
 			s.CheckReplicas(ctx)
 			cancel()
 		case <-s.stop:
@@ -197,12 +201,19 @@ func (s *Store) watchReplicas() {
 // it has replayed and how far behind the primary it is. The store does
 // this every ReplicaCheckInterval on its own.
 //
-// A replica that has replayed everything the primary had written when the
+// A replica that has replayed everything the primary had flushed when the
 // check began has no lag; otherwise its lag is the time since it last
 // replayed a commit. That is never less than the real delay, so an idle
-// primary cannot make a stuck replica look fresh.
+// primary cannot make a stuck replica look fresh. (The flush position,
+// not CurrentLSN's insert position: a replica receives only flushed WAL,
+// and the insert position may stand past a page header the replica has no
+// reason to reach until more WAL comes.)
 func (s *Store) CheckReplicas(ctx context.Context) {
-	primaryLSN, perr := s.CurrentLSN(ctx)
+	var text string
+	primaryLSN, perr := LSN(0), s.primary.QueryRow(ctx, `SELECT pg_current_wal_flush_lsn()::text`).Scan(&text)
+	if perr == nil {
+		primaryLSN, perr = ParseLSN(text)
+	}
 	var wg sync.WaitGroup
 	for _, r := range s.replicas {
 		wg.Go(func() {

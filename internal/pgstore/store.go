@@ -144,7 +144,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 			s.closePools()
 			return nil, fmt.Errorf("open postgres: %w", err)
 		}
-		s.CheckReplicas(ctx)
+		// A replica that does not answer soon is down for now; the store
+		// does not wait for it to open.
+		cctx, cancel := context.WithTimeout(ctx, replicaCheckTimeout)
+		s.CheckReplicas(cctx)
+		cancel()
 		s.wg.Go(s.watchReplicas)
 	}
 	return s, nil
