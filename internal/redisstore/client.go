@@ -27,6 +27,10 @@ import (
 // gone still answers in time.
 const DefaultTimeout = 500 * time.Millisecond
 
+// DefaultPoolSize is the connections a Client keeps to Redis unless the
+// URL says pool_size.
+const DefaultPoolSize = 256
+
 // Config says how to reach Redis.
 type Config struct {
 	// URL is redis://[user:password@]host:port/db (rediss:// for TLS).
@@ -92,6 +96,12 @@ func New(cfg Config) (*Client, error) {
 		if !q.Has(name) {
 			*d = timeout
 		}
+	}
+	if !q.Has("pool_size") {
+		// go-redis's default (ten per CPU) is far too few for a spike:
+		// every request in flight may need Redis once (its session), and
+		// waiting for a pooled connection is what fails first.
+		opts.PoolSize = DefaultPoolSize
 	}
 	if !q.Has("max_retries") {
 		// A retry would double the time a caller waits on a dead Redis,

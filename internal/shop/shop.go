@@ -301,6 +301,11 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 				log.Error("waiting room: drop change", "drop", d.ID, "err", err)
 			}
 		}}
+	// Behind a load balancer the connection comes from the balancer: the
+	// client's address is in the trusted proxy's header, with or without
+	// overload protection (joins are rate limited by it).
+	clientIP := admission.NewClientIP(cfg.AdmissionConfig.ClientIPHeader, cfg.AdmissionConfig.TrustedProxies)
+	deps.ClientAddr = func(r *http.Request) string { return clientIP.Addr(r).String() }
 	if s.Cache != nil {
 		deps.PageCache = s.Cache.Middleware
 		deps.PurgeCache = purgeAll
