@@ -175,6 +175,10 @@ func dropAnswer(s *session, status int, hdr http.Header, body []byte, think time
 		return ""
 	case dropAdd, dropCheckout:
 		switch {
+		case status == http.StatusUnprocessableEntity && s.step == dropAdd && s.addRetried:
+			// Over the limit on a retried add: the first add, whose
+			// answer was lost, put the item in the cart. On to checkout.
+			s.next, s.pause = dropCheckout, think
 		case status == http.StatusConflict:
 			s.outcome = dropSoldOut
 		case status == http.StatusUnprocessableEntity:

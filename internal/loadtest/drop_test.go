@@ -28,6 +28,9 @@ type fakeDrop struct {
 	// failFirst answers the first checkout under each idempotency key
 	// with a 502, as a load balancer does when the replica behind it died.
 	failFirst bool
+	// lostAdd answers each buyer's first add to cart 502 although the
+	// item went into the cart, so the retry is over the limit (422).
+	lostAdd bool
 
 	mu       sync.Mutex
 	units    int
@@ -120,6 +123,19 @@ func (f *fakeDrop) handler() http.Handler {
 		if json.NewDecoder(r.Body).Decode(&in) != nil || in.SKU != "CC-42" || in.Quantity != 1 {
 			f.bad.Add(1)
 		}
+		if f.lostAdd {
+			v, _ := r.Cookie("v")
+			f.mu.Lock()
+			again := f.keys["add:"+v.Value]
+			f.keys["add:"+v.Value] = true
+			f.mu.Unlock()
+			if !again {
+				http.Error(w, "bad gateway", http.StatusBadGateway)
+			} else {
+				http.Error(w, "over the limit", http.StatusUnprocessableEntity)
+			}
+			return
+		}
 		w.WriteHeader(http.StatusCreated)
 	})
 	mux.HandleFunc("POST /api/v1/checkout", func(w http.ResponseWriter, r *http.Request) {
@@ -206,12 +222,13 @@ func TestDropJourney(t *testing.T) {
 }
 
 // TestDropBuyersRetryFailedSteps: a checkout answered 502 is sent again
-// with the same idempotency key, so every buyer still ends bought or sold
-// out, with no buyer counted as an error.
+// with the same idempotency key, and an add to cart whose 502 hid a
+// success goes on to checkout when its retry is over the limit, so every
+// buyer still ends bought or sold out, with no buyer counted as an error.
 func TestDropBuyersRetryFailedSteps(t *testing.T) {
 	const buyers, units = 40, 10
 	f := newFakeDrop(units)
-	f.failFirst = true
+	f.failFirst, f.lostAdd = true, true
 	f.opens, f.admitEvery = time.Now(), 5*time.Millisecond
 	target := newTarget(t, f.handler())
 	sc, err := DropScenario(DropOptions{ID: "d1", SKU: "CC-42"})

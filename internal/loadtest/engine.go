@@ -195,6 +195,9 @@ type session struct {
 	// answer, or a 5xx); retries counts the drop buyer's retries so far.
 	transient bool
 	retries   int
+	// addRetried: an add to cart failed without an answer and was sent
+	// again, so the first may have gone through.
+	addRetried bool
 }
 
 type event struct {
@@ -667,6 +670,9 @@ func (e *engine) advance(s *session, st *Step, ok bool) (more bool, think time.D
 		// A buyer whose page failed to load presses reload: the same step
 		// again, after a backoff (checkout keeps its idempotency key).
 		s.retries++
+		if s.step == dropAdd {
+			s.addRetried = true
+		}
 		return true, jitter(dropRetryBackoff << min(s.retries-1, 4))
 	case !ok:
 		e.outcomes[dropFailed].Add(1)

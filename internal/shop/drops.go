@@ -51,7 +51,17 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if err != nil {
 		return err
 	}
-	rc := waitroom.Config{Keys: keys, Stock: s.Store.Available, Logger: log}
+	rc := waitroom.Config{Keys: keys, Stock: s.Store.Available, Logger: log,
+		Discover: func(ctx context.Context, id string) (waitroom.DropSpec, bool, error) {
+			d, err := s.Store.DropByID(ctx, id)
+			if errors.Is(err, drop.ErrNotFound) || err == nil && d.Closed {
+				return waitroom.DropSpec{}, false, nil
+			}
+			if err != nil {
+				return waitroom.DropSpec{}, false, err
+			}
+			return SpecFromDrop(d), true, nil
+		}}
 	if s.Redis != nil {
 		rc.Ledger = redisstore.NewLedger(s.Redis)
 		rc.SharedJoinRate = redisstore.NewRateLimiter(s.Redis, "join", waitroom.DefaultJoinRate(), nil)

@@ -177,6 +177,11 @@ type Config struct {
 	JoinRateKeys int
 	// MinPoll and MaxPoll bound Status.PollAfter (defaults 2s and 30s).
 	MinPoll, MaxPoll time.Duration
+	// Discover, when set, is asked for a drop this room does not know
+	// (another replica's admin API created it a moment ago): found means
+	// it exists and is open, and the room opens it. At most ten lookups
+	// a second, bursts of 20, since the IDs come from clients.
+	Discover func(ctx context.Context, dropID string) (spec DropSpec, found bool, err error)
 	// StartPollRate is the status polls a second the room aims for when
 	// the start comes and the whole pre-queue wants its place at once
 	// (default 2,000, for the whole shop: every replica computes the same
@@ -211,6 +216,8 @@ type Room struct {
 	maxPoll  time.Duration
 	// startPollRate spreads the pre-queue's first polls after the start.
 	startPollRate float64
+	discover      func(ctx context.Context, dropID string) (DropSpec, bool, error)
+	discoverLimit *admission.RateLimiter
 	now           func() time.Time
 	log           *slog.Logger
 	metrics       *metrics
@@ -284,7 +291,9 @@ func New(cfg Config) (*Room, error) {
 		keys: cfg.Keys, ledger: cfg.Ledger, stockFn: cfg.Stock,
 		stockTTL: cfg.StockTTL, snapTTL: cfg.SnapshotTTL,
 		minPoll: cfg.MinPoll, maxPoll: cfg.MaxPoll, startPollRate: cfg.StartPollRate,
-		now: cfg.Now, log: cfg.Logger,
+		discover:      cfg.Discover,
+		discoverLimit: admission.NewRateLimiter(admission.Rate{PerSecond: 10, Burst: 20}, 1, cfg.Now),
+		now:           cfg.Now, log: cfg.Logger,
 	}
 	if cfg.JoinRate.PerSecond > 0 {
 		r.limiter = &admission.Buckets{Local: admission.NewRateLimiter(cfg.JoinRate, cfg.JoinRateKeys, cfg.Now), Shared: cfg.SharedJoinRate}
@@ -405,11 +414,32 @@ func (r *Room) Counters(ctx context.Context, dropID string) (Counters, error) {
 
 func (r *Room) lookup(dropID string) (*dropRun, error) {
 	d, ok := (*r.drops.Load())[dropID]
-	if !ok {
-		return nil, fmt.Errorf("drop %q: %w", dropID, ErrUnknownDrop)
+	if ok {
+		return d, nil
 	}
-	return d, nil
+	if r.discover != nil {
+		if ok, _ := r.discoverLimit.Allow(discoverKey); ok {
+			// Another replica may have created the drop a moment ago.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			defer cancel()
+			spec, found, err := r.discover(ctx, dropID)
+			if err != nil && r.log != nil {
+				r.log.Warn("waiting room: discover drop", "drop", dropID, "err", err)
+			}
+			if err == nil && found && spec.ID == dropID && r.Open(ctx, spec) == nil {
+				if d, ok := (*r.drops.Load())[dropID]; ok {
+					return d, nil
+				}
+			}
+		}
+	}
+	return nil, fmt.Errorf("drop %q: %w", dropID, ErrUnknownDrop)
 }
+
+// discoverKey is the one bucket of Config.Discover's rate limit: unknown
+// drop IDs come from clients, so they must not become database queries
+// at the clients' rate.
+const discoverKey = "discover"
 
 // Challenge returns a proof-of-work challenge for visitor to join dropID,
 // and its difficulty; it is valid for five minutes. When the drop needs

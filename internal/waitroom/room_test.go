@@ -222,6 +222,40 @@ func TestPreQueueFirstPollsSpread(t *testing.T) {
 	}
 }
 
+// TestDiscoverDrop: a drop another replica created is found through
+// Discover on first use; unknown IDs from clients are looked up at a
+// bounded rate.
+func TestDiscoverDrop(t *testing.T) {
+	var asked atomic.Int64
+	e := newEnv(t, func(c *waitroom.Config) {
+		c.Discover = func(ctx context.Context, id string) (waitroom.DropSpec, bool, error) {
+			asked.Add(1)
+			if id != "elsewhere" {
+				return waitroom.DropSpec{}, false, nil
+			}
+			return spec("elsewhere"), true, nil
+		}
+	})
+	e.clock.Set(start.Add(-time.Minute))
+	if _, st := e.join(t, "elsewhere", "v:1"); st.State != waitroom.StatePreQueue {
+		t.Fatalf("join a drop known only to the store: %+v", st)
+	}
+	if _, st := e.join(t, "elsewhere", "v:2"); st.State != waitroom.StatePreQueue || asked.Load() != 1 {
+		t.Fatalf("second join: %+v after %d lookups; want the drop remembered", st, asked.Load())
+	}
+	for i := range 100 {
+		_, _, err := e.room.Join(context.Background(), waitroom.JoinRequest{Drop: fmt.Sprintf("junk-%d", i), Visitor: "v:x"})
+		if !errors.Is(err, waitroom.ErrUnknownDrop) {
+			t.Fatalf("junk drop: %v", err)
+		}
+	}
+	// The clock stands still: only the burst of 20 (the first lookup
+	// included) reaches the store.
+	if n := asked.Load(); n != 20 {
+		t.Errorf("%d lookups, want 20 (a burst of 20)", n)
+	}
+}
+
 func TestTicketsRejected(t *testing.T) {
 	e := newEnv(t, nil)
 	e.open(t, spec("d"))
