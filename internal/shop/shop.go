@@ -334,6 +334,9 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		deps.Admit = adm.Wrap
 	}
 	s.Handler, err = storefront.NewServer(deps)
+	if err == nil && len(cfg.DBReplicaURLs) > 0 {
+		s.Handler = readYourWrites(s.Handler, cfg.SecureCookies)
+	}
 	if err == nil && s.meter != nil {
 		s.Handler = s.meter.wrap(s.Handler)
 	}
