@@ -81,11 +81,11 @@ func TestScaleOutDropThroughHAProxy(t *testing.T) {
 	// The load runs as its own process (not under the race detector) so
 	// that 20,000 buyers fit on a small machine.
 	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
 	load := exec.CommandContext(ctx, bin, "load", "run", "--target", lb, "--journey", "drop", "--drop", d.ID,
-		"--arrivals", fmt.Sprintf("n=%d,within=60s", buyers), "--source-ips", "127.1.0.0/20", "--grace", "120s",
-		"--timeout", "20s", "--out", filepath.Join(dir, "r.json"), "--quiet")
+		"--arrivals", fmt.Sprintf("n=%d,within=120s", buyers), "--source-ips", "127.1.0.0/20", "--grace", "180s",
+		"--timeout", "60s", "--out", filepath.Join(dir, "r.json"), "--quiet")
 	var loadOut strings.Builder
 	load.Stdout, load.Stderr = &loadOut, &loadOut
 	if err := load.Start(); err != nil {
@@ -119,6 +119,11 @@ func TestScaleOutDropThroughHAProxy(t *testing.T) {
 		t.Fatal("no drop outcomes")
 	}
 	t.Logf("%+v", *r.Drop)
+	for _, step := range []string{"join", "status", "add", "checkout"} {
+		if st, ok := r.Step(step); ok {
+			t.Logf("%s: %v", step, st.Statuses)
+		}
+	}
 	if r.Drop.Buyers != buyers || r.Drop.FinalAnswers != buyers {
 		t.Errorf("%d buyers, %d final answers; want %d each (every buyer answered)", r.Drop.Buyers, r.Drop.FinalAnswers, buyers)
 	}
@@ -186,8 +191,8 @@ func startHAProxy(t *testing.T, bin string, apis []*proc) string {
 defaults
     mode http
     timeout connect 2s
-    timeout client 30s
-    timeout server 30s
+    timeout client 90s
+    timeout server 90s
     timeout check 2s
     timeout queue 30s
     retries 3
