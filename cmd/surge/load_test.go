@@ -282,8 +282,9 @@ func startAgent(t *testing.T) string {
 func TestLoadAgents(t *testing.T) {
 	var hits atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		if hits.Load()%10 == 0 {
+		// One read of the counter: two requests must never both see
+		// the same multiple of ten.
+		if hits.Add(1)%10 == 0 {
 			w.WriteHeader(http.StatusInternalServerError)
 		}
 	}))
