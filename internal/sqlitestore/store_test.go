@@ -153,8 +153,8 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	if err := stores[1].Reader().QueryRowContext(ctx, `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &maxVersion); err != nil {
 		t.Fatal(err)
 	}
-	if n != len(ms) || maxVersion != ms[len(ms)-1].version {
-		t.Errorf("schema_migrations has %d rows up to %d; want %d up to %d", n, maxVersion, len(ms), ms[len(ms)-1].version)
+	if n != len(ms) || maxVersion != ms[len(ms)-1].Version {
+		t.Errorf("schema_migrations has %d rows up to %d; want %d up to %d", n, maxVersion, len(ms), ms[len(ms)-1].Version)
 	}
 }
 
