@@ -115,7 +115,9 @@ func New(cfg Config) (*Client, error) {
 		opts.ClientName = cfg.Name
 	}
 	opts.ContextTimeoutEnabled = true
-	return &Client{rdb: redis.NewClient(opts), prefix: cfg.Prefix}, nil
+	rdb := redis.NewClient(opts)
+	rdb.AddHook(unavailableHook{})
+	return &Client{rdb: rdb, prefix: cfg.Prefix}, nil
 }
 
 // Ping checks that Redis answers, for readiness probes.

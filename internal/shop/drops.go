@@ -79,7 +79,13 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	}
 	for _, d := range ds {
 		if err := s.DropChanged(ctx, d); err != nil {
-			return err
+			if s.Redis == nil {
+				return err
+			}
+			// The shared ledger may be down while this replica starts: it
+			// serves what it can, and the drop sync opens the drop once
+			// Redis answers.
+			log.Warn("waiting room: open drop", "drop", d.ID, "err", err)
 		}
 	}
 	return nil

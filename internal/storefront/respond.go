@@ -136,10 +136,18 @@ func errorStatus(err error) int {
 		return http.StatusUnauthorized
 	case errors.Is(err, errForbidden):
 		return http.StatusForbidden
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isUnavailable(err):
 		return http.StatusServiceUnavailable
 	}
 	return http.StatusInternalServerError
+}
+
+// isUnavailable reports whether err says a shared dependency could not be
+// reached (an adapter marks such errors with Unavailable() bool): worth a
+// retry in a moment, not a fault of the shop's.
+func isUnavailable(err error) bool {
+	var u interface{ Unavailable() bool }
+	return errors.As(err, &u) && u.Unavailable()
 }
 
 // problem writes err as application/problem+json. Internal errors are
@@ -158,6 +166,9 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 		p.Detail = "an internal error occurred; quote the request ID when reporting it"
 		if status == http.StatusServiceUnavailable {
 			p.Detail = "the request was cancelled or ran out of time; try again"
+			if isUnavailable(err) {
+				p.Detail = "a service the shop depends on is unreachable right now; try again in a moment"
+			}
 			w.Header().Set("Retry-After", "1")
 		}
 	case status == http.StatusUnauthorized:
