@@ -101,10 +101,14 @@ func run(ctx context.Context, o options) error {
 	return nil
 }
 
+// childResult is what one child process reports. Start and end are unix
+// nanoseconds, so the parent can time the whole run from the first start
+// to the last end, whatever each child's start delay was.
 type childResult struct {
-	Reserved int     `json:"reserved"`
-	SoldOut  int     `json:"sold_out"`
-	Seconds  float64 `json:"seconds"`
+	Reserved int   `json:"reserved"`
+	SoldOut  int   `json:"sold_out"`
+	Start    int64 `json:"start"`
+	End      int64 `json:"end"`
 }
 
 type result struct {
@@ -144,6 +148,7 @@ func parent(ctx context.Context, o options, design string) (result, error) {
 	}
 	wg.Wait()
 	var res result
+	var first, last int64
 	for i := range o.procs {
 		if errs[i] != nil {
 			return res, fmt.Errorf("child %d: %w", i, errs[i])
@@ -153,8 +158,15 @@ func parent(ctx context.Context, o options, design string) (result, error) {
 			return res, fmt.Errorf("child %d said %q: %w", i, outs[i], err)
 		}
 		res.reserved += c.Reserved
-		res.seconds = max(res.seconds, c.Seconds)
+		if first == 0 || c.Start < first {
+			first = c.Start
+		}
+		last = max(last, c.End)
 	}
+	// The rate is over the wall time the SKU took to sell out: a child
+	// that started late (a slow exec or connect on a busy machine) does
+	// not shorten it.
+	res.seconds = float64(last-first) / 1e9
 	res.exact, res.why, err = check(ctx, pool, o, design, res.reserved)
 	return res, err
 }
@@ -302,7 +314,7 @@ func child(ctx context.Context, o options) error {
 		return firstErr
 	}
 	return json.NewEncoder(os.Stdout).Encode(childResult{Reserved: int(reserved.Load()), SoldOut: int(soldOut.Load()),
-		Seconds: time.Since(start).Seconds()})
+		Start: start.UnixNano(), End: time.Now().UnixNano()})
 }
 
 // reserver returns the design's reserve-one-unit function: true when a
