@@ -93,34 +93,6 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 			}
 		}
 
-		byKey := make([]int, len(o.Lines))
-		for i := range byKey {
-			byKey[i] = i
-		}
-		slices.SortStableFunc(byKey, func(a, b int) int { return cmpString(o.Lines[a].SKU, o.Lines[b].SKU) })
-		short := make([]bool, len(o.Lines))
-		anyShort := false
-		for _, i := range byKey {
-			l := o.Lines[i]
-			tag, err := tx.Exec(ctx, `UPDATE variants SET reserved = reserved + $1 WHERE sku = $2 AND on_hand - reserved - sold >= $1`,
-				l.Quantity, l.SKU)
-			if err != nil {
-				return fmt.Errorf("reserve %s: %w", l.SKU, err)
-			}
-			if tag.RowsAffected() == 0 {
-				short[i], anyShort = true, true
-			}
-		}
-		if anyShort {
-			var skus []string
-			for i, l := range o.Lines {
-				if short[i] {
-					skus = append(skus, l.SKU)
-				}
-			}
-			// Returning an error rolls back the lines that did reserve.
-			return &checkout.SoldOutError{SKUs: skus}
-		}
 		if d := p.Drop; d != nil {
 			var held int64
 			if err := tx.QueryRow(ctx, `SELECT coalesce(sum(quantity), 0) FROM drop_purchases WHERE drop_id = $1 AND buyer = $2`,
@@ -132,8 +104,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 			}
 		}
 
-		// Everything left is inserts that cannot wait on anyone: one round
-		// trip.
+		// The inserts first, in one round trip: they wait on nobody.
 		addr, _ := json.Marshal(o.ShippingAddress)
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
@@ -162,6 +133,37 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 		}
 		if err := tx.SendBatch(ctx, b).Close(); err != nil {
 			return fmt.Errorf("record order %s: %w", o.ID, err)
+		}
+		// The hot rows last: a drop's buyers all update one variant row,
+		// and its lock is held from the UPDATE to the COMMIT, so nothing
+		// else may come between them. A short line rolls everything back.
+		byKey := make([]int, len(o.Lines))
+		for i := range byKey {
+			byKey[i] = i
+		}
+		slices.SortStableFunc(byKey, func(a, b int) int { return cmpString(o.Lines[a].SKU, o.Lines[b].SKU) })
+		short := make([]bool, len(o.Lines))
+		anyShort := false
+		for _, i := range byKey {
+			l := o.Lines[i]
+			tag, err := tx.Exec(ctx, `UPDATE variants SET reserved = reserved + $1 WHERE sku = $2 AND on_hand - reserved - sold >= $1`,
+				l.Quantity, l.SKU)
+			if err != nil {
+				return fmt.Errorf("reserve %s: %w", l.SKU, err)
+			}
+			if tag.RowsAffected() == 0 {
+				short[i], anyShort = true, true
+			}
+		}
+		if anyShort {
+			var skus []string
+			for i, l := range o.Lines {
+				if short[i] {
+					skus = append(skus, l.SKU)
+				}
+			}
+			// Returning an error rolls back the lines that did reserve.
+			return &checkout.SoldOutError{SKUs: skus}
 		}
 		o.History = []order.Transition{{To: o.Status, Reason: "checkout", At: o.CreatedAt}}
 		return nil
