@@ -162,7 +162,13 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 	}
 	switch {
 	case status >= 500:
-		log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+		if r.Context().Err() != nil {
+			// The client went away and took the request with it: nothing
+			// failed on our side.
+			log.DebugContext(r.Context(), "request abandoned by the client", "err", err, "path", r.URL.Path)
+		} else {
+			log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
+		}
 		p.Detail = "an internal error occurred; quote the request ID when reporting it"
 		if status == http.StatusServiceUnavailable {
 			p.Detail = "the request was cancelled or ran out of time; try again"
