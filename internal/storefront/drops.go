@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/surge-commerce/surge/internal/admission"
@@ -18,7 +19,10 @@ import (
 const visitorCookie = "surge_visitor"
 
 func ticketCookie(dropID string) string { return "surge_wr_" + dropID }
-func accessCookie(dropID string) string { return "surge_wa_" + dropID }
+func accessCookie(dropID string) string { return accessCookiePrefix + dropID }
+
+// accessCookiePrefix starts every drop's access-token cookie.
+const accessCookiePrefix = "surge_wa_"
 
 // accessFor returns the waiting-room access token the request carries for
 // a drop: the Surge-Access header (API clients) or the drop's cookie.
@@ -32,6 +36,24 @@ func accessFor(r *http.Request) func(dropID string) string {
 		}
 		return ""
 	}
+}
+
+// byAccess sends requests carrying a validly signed waiting-room access
+// token (header or any drop's cookie) to admitted, the rest to others.
+func (s *server) byAccess(admitted, others http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h := r.Header.Get("Surge-Access"); h != "" && s.Room.SignedAccess(h) {
+			admitted.ServeHTTP(w, r)
+			return
+		}
+		for _, c := range r.Cookies() {
+			if strings.HasPrefix(c.Name, accessCookiePrefix) && s.Room.SignedAccess(c.Value) {
+				admitted.ServeHTTP(w, r)
+				return
+			}
+		}
+		others.ServeHTTP(w, r)
+	})
 }
 
 // queueIdentity returns the session (starting a guest one if needed) and

@@ -52,7 +52,9 @@ func (s *server) routes(mux handlerMux) {
 	// Buy path: personal, never cached.
 	mux.Handle("GET /api/v1/me", admit(background, s.handleMe()))
 	mux.Handle("GET /api/v1/cart", admit(high, s.handleGetCart()))
-	mux.Handle("POST /api/v1/cart/items", admit(high, s.handleAddCartItem()))
+	// An admitted drop buyer's cart add is as urgent as a checkout: the
+	// waiting room already metered them, and shedding it wastes their turn.
+	mux.Handle("POST /api/v1/cart/items", s.byAccess(admit(critical, s.handleAddCartItem()), admit(high, s.handleAddCartItem())))
 	mux.Handle("PATCH /api/v1/cart/items/{sku}", admit(high, s.handleUpdateCartItem(false)))
 	mux.Handle("DELETE /api/v1/cart/items/{sku}", admit(high, s.handleUpdateCartItem(true)))
 	mux.Handle("POST /api/v1/checkout", admit(critical, s.handleCheckout()))
@@ -61,7 +63,7 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("POST /api/v1/sessions", admit(high, s.handleAccountAPI(false)))
 	mux.Handle("DELETE /api/v1/sessions/current", admit(high, s.handleSignOut()))
 	mux.Handle("GET /cart", admit(high, s.handleCartPage()))
-	mux.Handle("POST /cart/items", admit(high, s.handleCartAddForm()))
+	mux.Handle("POST /cart/items", s.byAccess(admit(critical, s.handleCartAddForm()), admit(high, s.handleCartAddForm())))
 	mux.Handle("POST /cart/items/{sku}", admit(high, s.handleCartUpdateForm()))
 	mux.Handle("GET /checkout", admit(critical, s.handleCheckoutPage()))
 	mux.Handle("POST /checkout", admit(critical, s.handleCheckoutForm()))
@@ -85,7 +87,11 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /drops/{slug}/queue", admit(critical, s.handleQueuePage()))
 	mux.Handle("GET /api/v1/drops/{id}", admit(browse, s.handleDropInfo()))
 	mux.Handle("POST /api/v1/drops/{id}/queue/challenge", admit(high, s.handleQueueChallenge()))
-	mux.Handle("POST /api/v1/drops/{id}/queue/join", admit(high, s.handleQueueJoin()))
+	// Joining the line is never shed below checkout: the line is a drop's
+	// overload protection, a join is cheap (and rate limited per client
+	// address, with proof of work on demand), and a 503 at the moment a
+	// drop opens is what the waiting room exists to prevent.
+	mux.Handle("POST /api/v1/drops/{id}/queue/join", admit(critical, s.handleQueueJoin()))
 	mux.Handle("GET /api/v1/drops/{id}/queue", s.handleQueueStatus())
 	mux.Handle("GET /api/v1/drops/{id}/queue/stream", s.handleQueueStream())
 	mux.Handle("DELETE /api/v1/drops/{id}/queue", admit(high, s.handleQueueLeave()))

@@ -708,6 +708,15 @@ func (r *Room) clampPoll(d *dropRun, p time.Duration) time.Duration {
 	return p
 }
 
+// SignedAccess reports whether token is an access token this shop's keys
+// signed and not yet expired, without asking the ledger whether its seat
+// is still held: a cheap check for deciding how urgent a request is,
+// never for letting it buy (VerifyAccess does that).
+func (r *Room) SignedAccess(token string) bool {
+	a, err := r.keys.parseAccess(token)
+	return err == nil && r.now().Before(a.Expires)
+}
+
 // VerifyAccess checks an access token for dropID's cart and checkout
 // routes: signed by us, for that drop and its current queue, bound to
 // session, unexpired, and its slot still held. The first success counts

@@ -1040,3 +1040,33 @@ func BenchmarkStatus(b *testing.B) {
 		}
 	})
 }
+
+// TestSignedAccess: the cheap check accepts only tokens these keys signed
+// that have not expired; it does not consult the ledger.
+func TestSignedAccess(t *testing.T) {
+	e := newEnv(t, nil)
+	e.open(t, spec("d"))
+	e.clock.Set(start)
+	_, access := e.admit(t, "d", "v:1", "s1")
+	other := newEnv(t, func(c *waitroom.Config) { c.Keys = mustKeys(t, "k9", 'z') })
+	for _, tt := range []struct {
+		name  string
+		room  *waitroom.Room
+		token string
+		want  bool
+	}{
+		{"signed", e.room, access, true},
+		{"junk", e.room, "not-a-token", false},
+		{"empty", e.room, "", false},
+		{"tampered", e.room, access[:len(access)-2] + string(flip(access[len(access)-2])) + access[len(access)-1:], false},
+		{"other keys", other.room, access, false},
+	} {
+		if got := tt.room.SignedAccess(tt.token); got != tt.want {
+			t.Errorf("%s: %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	e.clock.Add(11 * time.Minute) // past the access TTL
+	if e.room.SignedAccess(access) {
+		t.Error("expired token accepted")
+	}
+}
