@@ -304,7 +304,9 @@ func (s *Store) AssignCart(ctx context.Context, cartID string, customerID int64)
 
 // Offers returns current price, stock and names for skus. It may read a
 // replica: a price or stock figure a moment old is fine for showing a
-// cart, and checkout's reservation decides on the primary.
+// cart, and checkout's reservation decides on the primary. A SKU the
+// replica does not know yet (created a moment ago) is looked up on the
+// primary, so a new product can be added to a cart at once.
 func (s *Store) Offers(ctx context.Context, skus []string) (map[string]cart.Offer, error) {
 	out := make(map[string]cart.Offer, len(skus))
 	keys := make([]string, 0, len(skus))
@@ -316,10 +318,30 @@ func (s *Store) Offers(ctx context.Context, skus []string) (map[string]cart.Offe
 	if len(keys) == 0 {
 		return out, nil
 	}
-	rows, err := s.read(ctx).Query(ctx, `SELECT v.sku, p.slug, p.name, v.options, v.price, v.currency, v.on_hand - v.reserved - v.sold, p.status
+	q := s.read(ctx)
+	if err := offers(ctx, q, keys, out); err != nil {
+		return nil, err
+	}
+	if len(out) < len(keys) && q != querier(s.primary) {
+		var missing []string
+		for _, k := range keys {
+			if _, ok := out[k]; !ok {
+				missing = append(missing, k)
+			}
+		}
+		if err := offers(ctx, s.primary, missing, out); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// offers reads the offers of keys from q into out.
+func offers(ctx context.Context, q querier, keys []string, out map[string]cart.Offer) error {
+	rows, err := q.Query(ctx, `SELECT v.sku, p.slug, p.name, v.options, v.price, v.currency, v.on_hand - v.reserved - v.sold, p.status
 		FROM variants v JOIN products p ON p.id = v.product_id WHERE v.sku = ANY($1)`, keys)
 	if err != nil {
-		return nil, fmt.Errorf("offers: %w", err)
+		return fmt.Errorf("offers: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -331,7 +353,7 @@ func (s *Store) Offers(ctx context.Context, skus []string) (map[string]cart.Offe
 			status string
 		)
 		if err := rows.Scan(&o.SKU, &o.ProductSlug, &o.ProductName, &opts, &price, &cur, &o.Available, &status); err != nil {
-			return nil, fmt.Errorf("offers: %w", err)
+			return fmt.Errorf("offers: %w", err)
 		}
 		var options []catalog.Option
 		_ = json.Unmarshal(opts, &options) // written by this store as JSON
@@ -341,9 +363,9 @@ func (s *Store) Offers(ctx context.Context, skus []string) (map[string]cart.Offe
 		out[o.SKU] = o
 	}
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("offers: %w", err)
+		return fmt.Errorf("offers: %w", err)
 	}
-	return out, nil
+	return nil
 }
 
 func randomID(prefix string) (string, error) {

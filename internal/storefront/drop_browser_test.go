@@ -189,6 +189,7 @@ func mustDropShop(tb testing.TB) string {
 	cfg.DataDir = tb.TempDir()
 	cfg.AdminToken = apiTestToken
 	cfg.PaymentLatency = 300 * time.Millisecond
+	cfg.Admission = false // a busy test machine must not shed the journey's requests
 	logger := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sh, err := shop.Open(ctx, cfg, logger, telemetry.NewRegistry())
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/surge-commerce/surge/internal/admission"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/waitroom"
@@ -100,10 +101,25 @@ func (s *server) setQueueCookies(w http.ResponseWriter, dropID, ticket string, s
 	}
 }
 
-// checkDropSKU refuses to put a drop SKU in a cart without access.
+// checkDropSKU refuses to add qty of a drop SKU to a cart without access,
+// or beyond the drop's per-customer limit counting what the cart holds
+// already: an add that is sent twice (a retry after a lost answer) must
+// not put the buyer over the limit they would only meet at checkout.
 func (s *server) checkDropSKU(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
-	_, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
-	return err
+	p, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
+	if err != nil || p == nil || se.CartID == "" {
+		return err
+	}
+	lines, err := s.Carts.Store.CartLines(ctx, se.CartID)
+	if err != nil {
+		return err
+	}
+	for _, l := range lines {
+		if l.SKU == sku && l.Quantity+qty > p.Limit {
+			return fmt.Errorf("%w: %d per customer, and your cart holds %d", drop.ErrOverLimit, p.Limit, l.Quantity)
+		}
+	}
+	return nil
 }
 
 // joinResult answers a join or status: 200 with the status for

@@ -26,6 +26,9 @@ func mustTestShop(tb testing.TB, products int) testShop {
 	ctx := tb.Context()
 	cfg := shop.Defaults()
 	cfg.DataDir = tb.TempDir()
+	// A browser's journey must not lose an image to shedding when the
+	// test machine is busy; shedding is the admission tests' business.
+	cfg.Admission = false
 	log := slog.New(slog.NewTextHandler(tb.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sh, err := shop.Open(ctx, cfg, log, telemetry.NewRegistry())
 	if err != nil {
