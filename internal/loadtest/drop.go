@@ -81,7 +81,7 @@ func DropScenario(o DropOptions) (*Scenario, error) {
 	if err := o.validate(); err != nil {
 		return nil, err
 	}
-	known := map[string]bool{"pow": true, "idem": true}
+	known := map[string]bool{"pow": true, "idem": true, "email": true}
 	for _, v := range builtinVars {
 		known[v] = true
 	}
@@ -110,7 +110,7 @@ func DropScenario(o DropOptions) (*Scenario, error) {
 		headers: []header{{"Accept", text{static: "application/json"}}}, check: check{status: statusList{{200, 200}}}}
 	add := post("add", "/api/v1/cart/items", fmt.Sprintf(`{"sku":%s,"quantity":%d}`, sku, o.Quantity),
 		statusRange{200, 299}, statusRange{409, 409}, statusRange{422, 422})
-	checkout := post("checkout", "/api/v1/checkout", `{"email":"{{email}}",
+	checkout := post("checkout", "/api/v1/checkout", `{"email":"{{.email}}",
  "shipping_address":{"name":"Load Tester","line1":"1 Test Street","city":"Testville","postal_code":"12345","country":"US"},
  "payment":{"card_number":"4242424242424242"}}`, statusRange{200, 299}, statusRange{409, 409}, statusRange{422, 422})
 	checkout.headers = append(checkout.headers, header{"Idempotency-Key", mustText("{{.idem}}")})

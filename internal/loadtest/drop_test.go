@@ -36,7 +36,8 @@ type fakeDrop struct {
 	units    int
 	joined   map[string]int // visitor: place in line
 	limited  map[string]bool
-	keys     map[string]bool // idempotency keys seen
+	keys     map[string]bool   // idempotency keys seen
+	bodies   map[string]string // first checkout body per key
 	joins    atomic.Int64
 	visitors atomic.Int64
 	bad      atomic.Int64 // requests the journey should not have made
@@ -143,12 +144,19 @@ func (f *fakeDrop) handler() http.Handler {
 		if key == "" {
 			f.bad.Add(1)
 		}
+		body, _ := io.ReadAll(r.Body)
 		f.mu.Lock()
 		if f.failFirst && !f.keys[key] {
 			f.keys[key] = true
+			f.bodies[key] = string(body)
 			f.mu.Unlock()
 			http.Error(w, "bad gateway", http.StatusBadGateway)
 			return
+		}
+		if prev, ok := f.bodies[key]; ok && prev != string(body) {
+			// A retry must repeat the request, or the shop sees a
+			// misused key.
+			f.bad.Add(1)
 		}
 		ok := f.units > 0
 		if ok {
@@ -166,7 +174,7 @@ func (f *fakeDrop) handler() http.Handler {
 }
 
 func newFakeDrop(units int) *fakeDrop {
-	return &fakeDrop{units: units, joined: map[string]int{}, limited: map[string]bool{}, keys: map[string]bool{}, pollAfter: 1}
+	return &fakeDrop{units: units, joined: map[string]int{}, limited: map[string]bool{}, keys: map[string]bool{}, bodies: map[string]string{}, pollAfter: 1}
 }
 
 // TestDropJourney runs buyers through a drop that needs a proof of work
@@ -241,8 +249,8 @@ func TestDropBuyersRetryFailedSteps(t *testing.T) {
 	if d == nil {
 		t.Fatal("no drop result")
 	}
-	if d.FinalAnswers != buyers || d.Errors != 0 || d.Bought != units || f.sold.Load() != units {
-		t.Errorf("%+v; shop sold %d; want %d final answers, %d bought, no errors", *d, f.sold.Load(), buyers, units)
+	if d.FinalAnswers != buyers || d.Errors != 0 || d.Bought != units || f.sold.Load() != units || f.bad.Load() != 0 {
+		t.Errorf("%+v; shop sold %d, %d bad requests; want %d final answers, %d bought, no errors", *d, f.sold.Load(), f.bad.Load(), buyers, units)
 	}
 	st, _ := r.Step("checkout")
 	// Every buyer's first checkout failed; a retry with a new key would

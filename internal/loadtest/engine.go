@@ -598,8 +598,11 @@ func (e *engine) newSession(vu int) *session {
 		s.vars["vu"] = strconv.Itoa(vu)
 		s.vars["base_url"] = e.resolve(scn, "")
 		if scn.drop != nil {
-			// One key for the buyer's checkout, kept across retries.
+			// One key and one body for the buyer's checkout, kept across
+			// retries: a retry with another body would be a misuse of the
+			// key (422), not a replay.
 			s.vars["idem"] = newUUID()
+			s.vars["email"] = fmt.Sprintf("load+%016x@example.com", rand.Uint64())
 		}
 	}
 	return s
