@@ -221,3 +221,30 @@ func (v Variant) Validate() error {
 	}
 	return nil
 }
+
+// ValidateImport checks what a store's ImportCatalog takes before it
+// starts a transaction, so bad input holds no locks: every category and
+// product is valid, a category's ParentID refers to one listed earlier and
+// a product's CategoryID to one listed at all (both as positions+1).
+func ValidateImport(cats []Category, products []Product) error {
+	for i, c := range cats {
+		if err := c.Validate(); err != nil {
+			return fmt.Errorf("import category %d: %w", i+1, err)
+		}
+		if c.ParentID > int64(i) {
+			return fmt.Errorf("import category %d: %w", i+1,
+				Invalidf("parent_id %d must refer to a category listed earlier", c.ParentID))
+		}
+	}
+	for i := range products {
+		p := &products[i]
+		if err := p.Validate(); err != nil {
+			return fmt.Errorf("import product %d: %w", i+1, err)
+		}
+		if p.CategoryID > int64(len(cats)) {
+			return fmt.Errorf("import product %d: %w", i+1,
+				Invalidf("category_id %d: only %d categories given", p.CategoryID, len(cats)))
+		}
+	}
+	return nil
+}

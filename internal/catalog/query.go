@@ -197,3 +197,29 @@ func (q Query) Values() url.Values {
 	}
 	return v
 }
+
+// Plan returns the sort and page size a store runs q with: relevance by
+// default, newest when there is no text to rank by (as ParseQuery does),
+// and the limit bounded by MaxLimit. A cursor from another sort is
+// ErrInvalid.
+func (q Query) Plan() (Sort, int, error) {
+	sort := q.Sort
+	switch sort {
+	case "":
+		sort = SortRelevance
+	case SortRelevance, SortPriceAsc, SortPriceDesc, SortNewest:
+	default:
+		return "", 0, Invalidf("sort %q: unknown", sort)
+	}
+	if sort == SortRelevance && strings.TrimSpace(q.Text) == "" {
+		sort = SortNewest
+	}
+	if q.After != nil && q.After.Sort != sort && q.After.Sort != q.Sort {
+		return "", 0, Invalidf("cursor: belongs to sort %q, not %q", q.After.Sort, sort)
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultLimit
+	}
+	return sort, min(limit, MaxLimit), nil
+}

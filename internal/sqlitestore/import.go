@@ -14,25 +14,12 @@ import (
 // Everything is validated before the transaction starts, so bad input costs
 // no lock time.
 func (s *Store) ImportCatalog(ctx context.Context, cats []catalog.Category, products []catalog.Product) error {
-	for i, c := range cats {
-		if err := c.Validate(); err != nil {
-			return fmt.Errorf("import category %d: %w", i+1, err)
-		}
-		if c.ParentID > int64(i) {
-			return fmt.Errorf("import category %d: %w", i+1,
-				catalog.Invalidf("parent_id %d must refer to a category listed earlier", c.ParentID))
-		}
+	if err := catalog.ValidateImport(cats, products); err != nil {
+		return err
 	}
 	now := s.now()
 	for i := range products {
 		p := &products[i]
-		if err := p.Validate(); err != nil {
-			return fmt.Errorf("import product %d: %w", i+1, err)
-		}
-		if p.CategoryID > int64(len(cats)) {
-			return fmt.Errorf("import product %d: %w", i+1,
-				catalog.Invalidf("category_id %d: only %d categories given", p.CategoryID, len(cats)))
-		}
 		if err := checkTimes(*p); err != nil {
 			return fmt.Errorf("import product %d: %w", i+1, err)
 		}

@@ -20,27 +20,10 @@ const rankExpr = `bm25(product_search, 10.0, 1.0, 3.0)`
 // starts, even among equal prices, times or ranks. Pages never use OFFSET,
 // so page 1000 costs what page 1 does.
 func (s *Store) SearchProducts(ctx context.Context, q catalog.Query) (catalog.Page, error) {
-	// As in catalog.ParseQuery: relevance by default, and newest when
-	// there is no text to rank by.
-	sort := q.Sort
-	switch sort {
-	case "":
-		sort = catalog.SortRelevance
-	case catalog.SortRelevance, catalog.SortPriceAsc, catalog.SortPriceDesc, catalog.SortNewest:
-	default:
-		return catalog.Page{}, catalog.Invalidf("sort %q: unknown", sort)
+	sort, limit, err := q.Plan()
+	if err != nil {
+		return catalog.Page{}, err
 	}
-	if sort == catalog.SortRelevance && strings.TrimSpace(q.Text) == "" {
-		sort = catalog.SortNewest
-	}
-	if q.After != nil && q.After.Sort != sort && q.After.Sort != q.Sort {
-		return catalog.Page{}, catalog.Invalidf("cursor: belongs to sort %q, not %q", q.After.Sort, sort)
-	}
-	limit := q.Limit
-	if limit <= 0 {
-		limit = catalog.DefaultLimit
-	}
-	limit = min(limit, catalog.MaxLimit)
 
 	var match string
 	if strings.TrimSpace(q.Text) != "" {
