@@ -84,7 +84,7 @@ func TestScaleOutDropThroughHAProxy(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 7*time.Minute)
 	defer cancel()
 	load := exec.CommandContext(ctx, bin, "load", "run", "--target", lb, "--journey", "drop", "--drop", d.ID,
-		"--arrivals", fmt.Sprintf("n=%d,within=120s", buyers), "--source-ips", "127.1.0.0/20", "--grace", "180s",
+		"--arrivals", fmt.Sprintf("n=%d,within=150s", buyers), "--source-ips", "127.1.0.0/20", "--grace", "180s",
 		"--timeout", "60s", "--out", filepath.Join(dir, "r.json"), "--quiet")
 	var loadOut strings.Builder
 	load.Stdout, load.Stderr = &loadOut, &loadOut

@@ -80,34 +80,43 @@ func TestOpenModelKeepsRate(t *testing.T) {
 // of a run. Requests due during the stall must report the stall in their
 // latency, even when the generator itself is held back by a cap of one
 // request in flight (where a closed-loop tester would just send late and
-// report fast responses).
+// report fast responses). With the cap of one, a machine so busy that a
+// request takes longer than the 20ms between arrivals backs the queue up
+// outside the stall too; that run is retried (up to three runs), since the
+// stall showing is what is tested, not the machine's speed.
 func TestCoordinatedOmission(t *testing.T) {
 	for _, maxInFlight := range []int{10000, 1} {
 		t.Run(fmt.Sprintf("max-in-flight=%d", maxInFlight), func(t *testing.T) {
-			start := time.Now().Add(200 * time.Millisecond)
-			stallFrom, stallTo := start.Add(time.Second), start.Add(2*time.Second)
-			target := newTarget(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if now := time.Now(); !now.Before(stallFrom) && now.Before(stallTo) {
-					time.Sleep(time.Until(stallTo))
+			for attempt := 1; ; attempt++ {
+				start := time.Now().Add(200 * time.Millisecond)
+				stallFrom, stallTo := start.Add(time.Second), start.Add(2*time.Second)
+				target := newTarget(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if now := time.Now(); !now.Before(stallFrom) && now.Before(stallTo) {
+						time.Sleep(time.Until(stallTo))
+					}
+					io.WriteString(w, "ok")
+				}))
+				r := mustRun(t, Config{Target: target, Mix: getMix(), Plan: ConstantPlan(50, 3*time.Second),
+					Duration: 3 * time.Second, StartAt: start, MaxInFlight: maxInFlight})
+				if r.Total.Requests != 150 || r.Total.Errors != 0 {
+					t.Fatalf("%d requests, %d errors (%v), want 150 and 0", r.Total.Requests, r.Total.Errors, r.Total.Failures)
 				}
-				io.WriteString(w, "ok")
-			}))
-			r := mustRun(t, Config{Target: target, Mix: getMix(), Plan: ConstantPlan(100, 3*time.Second),
-				Duration: 3 * time.Second, StartAt: start, MaxInFlight: maxInFlight})
-			if r.Total.Requests != 300 || r.Total.Errors != 0 {
-				t.Fatalf("%d requests, %d errors (%v), want 300 and 0", r.Total.Requests, r.Total.Errors, r.Total.Failures)
-			}
-			// A third of the requests were due during the stall, waiting
-			// from 1s down to 0: p90 is ~700ms, p99 ~970ms.
-			l := r.Total.Latency
-			if l.P99 < 900 || l.P90 < 550 || l.Max < 950 {
-				t.Errorf("latency p90 %.0fms p99 %.0fms max %.0fms: the stall is hidden", l.P90, l.P99, l.Max)
-			}
-			if l.P50 > 100 {
-				t.Errorf("p50 %.0fms: requests outside the stall should be fast", l.P50)
-			}
-			if maxInFlight == 1 && r.CapHits == 0 {
-				t.Error("the cap of 1 was never reported as hit")
+				// A third of the requests were due during the stall, waiting
+				// from 1s down to 0: p90 is ~700ms, p99 ~970ms.
+				l := r.Total.Latency
+				if l.P99 < 900 || l.P90 < 550 || l.Max < 950 {
+					t.Fatalf("latency p90 %.0fms p99 %.0fms max %.0fms: the stall is hidden", l.P90, l.P99, l.Max)
+				}
+				if maxInFlight == 1 && r.CapHits == 0 {
+					t.Fatal("the cap of 1 was never reported as hit")
+				}
+				if l.P50 <= 100 {
+					return
+				}
+				t.Logf("run %d: p50 %.0fms (service time p50 %.0fms)", attempt, l.P50, r.Service.P50)
+				if attempt == 3 {
+					t.Fatalf("p50 %.0fms: requests outside the stall should be fast", l.P50)
+				}
 			}
 		})
 	}
