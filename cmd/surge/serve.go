@@ -71,6 +71,7 @@ type serveConfig struct {
 	Admission           bool
 	AdmissionFloor      int
 	AdmissionCeiling    int
+	AdmissionCPUTarget  time.Duration
 	DeadlineCritical    time.Duration
 	DeadlineHigh        time.Duration
 	DeadlineBrowse      time.Duration
@@ -97,6 +98,7 @@ func (c serveConfig) admissionConfig() (admission.Config, error) {
 	}
 	return admission.Config{
 		Limit: admission.LimitConfig{Floor: c.AdmissionFloor, Ceiling: c.AdmissionCeiling},
+		CPU:   admission.CPUConfig{Target: c.AdmissionCPUTarget},
 		Deadlines: [admission.NumClasses]time.Duration{admission.Critical: c.DeadlineCritical, admission.High: c.DeadlineHigh,
 			admission.Browse: c.DeadlineBrowse, admission.Background: c.DeadlineBackground},
 		MaxBodyBytes:   c.MaxBodyBytes,
@@ -239,6 +241,8 @@ over the file.`,
 	f.BoolVar(&cfg.Admission, "admission", true, "overload protection: adaptive concurrency limit, priority shedding, deadlines")
 	f.IntVar(&cfg.AdmissionFloor, "admission-floor", 0, "lowest concurrency limit (0: default 4)")
 	f.IntVar(&cfg.AdmissionCeiling, "admission-ceiling", 0, "highest concurrency limit (0: default 1000)")
+	f.DurationVar(&cfg.AdmissionCPUTarget, "admission-cpu-target", 0,
+		"mean wait for a CPU above which browse and background requests are shed (0: default 20ms; negative: never)")
 	f.DurationVar(&cfg.DeadlineCritical, "deadline-critical", 0, "deadline of checkout and payment requests (0: default 10s)")
 	f.DurationVar(&cfg.DeadlineHigh, "deadline-high", 0, "deadline of cart and account requests (0: default 5s)")
 	f.DurationVar(&cfg.DeadlineBrowse, "deadline-browse", 0, "deadline of browse and search requests (0: default 3s)")

@@ -9,7 +9,9 @@
 //     token bucket is refused with 429 and Retry-After;
 //  3. a request Config.Cheap says is cheap (a page-cache hit) is served at
 //     once, never counted against the limit nor shed;
-//  4. the request gets its class's deadline, and the Limiter admits it
+//  4. a Browse or Background request is shed while the CPU guard says the
+//     process's CPU is oversubscribed (see CPUConfig);
+//  5. the request gets its class's deadline, and the Limiter admits it
 //     under the adaptive concurrency limit, queues it, or sheds it with a
 //     pre-rendered 503 and Retry-After (see Limiter for the rules).
 //
@@ -34,6 +36,9 @@ import (
 type Config struct {
 	// Limit configures the adaptive concurrency limit and its queue.
 	Limit LimitConfig
+	// CPU configures the CPU guard, which sheds Browse and Background
+	// while requests wait for a CPU before the limiter can see them.
+	CPU CPUConfig
 	// Deadlines is each class's time budget, indexed by Class (defaults:
 	// Background 1s, Browse 3s, High 5s, Critical 10s). It is set on the
 	// request's context, so the store and the event bus see it too, and
@@ -87,6 +92,7 @@ func (c *Config) setDefaults() {
 		c.Limit.Now = c.Now
 	}
 	c.Limit.setDefaults()
+	c.CPU.setDefaults()
 	for cl, d := range [NumClasses]time.Duration{time.Second, 3 * time.Second, 5 * time.Second, 10 * time.Second} {
 		if c.Deadlines[cl] == 0 {
 			c.Deadlines[cl] = d
@@ -115,7 +121,7 @@ func (c *Config) setDefaults() {
 }
 
 func (c Config) validate() error {
-	errs := []error{c.Limit.validate()}
+	errs := []error{c.Limit.validate(), c.CPU.validate()}
 	for cl, d := range c.Deadlines {
 		if d <= 0 {
 			errs = append(errs, fmt.Errorf("%s deadline must be positive", Class(cl)))
@@ -141,6 +147,7 @@ func (c Config) validate() error {
 type Admission struct {
 	cfg      Config
 	limiter  *Limiter
+	cpu      *cpuGuard
 	clientIP *ClientIP
 	byClient *Buckets // nil when disabled
 	bySess   *Buckets // nil when disabled
@@ -160,8 +167,9 @@ func New(cfg Config) (*Admission, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &Admission{cfg: cfg, limiter: lim, clientIP: NewClientIP(cfg.ClientIPHeader, cfg.TrustedProxies),
-		seed: maphash.MakeSeed(), m: newMetrics(lim)}
+	cpu := newCPUGuard(cfg.CPU, cfg.Now)
+	a := &Admission{cfg: cfg, limiter: lim, cpu: cpu, clientIP: NewClientIP(cfg.ClientIPHeader, cfg.TrustedProxies),
+		seed: maphash.MakeSeed(), m: newMetrics(lim, cpu)}
 	if cfg.PerClient.PerSecond > 0 {
 		a.byClient = &Buckets{Local: NewRateLimiter(cfg.PerClient, cfg.MaxTrackedClients, cfg.Now)}
 		if cfg.SharedRates != nil {
@@ -219,6 +227,12 @@ func (a *Admission) Wrap(class Class, next http.Handler) http.Handler {
 		if a.cfg.Cheap != nil && a.cfg.Cheap(r) {
 			a.m.cheap.Inc()
 			next.ServeHTTP(w, r)
+			return
+		}
+
+		if !a.cpu.allow(class) {
+			a.m.shed[class][reasonIndex(ReasonCPU)].Inc()
+			a.overloaded.write(w, r, 0)
 			return
 		}
 

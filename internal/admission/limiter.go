@@ -151,9 +151,12 @@ const (
 	ReasonDeadline Reason = "deadline"
 	// ReasonCanceled: the client went away while the request waited.
 	ReasonCanceled Reason = "canceled"
+	// ReasonCPU: the process's CPU was oversubscribed and the request's
+	// class was being shed to make room (see CPUConfig).
+	ReasonCPU Reason = "cpu"
 )
 
-var reasons = [...]Reason{ReasonQueueFull, ReasonQueueTimeout, ReasonDeadline, ReasonCanceled}
+var reasons = [...]Reason{ReasonQueueFull, ReasonQueueTimeout, ReasonDeadline, ReasonCPU, ReasonCanceled}
 
 // ErrShed matches every error Acquire returns: errors.Is(err, ErrShed).
 var ErrShed = errors.New("admission: request shed")

@@ -18,7 +18,7 @@ type metrics struct {
 	tooLarge    prometheus.Counter
 }
 
-func newMetrics(l *Limiter) *metrics {
+func newMetrics(l *Limiter, cpu *cpuGuard) *metrics {
 	queueWait := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "surge_admission_queue_wait_seconds",
 		Help:    "Time admitted requests waited for a concurrency slot, by class.",
@@ -64,6 +64,8 @@ func newMetrics(l *Limiter) *metrics {
 		gauge("surge_admission_limit", "The adaptive concurrency limit in force.", func() float64 { return float64(l.Limit()) }),
 		gauge("surge_admission_queued", "Requests waiting for a concurrency slot.", func() float64 { return float64(l.Queued()) }),
 		gauge("surge_admission_min_rtt_seconds", "The latest no-load latency measurement the limit is steered by.", func() float64 { return l.MinRTT().Seconds() }),
+		gauge("surge_admission_cpu_share", "Share of Browse requests the CPU guard admits (Background gets its square); 1 when the CPU keeps up.", cpu.Share),
+		gauge("surge_admission_sched_delay_seconds", "Mean time goroutines waited for a CPU in the CPU guard's last window.", func() float64 { return cpu.Delay().Seconds() }),
 	}
 	return m
 }

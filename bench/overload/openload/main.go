@@ -18,7 +18,8 @@
 // Alongside, it can probe -probe (e.g. the admin /livez) -probe-rate times
 // a second on a separate connection pool, and scrape the Prometheus text at
 // -metrics every -metrics-every, keeping the admission gauges
-// (surge_admission_limit, _in_flight, _queued, _min_rtt_seconds) and the
+// (surge_admission_limit, _in_flight, _queued, _min_rtt_seconds,
+// _cpu_share, _sched_delay_seconds) and the
 // change in a few counters (surge_admission_shed_total and
 // _admitted_total by label, GC cycles, process CPU seconds).
 //
@@ -357,6 +358,8 @@ var gauges = []string{
 	"surge_admission_in_flight",
 	"surge_admission_queued",
 	"surge_admission_min_rtt_seconds",
+	"surge_admission_cpu_share",
+	"surge_admission_sched_delay_seconds",
 	"go_goroutines",
 }
 
