@@ -242,7 +242,7 @@ over the file.`,
 	f.IntVar(&cfg.AdmissionFloor, "admission-floor", 0, "lowest concurrency limit (0: default 4)")
 	f.IntVar(&cfg.AdmissionCeiling, "admission-ceiling", 0, "highest concurrency limit (0: default 1000)")
 	f.DurationVar(&cfg.AdmissionCPUTarget, "admission-cpu-target", 0,
-		"mean wait for a CPU above which browse and background requests are shed (0: default 20ms; negative: never)")
+		"90th percentile of the wait for a CPU above which browse and background requests are shed (0: default 15ms; negative: never)")
 	f.DurationVar(&cfg.DeadlineCritical, "deadline-critical", 0, "deadline of checkout and payment requests (0: default 10s)")
 	f.DurationVar(&cfg.DeadlineHigh, "deadline-high", 0, "deadline of cart and account requests (0: default 5s)")
 	f.DurationVar(&cfg.DeadlineBrowse, "deadline-browse", 0, "deadline of browse and search requests (0: default 3s)")

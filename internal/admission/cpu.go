@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	runtimemetrics "runtime/metrics"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,13 +24,13 @@ import (
 // run queue's wait is measured by the runtime itself (the scheduling
 // latency in runtime/metrics), and that is the guard's signal.
 type CPUConfig struct {
-	// Target is the mean scheduling delay, over a window, above which the
-	// process counts as CPU-saturated (default 20ms). A saturated window
-	// lowers the share of Browse requests admitted (Background gets the
-	// square of it); a calm one raises it back. Negative turns the guard
-	// off.
+	// Target is the 90th percentile of the wait for a CPU, over a
+	// window, above which the process counts as CPU-saturated (default
+	// 15ms). A saturated window lowers the share of Browse requests
+	// admitted (Background gets the square of it); a calm one raises it
+	// back. Negative turns the guard off.
 	Target time.Duration
-	// Window is how often the delay is measured and the share adjusted
+	// Window is how often the wait is measured and the share adjusted
 	// (default 100ms).
 	Window time.Duration
 	// MinWakeups is the fewest goroutine wake-ups a window needs to say
@@ -37,15 +38,18 @@ type CPUConfig struct {
 	// eight): an idle process's few timer wake-ups can wait on a busy
 	// machine without the process being overloaded.
 	MinWakeups uint64
-	// Delay reads the process's cumulative scheduling delay (default
-	// RuntimeSchedDelay).
-	Delay SchedDelay
+	// Latencies reads the process's cumulative distribution of the time
+	// goroutines spent runnable before they ran: bucket counts only grow,
+	// and the buckets never change (default RuntimeSchedLatencies).
+	Latencies func() *runtimemetrics.Float64Histogram
 }
 
-// SchedDelay returns a process's cumulative scheduling delay: the total
-// time goroutines spent runnable before they ran, and how many times a
-// goroutine became runnable. Both only grow.
-type SchedDelay func() (total time.Duration, wakeups uint64)
+// cpuQuantile is the quantile of the wait the guard steers by. The mean
+// would understate it: goroutines handed the CPU directly by the one that
+// woke them wait nothing, and they are many. A request woken by the
+// network waits a whole turn of the run queue, which the upper part of
+// the distribution shows.
+const cpuQuantile = 0.9
 
 // minCPUShare is the lowest share of Browse admitted: even at the worst
 // some requests go through, so the share is steered by real outcomes.
@@ -53,7 +57,7 @@ const minCPUShare = 0.02
 
 func (c *CPUConfig) setDefaults() {
 	if c.Target == 0 {
-		c.Target = 20 * time.Millisecond
+		c.Target = 15 * time.Millisecond
 	}
 	if c.Window == 0 {
 		c.Window = 100 * time.Millisecond
@@ -61,8 +65,8 @@ func (c *CPUConfig) setDefaults() {
 	if c.MinWakeups == 0 {
 		c.MinWakeups = 25
 	}
-	if c.Delay == nil {
-		c.Delay = RuntimeSchedDelay()
+	if c.Latencies == nil {
+		c.Latencies = RuntimeSchedLatencies()
 	}
 }
 
@@ -73,40 +77,57 @@ func (c CPUConfig) validate() error {
 	return nil
 }
 
-// RuntimeSchedDelay reads the Go runtime's scheduling-latency histogram
-// (/sched/latencies:seconds). The total is estimated from bucket
-// midpoints; the buckets are narrow enough that the mean is good to a few
-// percent.
-func RuntimeSchedDelay() SchedDelay {
+// RuntimeSchedLatencies reads the Go runtime's scheduling-latency
+// histogram (/sched/latencies:seconds), or an empty one where the runtime
+// has none.
+func RuntimeSchedLatencies() func() *runtimemetrics.Float64Histogram {
 	var mu sync.Mutex
 	s := []runtimemetrics.Sample{{Name: "/sched/latencies:seconds"}}
-	return func() (time.Duration, uint64) {
+	return func() *runtimemetrics.Float64Histogram {
 		mu.Lock()
 		defer mu.Unlock()
 		runtimemetrics.Read(s)
 		if s[0].Value.Kind() != runtimemetrics.KindFloat64Histogram {
-			return 0, 0
+			return &runtimemetrics.Float64Histogram{Buckets: []float64{0}}
 		}
 		h := s[0].Value.Float64Histogram()
-		var sum float64
-		var n uint64
-		for i, c := range h.Counts {
-			if c == 0 {
-				continue
-			}
-			lo, hi := h.Buckets[i], h.Buckets[i+1]
-			v := (lo + hi) / 2
-			switch {
-			case math.IsInf(hi, 1):
-				v = lo
-			case math.IsInf(lo, -1):
-				v = hi
-			}
-			sum += float64(c) * v
-			n += c
-		}
-		return time.Duration(sum * float64(time.Second)), n
+		// Read may reuse the counts' memory; the guard keeps the last one.
+		return &runtimemetrics.Float64Histogram{Counts: slices.Clone(h.Counts), Buckets: h.Buckets}
 	}
+}
+
+// quantile is the q quantile of the counts added between prev and cur
+// (the same buckets), with the number added; a bucket stands for its
+// midpoint.
+func quantile(prev, cur *runtimemetrics.Float64Histogram, q float64) (time.Duration, uint64) {
+	if len(prev.Counts) != len(cur.Counts) {
+		prev = &runtimemetrics.Float64Histogram{Counts: make([]uint64, len(cur.Counts))}
+	}
+	var n uint64
+	for i, c := range cur.Counts {
+		n += c - prev.Counts[i]
+	}
+	if n == 0 {
+		return 0, 0
+	}
+	rank := uint64(math.Ceil(q * float64(n)))
+	var seen uint64
+	for i, c := range cur.Counts {
+		seen += c - prev.Counts[i]
+		if seen < rank {
+			continue
+		}
+		lo, hi := cur.Buckets[i], cur.Buckets[i+1]
+		v := (lo + hi) / 2
+		switch {
+		case math.IsInf(hi, 1):
+			v = lo
+		case math.IsInf(lo, -1):
+			v = hi
+		}
+		return time.Duration(math.Round(v * float64(time.Second))), n
+	}
+	return 0, n
 }
 
 // cpuGuard holds the admitted share. The request path reads it with one
@@ -116,21 +137,19 @@ type cpuGuard struct {
 	cfg   CPUConfig
 	now   func() time.Time
 	share atomic.Uint64 // math.Float64bits of the Browse share in [minCPUShare, 1]
-	delay atomic.Int64  // the last window's mean delay, ns
+	delay atomic.Int64  // the last counted window's wait quantile, ns
 	next  atomic.Int64  // UnixNano when the window is over
 
-	mu      sync.Mutex // held while the window moves
-	total   time.Duration
-	wakeups uint64
-	since   time.Time // when total and wakeups were read
+	mu    sync.Mutex // held while the window moves
+	prev  *runtimemetrics.Float64Histogram
+	since time.Time // when prev was read
 }
 
 func newCPUGuard(cfg CPUConfig, now func() time.Time) *cpuGuard {
 	g := &cpuGuard{cfg: cfg, now: now}
 	g.share.Store(math.Float64bits(1))
 	if cfg.Target > 0 {
-		g.total, g.wakeups = cfg.Delay()
-		g.since = now()
+		g.prev, g.since = cfg.Latencies(), now()
 		g.next.Store(now().Add(cfg.Window).UnixNano())
 	}
 	return g
@@ -155,15 +174,15 @@ func (g *cpuGuard) allow(c Class) bool {
 // its square).
 func (g *cpuGuard) Share() float64 { return math.Float64frombits(g.share.Load()) }
 
-// Delay is the mean scheduling delay of the last window that had enough
-// wake-ups to count.
+// Delay is the wait for a CPU (its 90th percentile) in the last window
+// that had enough wake-ups to count.
 func (g *cpuGuard) Delay() time.Duration { return time.Duration(g.delay.Load()) }
 
 // tick moves the window when it is over. The step is multiplicative both
 // ways, so the share finds the right order of magnitude quickly at 3x or
-// at 30x overload: down by the square root of how far the delay is over
+// at 30x overload: down by the square root of how far the wait is over
 // the target (at most halving), up 5% a calm window, or 25% when the
-// delay is far below the target.
+// wait is far below the target.
 func (g *cpuGuard) tick() {
 	now := g.now()
 	if now.UnixNano() < g.next.Load() || !g.mu.TryLock() {
@@ -174,20 +193,19 @@ func (g *cpuGuard) tick() {
 		return // another caller just moved it
 	}
 	g.next.Store(now.Add(g.cfg.Window).UnixNano())
-	total, n := g.cfg.Delay()
-	dn, dt := n-g.wakeups, total-g.total
+	cur := g.cfg.Latencies()
+	d, dn := quantile(g.prev, cur, cpuQuantile)
 	if dn < g.cfg.MinWakeups {
 		// Too few to say anything yet: a slow process (few requests of
 		// heavy work) gets a longer window, up to ten. After that the
 		// process is idle, which is calm.
 		if now.Sub(g.since) >= 10*g.cfg.Window {
-			g.total, g.wakeups, g.since = total, n, now
+			g.prev, g.since = cur, now
 			g.share.Store(math.Float64bits(min(1, g.Share()*1.25)))
 		}
 		return
 	}
-	g.total, g.wakeups, g.since = total, n, now
-	d := dt / time.Duration(dn)
+	g.prev, g.since = cur, now
 	g.delay.Store(int64(d))
 	share, target := g.Share(), g.cfg.Target
 	switch {

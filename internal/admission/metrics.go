@@ -65,7 +65,7 @@ func newMetrics(l *Limiter, cpu *cpuGuard) *metrics {
 		gauge("surge_admission_queued", "Requests waiting for a concurrency slot.", func() float64 { return float64(l.Queued()) }),
 		gauge("surge_admission_min_rtt_seconds", "The latest no-load latency measurement the limit is steered by.", func() float64 { return l.MinRTT().Seconds() }),
 		gauge("surge_admission_cpu_share", "Share of Browse requests the CPU guard admits (Background gets its square); 1 when the CPU keeps up.", cpu.Share),
-		gauge("surge_admission_sched_delay_seconds", "Mean time goroutines waited for a CPU in the CPU guard's last window.", func() float64 { return cpu.Delay().Seconds() }),
+		gauge("surge_admission_sched_delay_seconds", "90th percentile of the time goroutines waited for a CPU, in the CPU guard's last counted window.", func() float64 { return cpu.Delay().Seconds() }),
 	}
 	return m
 }

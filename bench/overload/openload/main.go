@@ -712,6 +712,11 @@ func (r *runResult) report(w io.Writer) {
 				k["limit_min"], k["limit_p50"], k["limit_mean"], k["limit_max"], k["in_flight_p50"], k["in_flight_max"],
 				k["queued_p50"], k["queued_max"], k["min_rtt_seconds_p50"], k["scrapes"])
 		}
+		if _, ok := k["cpu_share_p50"]; ok {
+			fmt.Fprintf(w, "  CPU guard share of browse admitted min/p50/mean/max %s/%s/%s/%s, wait for a CPU (p90 of a window) p50/max %ss/%ss\n",
+				k["cpu_share_min"], k["cpu_share_p50"], k["cpu_share_mean"], k["cpu_share_max"],
+				k["sched_delay_seconds_p50"], k["sched_delay_seconds_max"])
+		}
 		if n := k["server_200_count"]; n != "" && n != "0" {
 			fmt.Fprintf(w, "  server-side latency of %s 200s (its own histogram, bucket bounds): p50 <= %sms p90 <= %sms p99 <= %sms (%s requests)\n",
 				r.cfg.serverRoute, k["server_200_p50_le_ms"], k["server_200_p90_le_ms"], k["server_200_p99_le_ms"], n)
