@@ -34,9 +34,11 @@ type CPUConfig struct {
 	// (default 100ms).
 	Window time.Duration
 	// MinWakeups is the fewest goroutine wake-ups a window needs to say
-	// anything (default 25; the runtime records about one wake-up in
-	// eight): an idle process's few timer wake-ups can wait on a busy
-	// machine without the process being overloaded.
+	// anything (default 25 recorded, and the runtime records about one
+	// in eight, so some 2,000 a second); a quieter window counts as calm.
+	// The guard is for floods of short requests, where thousands arrive a
+	// second; a process overloaded by a few heavy ones shows it in their
+	// latency, which the concurrency limit acts on.
 	MinWakeups uint64
 	// Latencies reads the process's cumulative distribution of the time
 	// goroutines spent runnable before they ran: bucket counts only grow,
@@ -140,16 +142,15 @@ type cpuGuard struct {
 	delay atomic.Int64  // the last counted window's wait quantile, ns
 	next  atomic.Int64  // UnixNano when the window is over
 
-	mu    sync.Mutex // held while the window moves
-	prev  *runtimemetrics.Float64Histogram
-	since time.Time // when prev was read
+	mu   sync.Mutex                       // held while the window moves
+	prev *runtimemetrics.Float64Histogram // as read at the start of the window
 }
 
 func newCPUGuard(cfg CPUConfig, now func() time.Time) *cpuGuard {
 	g := &cpuGuard{cfg: cfg, now: now}
 	g.share.Store(math.Float64bits(1))
 	if cfg.Target > 0 {
-		g.prev, g.since = cfg.Latencies(), now()
+		g.prev = cfg.Latencies()
 		g.next.Store(now().Add(cfg.Window).UnixNano())
 	}
 	return g
@@ -196,16 +197,14 @@ func (g *cpuGuard) tick() {
 	cur := g.cfg.Latencies()
 	d, dn := quantile(g.prev, cur, cpuQuantile)
 	if dn < g.cfg.MinWakeups {
-		// Too few to say anything yet: a slow process (few requests of
-		// heavy work) gets a longer window, up to ten. After that the
-		// process is idle, which is calm.
-		if now.Sub(g.since) >= 10*g.cfg.Window {
-			g.prev, g.since = cur, now
-			g.share.Store(math.Float64bits(min(1, g.Share()*1.25)))
-		}
+		// A quiet window: the process is not flooded, whatever its few
+		// wake-ups waited (on a busy machine, an idle process's timers
+		// wait for the OS too). Calm.
+		g.prev = cur
+		g.share.Store(math.Float64bits(min(1, g.Share()*1.25)))
 		return
 	}
-	g.prev, g.since = cur, now
+	g.prev = cur
 	g.delay.Store(int64(d))
 	share, target := g.Share(), g.cfg.Target
 	switch {

@@ -63,26 +63,21 @@ func TestCPUGuardSteersShare(t *testing.T) {
 	if d := g.Delay(); d != 80*time.Millisecond {
 		t.Fatalf("delay %v, want 80ms", d)
 	}
-	// Too few wake-ups say nothing on their own, however long they
-	// waited: they count with the next window's.
-	if s := step(10, 40*time.Millisecond); s != 0.5 {
-		t.Fatalf("share %v after a window of 10 wake-ups, want it unchanged at 0.5", s)
+	// A window with too few wake-ups is quiet, however long they waited:
+	// calm.
+	if s := step(10, time.Second); s != 0.625 {
+		t.Fatalf("share %v after a window of 10 wake-ups, want 0.625", s)
 	}
-	if s := step(90, 0); s != 0.625 {
-		t.Fatalf("share %v after two windows of 100 wake-ups, 90 of them without a wait, want 0.625", s)
+	// The 90th percentile is what counts.
+	g.storeShare(0.5)
+	sched.window(80, 0)
+	if s := step(20, 80*time.Millisecond); s != 0.25 {
+		t.Fatalf("share %v after 100 wake-ups with the top 20 waiting 80ms, want 0.25", s)
 	}
 	g.storeShare(0.5)
-	step(80, 0)
-	if s := step(20, 40*time.Millisecond); s != 0.5*math.Sqrt(0.5) {
-		t.Fatalf("share %v after 100 wake-ups with the top 20 waiting 40ms, want 0.5*sqrt(0.5)", s)
-	}
-	// Ten windows without enough wake-ups: idle, which is calm.
-	g.storeShare(0.5)
-	for range 9 {
-		step(1, time.Second)
-	}
-	if s := step(1, time.Second); s != 0.625 {
-		t.Fatalf("share %v after ten idle windows, want 0.625", s)
+	sched.window(95, 0)
+	if s := step(5, 80*time.Millisecond); s != 0.625 {
+		t.Fatalf("share %v after 100 wake-ups with the top 5 waiting 80ms, want 0.625", s)
 	}
 	// Sustained saturation drives it to the floor, never to zero.
 	for range 50 {
