@@ -150,6 +150,9 @@ func (g dropGate) Gate(ctx context.Context, session string, access func(dropID s
 		token = access(d.ID)
 	}
 	a, err := g.room.VerifyAccess(ctx, token, d.ID, session)
+	if errors.Is(err, waitroom.ErrSoldOut) {
+		return nil, fmt.Errorf("%q: %w", d.Name, err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w: wait for your turn at /drops/%s/queue (%v)", drop.ErrNoAccess, d.Slug, err)
 	}

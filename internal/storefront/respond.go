@@ -94,7 +94,8 @@ type Problem struct {
 func errorStatus(err error) int {
 	var soldOut *checkout.SoldOutError
 	switch {
-	case errors.As(err, &soldOut), errors.Is(err, cart.ErrInsufficientStock), errors.Is(err, customer.ErrEmailTaken):
+	case errors.As(err, &soldOut), errors.Is(err, cart.ErrInsufficientStock), errors.Is(err, customer.ErrEmailTaken),
+		errors.Is(err, waitroom.ErrSoldOut):
 		return http.StatusConflict
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, order.ErrNotFound), errors.Is(err, cart.ErrNotInCart):
 		return http.StatusNotFound

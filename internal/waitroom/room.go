@@ -722,7 +722,8 @@ func (r *Room) SignedAccess(token string) bool {
 // session, unexpired, and its slot still held. The first success counts
 // as the visitor's arrival (no-show reclaim no longer applies).
 //
-// Errors: ErrUnknownDrop, ErrBadAccess.
+// Errors: ErrUnknownDrop, ErrBadAccess, and ErrSoldOut for a slot given
+// up while the drop's stock is gone.
 func (r *Room) VerifyAccess(ctx context.Context, token, dropID, session string) (Access, error) {
 	d, err := r.lookup(dropID)
 	if err != nil {
@@ -757,6 +758,11 @@ func (r *Room) VerifyAccess(ctx context.Context, token, dropID, session string) 
 		return Access{}, fmt.Errorf("access to %q: %w", dropID, err)
 	}
 	if !seat.Admitted() || !seat.Live() {
+		if r.soldOut(ctx, d, now) {
+			// Sold out is the truer answer, and the one a buyer retrying
+			// a checkout whose sold-out answer was lost must get again.
+			return Access{}, fmt.Errorf("access to %q: %w", dropID, ErrSoldOut)
+		}
 		return Access{}, fmt.Errorf("access to %q: %w: slot given up (%s)", dropID, ErrBadAccess, seat.Released)
 	}
 	return Access{

@@ -623,6 +623,14 @@ func TestDoneFreesSlotAtOnce(t *testing.T) {
 	if err := e.room.Done(ctx, "d", "c:1"); err != nil {
 		t.Errorf("second Done: %v; want nil", err)
 	}
+	// Once the stock is gone, a given-up slot is told the truth: sold
+	// out (a retried checkout whose sold-out answer was lost gets it
+	// again), not a refusal.
+	e.stock.Store(0)
+	e.clock.Add(time.Second)
+	if _, err := e.room.VerifyAccess(ctx, access, "d", "s1"); !errors.Is(err, waitroom.ErrSoldOut) {
+		t.Errorf("access after Done with the stock gone: %v; want ErrSoldOut", err)
+	}
 }
 
 func TestProofOfWork(t *testing.T) {
