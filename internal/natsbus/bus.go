@@ -275,11 +275,48 @@ func (b *Bus) ensureStreams(ctx context.Context) error {
 		Duplicates:  b.cfg.DuplicateWindow,
 	}
 	for _, sc := range []jetstream.StreamConfig{main, dlq} {
-		if _, err := b.js.CreateOrUpdateStream(ctx, sc); err != nil {
-			return fmt.Errorf("create or update stream %s: %w", sc.Name, err)
+		if err := b.ensureStream(ctx, sc); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// streamSetupBudget is how long a process keeps asking a JetStream cluster
+// to create its streams. A cluster that has just started (or is busy, or
+// is electing a leader after losing a node) times requests out for a
+// while; processes and the cluster commonly start together, so that is
+// worth waiting out rather than failing the start.
+const streamSetupBudget = 60 * time.Second
+
+// ensureStream creates or updates one stream, retrying answers that a
+// cluster gives while it is not ready yet. A refusal of the configuration
+// itself is not retried.
+func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error {
+	ctx, cancel := context.WithTimeout(ctx, streamSetupBudget)
+	defer cancel()
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		// Each attempt gets its own time limit: a request the cluster
+		// never answered would otherwise use up the whole budget.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		_, err := b.js.CreateOrUpdateStream(actx, sc)
+		acancel()
+		var apiErr *jetstream.APIError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &apiErr) && apiErr.Code == 400, ctx.Err() != nil:
+			return fmt.Errorf("create or update stream %s (attempt %d): %w", sc.Name, attempt, err)
+		}
+		b.log.Warn("event stream not set up yet; retrying", "stream", sc.Name, "attempt", attempt, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("create or update stream %s (attempt %d): %w", sc.Name, attempt, err)
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
 }
 
 // ClientURL returns the URL other processes can use to reach the embedded

@@ -67,3 +67,31 @@ func TestExternalServerRestart(t *testing.T) {
 		t.Fatalf("got %s", id)
 	}
 }
+
+// TestOpenWaitsForJetStream: a process started beside a cluster whose
+// JetStream is not serving yet waits for it rather than failing its start.
+func TestOpenWaitsForJetStream(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{ServerName: "late", Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	enabled := make(chan error, 1)
+	go func() {
+		time.Sleep(time.Second)
+		enabled <- srv.EnableJetStream(&server.JetStreamConfig{StoreDir: t.TempDir()})
+	}()
+	b, err := Open(context.Background(), Config{URL: srv.ClientURL()})
+	if err != nil {
+		t.Fatalf("open while JetStream starts: %v", err)
+	}
+	defer b.Close()
+	if err := <-enabled; err != nil {
+		t.Fatal(err)
+	}
+	mustPublish(t, b, "surge.order.created", "late", "x")
+}
