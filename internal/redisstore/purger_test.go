@@ -2,12 +2,7 @@ package redisstore_test
 
 import (
 	"context"
-	"errors"
-	"net"
-	"net/url"
 	"slices"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -110,18 +105,18 @@ func TestPurgerTwoReplicas(t *testing.T) {
 func TestPurgerResubscribes(t *testing.T) {
 	ctx := context.Background()
 	url, prefix := enginetest.Redis(t)
-	px := newProxy(t, url)
-	sub := redisstore.NewPurger(mustClient(t, redisstore.Config{URL: px.url, Prefix: prefix, Timeout: 200 * time.Millisecond}))
+	px := enginetest.NewProxy(t, url)
+	sub := redisstore.NewPurger(mustClient(t, redisstore.Config{URL: px.URL, Prefix: prefix, Timeout: 200 * time.Millisecond}))
 	sub.CheckEvery = 100 * time.Millisecond
 	pub := redisstore.NewPurger(mustClient(t, redisstore.Config{URL: url, Prefix: prefix}))
 	got := subscribe(t, sub)
 
 	t.Run("restart", func(t *testing.T) {
-		px.cut() // as Redis going down: connections reset, new ones refused
+		px.Cut() // as Redis going down: connections reset, new ones refused
 		if err := pub.Publish(ctx, "missed"); err != nil {
 			t.Fatal(err)
 		}
-		px.heal()
+		px.Heal()
 		if tags := got.next(t); tags != nil {
 			t.Fatalf("after reconnecting: %q; want nil (purge everything)", tags)
 		}
@@ -134,12 +129,12 @@ func TestPurgerResubscribes(t *testing.T) {
 	})
 
 	t.Run("half-open", func(t *testing.T) {
-		px.freeze() // as a partition: the connection stays open, nothing arrives
+		px.Freeze() // as a partition: the connection stays open, nothing arrives
 		if err := pub.Publish(ctx, "lost"); err != nil {
 			t.Fatal(err)
 		}
 		// The purger notices only by its own pings going unanswered.
-		px.heal()
+		px.Heal()
 		if tags := got.next(t); tags != nil {
 			t.Fatalf("after the partition: %q; want nil (purge everything)", tags)
 		}
@@ -150,124 +145,4 @@ func TestPurgerResubscribes(t *testing.T) {
 			t.Errorf("after the partition: %q; want the next purge delivered", tags)
 		}
 	})
-}
-
-// proxy forwards TCP connections to Redis and can fail them on demand, as
-// a Redis restart or a network partition would.
-type proxy struct {
-	url    string
-	target string
-	ln     net.Listener
-
-	mu     sync.Mutex
-	conns  []*link
-	refuse bool
-}
-
-// link is one proxied connection. Once dead it throws away whatever it
-// reads, like a connection whose peer vanished without a word.
-type link struct {
-	client, server net.Conn
-	dead           atomic.Bool
-}
-
-func (l *link) close() {
-	l.client.Close()
-	l.server.Close()
-}
-
-func newProxy(t *testing.T, redisURL string) *proxy {
-	t.Helper()
-	u, err := url.Parse(redisURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &proxy{target: u.Host, ln: ln}
-	u.Host = ln.Addr().String()
-	p.url = u.String()
-	go p.serve()
-	t.Cleanup(func() {
-		ln.Close()
-		p.cut()
-	})
-	return p
-}
-
-func (p *proxy) serve() {
-	for {
-		c, err := p.ln.Accept()
-		if errors.Is(err, net.ErrClosed) {
-			return
-		}
-		if err != nil {
-			continue
-		}
-		p.mu.Lock()
-		refuse := p.refuse
-		p.mu.Unlock()
-		if refuse {
-			c.Close()
-			continue
-		}
-		r, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		l := &link{client: c, server: r}
-		p.mu.Lock()
-		p.conns = append(p.conns, l)
-		p.mu.Unlock()
-		go l.pipe(c, r)
-		go l.pipe(r, c)
-	}
-}
-
-func (l *link) pipe(dst, src net.Conn) {
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 && !l.dead.Load() {
-			if _, err := dst.Write(buf[:n]); err != nil {
-				l.close()
-				return
-			}
-		}
-		if err != nil {
-			l.close()
-			return
-		}
-	}
-}
-
-// cut closes every connection and refuses new ones until heal.
-func (p *proxy) cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refuse = true
-	for _, l := range p.conns {
-		l.close()
-	}
-	p.conns = nil
-}
-
-// freeze makes every open connection silent for good, without closing
-// it, and refuses new ones until heal.
-func (p *proxy) freeze() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refuse = true
-	for _, l := range p.conns {
-		l.dead.Store(true)
-	}
-}
-
-func (p *proxy) heal() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.refuse = false
 }

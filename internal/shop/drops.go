@@ -153,8 +153,20 @@ func (g dropGate) Gate(ctx context.Context, session string, access func(dropID s
 	if errors.Is(err, waitroom.ErrSoldOut) {
 		return nil, fmt.Errorf("%q: %w", d.Name, err)
 	}
-	if err != nil {
+	if errors.Is(err, waitroom.ErrBadAccess) {
 		return nil, fmt.Errorf("%w: wait for your turn at /drops/%s/queue (%v)", drop.ErrNoAccess, d.Slug, err)
+	}
+	if errors.Is(err, waitroom.ErrUnknownDrop) {
+		// The store has the drop open but this replica's room has not
+		// picked it up yet: a moment's wait, not a missing drop.
+		err = notReady{err}
+	}
+	if err != nil {
+		// The room could not check the token (its shared state did not
+		// answer): that says nothing about the buyer's access, so it
+		// must not be refused as if it did. It stays an error the
+		// buyer retries.
+		return nil, fmt.Errorf("drop %q: %w", d.Name, err)
 	}
 	p := &checkout.DropPurchase{DropID: d.ID, Buyer: a.Visitor, Limit: d.PerCustomerLimit}
 	for _, l := range lines {
@@ -167,6 +179,14 @@ func (g dropGate) Gate(ctx context.Context, session string, access func(dropID s
 	}
 	return p, nil
 }
+
+// notReady marks an error as passing: the HTTP layer answers it 503 with
+// Retry-After. It hides what it wraps on purpose, so that the unknown
+// drop it stands for is not answered 404.
+type notReady struct{ error }
+
+// Unavailable marks the error as worth a retry in a moment.
+func (e notReady) Unavailable() bool { return true }
 
 func (g dropGate) Done(ctx context.Context, p *checkout.DropPurchase) {
 	_ = g.room.Done(ctx, p.DropID, p.Buyer)
