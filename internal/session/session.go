@@ -107,22 +107,48 @@ func (m *Manager) Load(r *http.Request) (Session, error) {
 // without one, and at sign-in and sign-out (a fresh ID at every privilege
 // change stops session fixation).
 func (m *Manager) Start(w http.ResponseWriter, r *http.Request, customerID int64, cartID string) (Session, error) {
-	token, err := randomToken()
+	p, err := m.Prepare(customerID, cartID)
 	if err != nil {
 		return Session{}, err
+	}
+	return m.Keep(w, r, p)
+}
+
+// Pending is a session made but not stored: its ID is known, so something
+// can be bound to it, but it costs no write until Keep. A waiting room
+// prepares one for each of the many visitors in line and keeps only those
+// it admits.
+type Pending struct {
+	Session
+	token string
+}
+
+// Prepare makes a new session without storing it or setting its cookie.
+func (m *Manager) Prepare(customerID int64, cartID string) (Pending, error) {
+	token, err := randomToken()
+	if err != nil {
+		return Pending{}, err
 	}
 	csrf, err := randomToken()
 	if err != nil {
-		return Session{}, err
+		return Pending{}, err
 	}
 	now := m.now()
-	s := Session{ID: HashToken(token), CustomerID: customerID, CartID: cartID, CSRF: csrf, CreatedAt: now, ExpiresAt: now.Add(m.ttl())}
-	if err := m.Store.CreateSession(r.Context(), s); err != nil {
+	return Pending{Session: Session{ID: HashToken(token), CustomerID: customerID, CartID: cartID, CSRF: csrf,
+		CreatedAt: now, ExpiresAt: now.Add(m.ttl())}, token: token}, nil
+}
+
+// Keep stores a prepared session and sets its cookie.
+func (m *Manager) Keep(w http.ResponseWriter, r *http.Request, p Pending) (Session, error) {
+	if p.token == "" {
+		return Session{}, errors.New("keep session: not prepared by Prepare")
+	}
+	if err := m.Store.CreateSession(r.Context(), p.Session); err != nil {
 		return Session{}, err
 	}
-	http.SetCookie(w, &http.Cookie{Name: m.name(), Value: token, Path: "/", Expires: s.ExpiresAt, MaxAge: int(m.ttl().Seconds()),
+	http.SetCookie(w, &http.Cookie{Name: m.name(), Value: p.token, Path: "/", Expires: p.ExpiresAt, MaxAge: int(m.ttl().Seconds()),
 		HttpOnly: true, Secure: m.Secure, SameSite: http.SameSiteLaxMode})
-	return s, nil
+	return p.Session, nil
 }
 
 // End deletes the session and clears the cookie.

@@ -58,13 +58,16 @@ func (s *server) handleQueueJoinForm() http.Handler {
 			s.formError(w, r, err)
 			return
 		}
-		se, visitor, err := s.queueIdentity(w, r)
+		q, err := s.queueIdentity(w, r)
 		if err != nil {
 			s.formError(w, r, err)
 			return
 		}
-		ticket, st, err := s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: d.ID, Visitor: visitor, Session: se.ID,
+		ticket, st, err := s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: d.ID, Visitor: q.visitor, Session: q.ID,
 			ClientAddr: s.clientAddr(r), PoW: r.PostFormValue("pow")})
+		if err == nil {
+			err = s.keepSession(w, r, &q, st)
+		}
 		if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
 			if errors.Is(err, waitroom.ErrPoWRequired) {
 				// The page's script solves the puzzle; without it there is

@@ -93,6 +93,7 @@ func TestDropStampede(t *testing.T) {
 
 	var (
 		bought, soldOut, closed, fiveXX atomic.Int64
+		admitted                        atomic.Int64
 		unitsAcked                      atomic.Int64
 		overLimit                       atomic.Int64
 		mu                              sync.Mutex
@@ -139,6 +140,7 @@ func TestDropStampede(t *testing.T) {
 					closed.Add(1)
 					return
 				case "admitted":
+					admitted.Add(1)
 					want := int64(1 + rand.IntN(limit))
 					if i%10 == 0 {
 						// Greedy buyers ask for more than the limit first.
@@ -228,5 +230,14 @@ func TestDropStampede(t *testing.T) {
 	}
 	if fiveXX.Load() != 0 {
 		t.Errorf("%d 5xx answers", fiveXX.Load())
+	}
+	// Only the admitted cost a session write: those still in line, or
+	// told sold out there, have none stored.
+	var sessions int64
+	if err := sh.Store.Writer().QueryRowContext(ctx, `SELECT count(*) FROM sessions`).Scan(&sessions); err != nil {
+		t.Fatal(err)
+	}
+	if sessions != admitted.Load() {
+		t.Errorf("%d sessions stored for %d admitted buyers (of %d); want one each for the admitted only", sessions, admitted.Load(), buyers)
 	}
 }

@@ -57,33 +57,64 @@ func (s *server) byAccess(admitted, others http.Handler) http.Handler {
 	})
 }
 
-// queueIdentity returns the session (starting a guest one if needed) and
-// the waiting-room visitor of the request: the account when signed in,
-// else the guest visitor cookie (set if missing).
-func (s *server) queueIdentity(w http.ResponseWriter, r *http.Request) (session.Session, string, error) {
+// queueVisitor is who stands in a waiting-room line: the session an
+// access token is bound to, and the waiting-room visitor.
+type queueVisitor struct {
+	session.Session
+	visitor string
+	// pending is set when the visitor had no session: Session is then a
+	// prepared one, stored only once the line admits them (keepSession).
+	pending *session.Pending
+}
+
+// queueIdentity returns the request's queueVisitor: the account when
+// signed in, else the guest visitor cookie (set if missing). A visitor
+// without a session gets a prepared one rather than a stored one: at a
+// drop tens of thousands join and poll, and only the few admitted need a
+// session (their access token is bound to it, and their cart lives in
+// it), so the others cost no session write.
+func (s *server) queueIdentity(w http.ResponseWriter, r *http.Request) (queueVisitor, error) {
 	v, err := s.visitor(r)
 	if err != nil {
-		return session.Session{}, "", err
+		return queueVisitor{}, err
 	}
-	se := v.Session
+	q := queueVisitor{Session: v.Session}
 	if !v.ok {
-		if se, err = s.Sessions.Start(w, r, 0, ""); err != nil {
-			return session.Session{}, "", err
+		p, err := s.Sessions.Prepare(0, "")
+		if err != nil {
+			return queueVisitor{}, err
 		}
+		q.Session, q.pending = p.Session, &p
 	}
-	if se.CustomerID != 0 {
-		return se, waitroom.AccountVisitor(se.CustomerID), nil
+	if q.CustomerID != 0 {
+		q.visitor = waitroom.AccountVisitor(q.CustomerID)
+		return q, nil
 	}
 	if c, err := r.Cookie(visitorCookie); err == nil && c.Value != "" {
-		return se, c.Value, nil
+		q.visitor = c.Value
+		return q, nil
 	}
-	id, err := waitroom.NewGuestVisitor()
-	if err != nil {
-		return session.Session{}, "", err
+	if q.visitor, err = waitroom.NewGuestVisitor(); err != nil {
+		return queueVisitor{}, err
 	}
-	http.SetCookie(w, &http.Cookie{Name: visitorCookie, Value: id, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
+	http.SetCookie(w, &http.Cookie{Name: visitorCookie, Value: q.visitor, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
 		Secure: s.Sessions.Secure, SameSite: http.SameSiteLaxMode})
-	return se, id, nil
+	return q, nil
+}
+
+// keepSession stores the visitor's prepared session when st admits them
+// (st carries an access token bound to it); otherwise it does nothing.
+// Call it before the answer's headers are written: it sets the cookie.
+func (s *server) keepSession(w http.ResponseWriter, r *http.Request, q *queueVisitor, st waitroom.Status) error {
+	if q.pending == nil || st.AccessToken == "" {
+		return nil
+	}
+	se, err := s.Sessions.Keep(w, r, *q.pending)
+	if err != nil {
+		return fmt.Errorf("start the admitted visitor's session: %w", err)
+	}
+	q.Session, q.pending = se, nil
+	return nil
 }
 
 // setQueueCookies stores a new ticket or access token from a status.
@@ -152,12 +183,12 @@ func (s *server) handleDropInfo() http.Handler {
 func (s *server) handleQueueChallenge() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		_, visitor, err := s.queueIdentity(w, r)
+		q, err := s.queueIdentity(w, r)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
 		}
-		ch, diff, err := s.Room.Challenge(r.PathValue("id"), visitor)
+		ch, diff, err := s.Room.Challenge(r.PathValue("id"), q.visitor)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
@@ -181,14 +212,17 @@ func (s *server) handleQueueJoin() http.Handler {
 				return
 			}
 		}
-		se, visitor, err := s.queueIdentity(w, r)
+		q, err := s.queueIdentity(w, r)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
 		}
 		id := r.PathValue("id")
-		ticket, st, err := s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: id, Visitor: visitor, Session: se.ID,
+		ticket, st, err := s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: id, Visitor: q.visitor, Session: q.ID,
 			ClientAddr: s.clientAddr(r), PoW: in.PoW})
+		if err == nil {
+			err = s.keepSession(w, r, &q, st)
+		}
 		s.queueAnswer(w, r, id, ticket, st, err)
 	})
 }
@@ -200,11 +234,17 @@ func (s *server) clientAddr(r *http.Request) string {
 	return admission.NewClientIP("", nil).Addr(r).String()
 }
 
+// queueStatus answers the request's status in drop id's line, keeping
+// the visitor's session if it admits them.
 func (s *server) queueStatus(w http.ResponseWriter, r *http.Request, id string) (waitroom.Status, error) {
-	se, visitor, err := s.queueIdentity(w, r)
+	q, err := s.queueIdentity(w, r)
 	if err != nil {
 		return waitroom.Status{}, err
 	}
+	return s.queueStatusOf(w, r, id, &q)
+}
+
+func (s *server) queueStatusOf(w http.ResponseWriter, r *http.Request, id string, q *queueVisitor) (waitroom.Status, error) {
 	c, err := r.Cookie(ticketCookie(id))
 	if err != nil {
 		if h := r.Header.Get("Surge-Ticket"); h != "" {
@@ -213,7 +253,11 @@ func (s *server) queueStatus(w http.ResponseWriter, r *http.Request, id string) 
 			return waitroom.Status{}, fmt.Errorf("%w: join the queue first", waitroom.ErrBadTicket)
 		}
 	}
-	return s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: c.Value, Visitor: visitor, Session: se.ID})
+	st, err := s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: c.Value, Visitor: q.visitor, Session: q.ID})
+	if err != nil {
+		return st, err
+	}
+	return st, s.keepSession(w, r, q, st)
 }
 
 func (s *server) handleQueueStatus() http.Handler {
@@ -229,7 +273,21 @@ func (s *server) handleQueueStatus() http.Handler {
 func (s *server) handleQueueStream() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
-		st, err := s.queueStatus(w, r, id)
+		q, err := s.queueIdentity(w, r)
+		if err == nil && q.pending != nil {
+			// A stream cannot set a cookie once it has begun, and may
+			// admit the visitor later on: keep the session now, one
+			// write per stream.
+			var se session.Session
+			if se, err = s.Sessions.Keep(w, r, *q.pending); err == nil {
+				q.Session, q.pending = se, nil
+			}
+		}
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		st, err := s.queueStatusOf(w, r, id, &q)
 		if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
 			problem(w, r, s.Logger, err)
 			return
@@ -258,11 +316,7 @@ func (s *server) handleQueueStream() http.Handler {
 			if st.Ticket != "" {
 				ticket = st.Ticket
 			}
-			se, visitor, err := s.queueIdentity(w, r)
-			if err != nil {
-				return
-			}
-			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: ticket, Visitor: visitor, Session: se.ID})
+			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: ticket, Visitor: q.visitor, Session: q.ID})
 			if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
 				return
 			}
@@ -273,12 +327,12 @@ func (s *server) handleQueueStream() http.Handler {
 func (s *server) handleQueueLeave() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		_, visitor, err := s.queueIdentity(w, r)
+		q, err := s.queueIdentity(w, r)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
 		}
-		if err := s.Room.Done(r.Context(), r.PathValue("id"), visitor); err != nil {
+		if err := s.Room.Done(r.Context(), r.PathValue("id"), q.visitor); err != nil {
 			problem(w, r, s.Logger, err)
 			return
 		}

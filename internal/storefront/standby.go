@@ -55,7 +55,7 @@ func (s *server) handleStandbyPage() http.Handler {
 			redirect(w, r, next)
 			return
 		}
-		se, visitor, err := s.queueIdentity(w, r)
+		q, err := s.queueIdentity(w, r)
 		if err != nil {
 			s.formError(w, r, err)
 			return
@@ -66,14 +66,18 @@ func (s *server) handleStandbyPage() http.Handler {
 			ticket = c.Value
 		}
 		if ticket != "" {
-			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: standbyDrop, Ticket: ticket, Visitor: visitor, Session: se.ID})
+			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: standbyDrop, Ticket: ticket, Visitor: q.visitor, Session: q.ID})
 		}
 		if ticket == "" || err != nil {
-			ticket, st, err = s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: standbyDrop, Visitor: visitor, Session: se.ID, ClientAddr: s.clientAddr(r)})
+			ticket, st, err = s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: standbyDrop, Visitor: q.visitor, Session: q.ID, ClientAddr: s.clientAddr(r)})
 			if err != nil {
 				s.formError(w, r, err)
 				return
 			}
+		}
+		if err := s.keepSession(w, r, &q, st); err != nil {
+			s.formError(w, r, err)
+			return
 		}
 		s.setQueueCookies(w, standbyDrop, ticket, st)
 		if st.State == waitroom.StateAdmitted {
