@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptrace"
 	"net/netip"
 	"net/url"
 	"os"
@@ -167,6 +168,7 @@ type engine struct {
 	running, inFlight, users atomic.Int64
 	sessions, completed      atomic.Int64
 	capHits, dropped         atomic.Int64
+	resent                   atomic.Int64
 	nextSession              atomic.Int64
 
 	buyers   atomic.Int64 // sessions of the drop journey
@@ -320,6 +322,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.MaxInFlight = cfg.MaxInFlight
 	r.CapHits = e.capHits.Load()
 	r.Dropped = e.dropped.Load()
+	r.Resent = e.resent.Load()
 	r.Drop = e.dropResult()
 	if aborted {
 		return r, ctx.Err()
@@ -730,15 +733,14 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 	}
 	sent := time.Now()
 	e.inFlight.Add(1)
-	var resp *http.Response
+	send := e.plain.Do
 	switch {
 	case s.client != nil:
-		resp, err = s.client.Do(req)
+		send = s.client.Do
 	case e.static[s.sc][s.step] != nil:
-		resp, err = e.tr.RoundTrip(req)
-	default:
-		resp, err = e.plain.Do(req)
+		send = e.tr.RoundTrip
 	}
+	resp, err := e.roundTrip(req, send)
 	s.transient = false
 	if err != nil {
 		e.inFlight.Add(-1)
@@ -785,6 +787,53 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 	s.transient = failure != "" && (err != nil || resp.StatusCode >= 500)
 	e.rec.record(idx, intended, sent, done, resp.StatusCode, failure, n)
 	return failure == ""
+}
+
+// roundTrip sends req with send and, as browsers do, sends it once more
+// when the kept-alive connection it went out on turns out to have been
+// closed by the server before any answer came. A server closes a
+// connection it has kept idle long enough, or one the client opened but
+// never used, and a client that picks that connection at the same moment
+// finds it gone: nobody failed. Go's transport resends by itself only the
+// requests it knows to be idempotent; browsers resend any request on a
+// reused connection that got no answer, and the generator behaves as they
+// do. Resends are counted in Result.Resent.
+func (e *engine) roundTrip(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	// A client with a cookie jar adds the jar's cookies to the request it
+	// is given; the resend starts from the request as it came.
+	cookie := req.Header.Get("Cookie")
+	var reused, answered atomic.Bool
+	trace := &httptrace.ClientTrace{
+		GotConn:              func(i httptrace.GotConnInfo) { reused.Store(i.Reused) },
+		GotFirstResponseByte: func() { answered.Store(true) },
+	}
+	resp, err := send(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+	if err == nil || !reused.Load() || answered.Load() || e.reqCtx.Err() != nil || !staleConn(err) {
+		return resp, err
+	}
+	again := req.Clone(req.Context())
+	again.Header.Del("Cookie")
+	if cookie != "" {
+		again.Header.Set("Cookie", cookie)
+	}
+	if req.Body != nil && req.Body != http.NoBody {
+		if req.GetBody == nil {
+			return resp, err
+		}
+		body, gerr := req.GetBody()
+		if gerr != nil {
+			return resp, err
+		}
+		again.Body = body
+	}
+	e.resent.Add(1)
+	return send(again)
+}
+
+// staleConn reports whether err is what a request meets on a connection
+// the server has closed: end of stream, a reset, or a broken pipe.
+func staleConn(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
 }
 
 func (e *engine) doRaw(rc *rawClient, st *Step, idx int, intended time.Time) bool {

@@ -209,6 +209,10 @@ type Result struct {
 	PeakFlight  int64 `json:"peak_in_flight"`
 	CapHits     int64 `json:"cap_hits"` // arrivals delayed because the cap was reached
 	Dropped     int64 `json:"dropped"`  // arrivals never sent (cap held past the grace period)
+	// Resent counts requests sent a second time because the kept-alive
+	// connection they went out on had been closed by the server before any
+	// answer came (see engine.roundTrip). Each counts as one request.
+	Resent int64 `json:"resent,omitempty"`
 
 	Total    *Stats         `json:"total"`
 	Service  Latency        `json:"service_time"` // from actual send, for comparison only
@@ -332,6 +336,7 @@ func Merge(rs ...*Result) *Result {
 		out.PeakFlight += r.PeakFlight
 		out.CapHits += r.CapHits
 		out.Dropped += r.Dropped
+		out.Resent += r.Resent
 		out.Total.merge(r.Total)
 		if r.Drop != nil {
 			if out.Drop == nil {

@@ -138,6 +138,9 @@ func main() {
 		r.Sessions, *n, r.Dropped, r.Elapsed, r.PeakFlight, r.MaxInFlight, r.CapHits)
 	fmt.Printf("  send lag (actual minus intended send time): p50 %.0f ms, p99 %.0f ms, max %.0f ms\n",
 		r.SendLag.P50, r.SendLag.P99, r.SendLag.Max)
+	if r.Resent > 0 {
+		fmt.Printf("  resent %d requests whose kept-alive connection surge had closed before answering (as browsers do)\n", r.Resent)
+	}
 	for _, st := range r.Steps {
 		if st.Requests == 0 {
 			continue

@@ -121,6 +121,9 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 			fmt.Fprintln(&b, "every buyer got a final answer")
 		}
 	}
+	if r.Resent > 0 {
+		fmt.Fprintf(&b, "resent %d requests whose kept-alive connection the target had closed before answering (as browsers do)\n", r.Resent)
+	}
 	if r.CapHits > 0 || r.Dropped > 0 {
 		fmt.Fprintf(&b, "WARNING: the max in-flight cap was reached %d times (%d arrivals never sent); raise --max-in-flight or the target is overloaded\n", r.CapHits, r.Dropped)
 	}

@@ -1,0 +1,120 @@
+package loadtest
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// closingServer speaks HTTP/1.1 by hand so it can close a connection
+// exactly when a test wants: close(conn, req) says, for the req-th request
+// (from 1) on the conn-th connection (from 1), to drop the connection
+// without answering.
+type closingServer struct {
+	ln    net.Listener
+	close func(conn, req int) bool
+
+	mu     sync.Mutex
+	conns  int
+	served []string // "conn/req method path body cookie" of each answered request
+}
+
+func newClosingServer(t *testing.T, close func(conn, req int) bool) (*closingServer, *url.URL) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &closingServer{ln: ln, close: close}
+	t.Cleanup(func() { ln.Close() })
+	go s.serve()
+	u, _ := url.Parse("http://" + ln.Addr().String())
+	return s, u
+}
+
+func (s *closingServer) serve() {
+	for {
+		c, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		s.mu.Lock()
+		s.conns++
+		n := s.conns
+		s.mu.Unlock()
+		go s.conn(c, n)
+	}
+}
+
+func (s *closingServer) conn(c net.Conn, n int) {
+	defer c.Close()
+	br := bufio.NewReader(c)
+	for i := 1; ; i++ {
+		req, err := http.ReadRequest(br)
+		if err != nil {
+			return
+		}
+		body, _ := io.ReadAll(req.Body)
+		if s.close(n, i) {
+			return
+		}
+		s.mu.Lock()
+		s.served = append(s.served, fmt.Sprintf("%d/%d %s %s %s %s", n, i, req.Method, req.URL.Path, body, req.Header.Get("Cookie")))
+		s.mu.Unlock()
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nSet-Cookie: s=1; Path=/\r\nContent-Length: 2\r\n\r\nok")
+	}
+}
+
+const twoPosts = `cookies: true
+steps:
+  - name: one
+    method: post
+    url: /one
+    body: 'first'
+  - name: two
+    method: post
+    url: /two
+    body: 'second'
+`
+
+// TestResendOnConnectionClosedByServer: a POST that goes out on a kept-
+// alive connection the server closes before answering is sent again on a
+// new connection, once, body and cookies intact, and counted as resent,
+// not failed, as a browser would. On a fresh connection the same close is
+// a failure: the server may have acted on the request.
+func TestResendOnConnectionClosedByServer(t *testing.T) {
+	sc, err := ParseScenario("t.yaml", []byte(twoPosts))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Run("reused connection", func(t *testing.T) {
+		srv, target := newClosingServer(t, func(conn, req int) bool { return conn == 1 && req == 2 })
+		r := mustRun(t, Config{Target: target, Mix: []Weighted{{sc, 1}}, Plan: ConstantPlan(1, time.Second), Duration: time.Second})
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if r.Total.Errors != 0 || r.Completed != 1 || r.Resent != 1 {
+			t.Fatalf("errors %d %v, completed %d, resent %d; want no error, 1 completed, 1 resent", r.Total.Errors, r.Total.Failures, r.Completed, r.Resent)
+		}
+		want := []string{"1/1 POST /one first ", "2/1 POST /two second s=1"}
+		if strings.Join(srv.served, "|") != strings.Join(want, "|") {
+			t.Errorf("served %q; want %q", srv.served, want)
+		}
+		if r.Total.Requests != 2 {
+			t.Errorf("%d requests recorded; want 2 (a resend is part of its request)", r.Total.Requests)
+		}
+	})
+	t.Run("fresh connection", func(t *testing.T) {
+		_, target := newClosingServer(t, func(conn, req int) bool { return conn == 1 && req == 1 })
+		r := mustRun(t, Config{Target: target, Mix: []Weighted{{sc, 1}}, Plan: ConstantPlan(1, time.Second), Duration: time.Second})
+		if r.Total.Errors != 1 || r.Resent != 0 || r.Total.Failures["connection closed"] != 1 {
+			t.Errorf("errors %d %v, resent %d; want the one failure, not resent", r.Total.Errors, r.Total.Failures, r.Resent)
+		}
+	})
+}
