@@ -789,45 +789,52 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 	return failure == ""
 }
 
-// roundTrip sends req with send and, as browsers do, sends it once more
-// when the kept-alive connection it went out on turns out to have been
-// closed by the server before any answer came. A server closes a
-// connection it has kept idle long enough, or one the client opened but
-// never used, and a client that picks that connection at the same moment
-// finds it gone: nobody failed. Go's transport resends by itself only the
-// requests it knows to be idempotent; browsers resend any request on a
-// reused connection that got no answer, and the generator behaves as they
-// do. Resends are counted in Result.Resent.
+// maxResends is how many times a request is sent again on finding its
+// kept-alive connection closed: two, as Chromium does (kMaxRetryAttempts
+// in its HttpNetworkTransaction).
+const maxResends = 2
+
+// roundTrip sends req with send and, as browsers do, sends it again when
+// the kept-alive connection it went out on turns out to have been closed
+// by the server before any answer came. A server closes a connection it
+// has kept idle long enough, or one the client opened but never used, and
+// a client that picks that connection at the same moment finds it gone:
+// nobody failed. Go's transport resends by itself only the requests it
+// knows to be idempotent; browsers resend any request on a reused
+// connection that got no answer, at most maxResends times, and the
+// generator behaves as they do. Resends are counted in Result.Resent.
 func (e *engine) roundTrip(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
 	// A client with a cookie jar adds the jar's cookies to the request it
-	// is given; the resend starts from the request as it came.
+	// is given; a resend starts from the request as it came.
 	cookie := req.Header.Get("Cookie")
-	var reused, answered atomic.Bool
-	trace := &httptrace.ClientTrace{
-		GotConn:              func(i httptrace.GotConnInfo) { reused.Store(i.Reused) },
-		GotFirstResponseByte: func() { answered.Store(true) },
-	}
-	resp, err := send(req.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
-	if err == nil || !reused.Load() || answered.Load() || e.reqCtx.Err() != nil || !staleConn(err) {
-		return resp, err
-	}
-	again := req.Clone(req.Context())
-	again.Header.Del("Cookie")
-	if cookie != "" {
-		again.Header.Set("Cookie", cookie)
-	}
-	if req.Body != nil && req.Body != http.NoBody {
-		if req.GetBody == nil {
+	try := req
+	for n := 0; ; n++ {
+		var reused, answered atomic.Bool
+		trace := &httptrace.ClientTrace{
+			GotConn:              func(i httptrace.GotConnInfo) { reused.Store(i.Reused) },
+			GotFirstResponseByte: func() { answered.Store(true) },
+		}
+		resp, err := send(try.WithContext(httptrace.WithClientTrace(req.Context(), trace)))
+		if err == nil || n == maxResends || !reused.Load() || answered.Load() || e.reqCtx.Err() != nil || !staleConn(err) {
 			return resp, err
 		}
-		body, gerr := req.GetBody()
-		if gerr != nil {
-			return resp, err
+		try = req.Clone(req.Context())
+		try.Header.Del("Cookie")
+		if cookie != "" {
+			try.Header.Set("Cookie", cookie)
 		}
-		again.Body = body
+		if req.Body != nil && req.Body != http.NoBody {
+			if req.GetBody == nil {
+				return resp, err
+			}
+			body, gerr := req.GetBody()
+			if gerr != nil {
+				return resp, err
+			}
+			try.Body = body
+		}
+		e.resent.Add(1)
 	}
-	e.resent.Add(1)
-	return send(again)
 }
 
 // staleConn reports whether err is what a request meets on a connection

@@ -20,6 +20,7 @@ import (
 type closingServer struct {
 	ln    net.Listener
 	close func(conn, req int) bool
+	hold  time.Duration // before answering a connection's first request
 
 	mu     sync.Mutex
 	conns  int
@@ -64,6 +65,9 @@ func (s *closingServer) conn(c net.Conn, n int) {
 		body, _ := io.ReadAll(req.Body)
 		if s.close(n, i) {
 			return
+		}
+		if i == 1 {
+			time.Sleep(s.hold)
 		}
 		s.mu.Lock()
 		s.served = append(s.served, fmt.Sprintf("%d/%d %s %s %s %s", n, i, req.Method, req.URL.Path, body, req.Header.Get("Cookie")))
@@ -117,4 +121,44 @@ func TestResendOnConnectionClosedByServer(t *testing.T) {
 			t.Errorf("errors %d %v, resent %d; want the one failure, not resent", r.Total.Errors, r.Total.Failures, r.Resent)
 		}
 	})
+}
+
+// TestResendTwiceAtMost: a request whose resend meets another closed
+// connection is sent a second time, and no more, as Chromium does.
+func TestResendTwiceAtMost(t *testing.T) {
+	for _, stale := range []int{2, 3} {
+		t.Run(fmt.Sprintf("%d stale connections", stale), func(t *testing.T) {
+			// The first request on each of the stale connections is
+			// answered after a pause, so that concurrent ones open them
+			// all; the next request on each finds it closed.
+			srv, target := newClosingServer(t, func(conn, req int) bool { return conn <= stale && req == 2 })
+			srv.hold = 100 * time.Millisecond
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 8}}
+			var wg sync.WaitGroup
+			for range stale {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					resp, err := client.Get(target.String() + "/prime")
+					if err == nil {
+						io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+					}
+				}()
+			}
+			wg.Wait()
+			e := &engine{reqCtx: t.Context()}
+			req, _ := http.NewRequest("POST", target.String()+"/join", strings.NewReader("body"))
+			resp, err := e.roundTrip(req, client.Do)
+			if resp != nil {
+				resp.Body.Close()
+			}
+			switch {
+			case stale == 2 && (err != nil || e.resent.Load() != 2):
+				t.Errorf("err %v, resent %d; want the answer after 2 resends", err, e.resent.Load())
+			case stale == 3 && (err == nil || e.resent.Load() != 2):
+				t.Errorf("err %v, resent %d; want a failure after 2 resends", err, e.resent.Load())
+			}
+		})
+	}
 }
