@@ -802,8 +802,14 @@ const maxResends = 2
 // nobody failed. Go's transport resends by itself only the requests it
 // knows to be idempotent; browsers resend any request on a reused
 // connection that got no answer, at most maxResends times, and the
-// generator behaves as they do. Resends are counted in Result.Resent.
+// generator does so for the requests Go's transport leaves alone. Its
+// resends are counted in Result.Resent; the transport's are not.
 func (e *engine) roundTrip(req *http.Request, send func(*http.Request) (*http.Response, error)) (*http.Response, error) {
+	if transportResends(req) {
+		// No tracing on the requests plain static steps reuse: they go
+		// out as they are, allocating nothing.
+		return send(req)
+	}
 	// A client with a cookie jar adds the jar's cookies to the request it
 	// is given; a resend starts from the request as it came.
 	cookie := req.Header.Get("Cookie")
@@ -835,6 +841,22 @@ func (e *engine) roundTrip(req *http.Request, send func(*http.Request) (*http.Re
 		}
 		e.resent.Add(1)
 	}
+}
+
+// transportResends reports whether Go's transport itself sends req again
+// on a kept-alive connection found closed (net/http's isReplayable): a
+// rewindable body and an idempotent method or an Idempotency-Key header.
+func transportResends(r *http.Request) bool {
+	if r.Body != nil && r.Body != http.NoBody && r.GetBody == nil {
+		return false
+	}
+	switch r.Method {
+	case "", http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	_, key := r.Header["Idempotency-Key"]
+	_, xkey := r.Header["X-Idempotency-Key"]
+	return key || xkey
 }
 
 // staleConn reports whether err is what a request meets on a connection

@@ -114,6 +114,22 @@ func TestResendOnConnectionClosedByServer(t *testing.T) {
 			t.Errorf("%d requests recorded; want 2 (a resend is part of its request)", r.Total.Requests)
 		}
 	})
+	t.Run("idempotent request", func(t *testing.T) {
+		// Go's transport resends a request with an Idempotency-Key by
+		// itself; the generator adds nothing and counts nothing.
+		keyed, err := ParseScenario("t.yaml", []byte(twoPosts+"    headers:\n      Idempotency-Key: k-1\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv, target := newClosingServer(t, func(conn, req int) bool { return conn == 1 && req == 2 })
+		r := mustRun(t, Config{Target: target, Mix: []Weighted{{keyed, 1}}, Plan: ConstantPlan(1, time.Second), Duration: time.Second})
+		srv.mu.Lock()
+		defer srv.mu.Unlock()
+		if r.Total.Errors != 0 || r.Resent != 0 || len(srv.served) != 2 {
+			t.Errorf("errors %d %v, resent %d, served %q; want both answered, the transport's resend not counted",
+				r.Total.Errors, r.Total.Failures, r.Resent, srv.served)
+		}
+	})
 	t.Run("fresh connection", func(t *testing.T) {
 		_, target := newClosingServer(t, func(conn, req int) bool { return conn == 1 && req == 1 })
 		r := mustRun(t, Config{Target: target, Mix: []Weighted{{sc, 1}}, Plan: ConstantPlan(1, time.Second), Duration: time.Second})

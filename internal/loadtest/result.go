@@ -211,7 +211,8 @@ type Result struct {
 	Dropped     int64 `json:"dropped"`  // arrivals never sent (cap held past the grace period)
 	// Resent counts requests sent a second time because the kept-alive
 	// connection they went out on had been closed by the server before any
-	// answer came (see engine.roundTrip). Each counts as one request.
+	// answer came (see engine.roundTrip). Each counts as one request. The
+	// idempotent requests Go's transport resends by itself are not counted.
 	Resent int64 `json:"resent,omitempty"`
 
 	Total    *Stats         `json:"total"`
