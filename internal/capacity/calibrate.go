@@ -122,11 +122,6 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Profile, error) {
 				return nil, err
 			}
 		}
-		if need(DropJoin) || need(DropStatus) {
-			if dropID, err = shop.makeDrop(ctx, hc, cfg.Target, cfg.AdminToken); err != nil {
-				return nil, err
-			}
-		}
 	}
 	runs := classRuns(shop, dropID)
 	embedded := map[string]bool{}
@@ -142,6 +137,15 @@ func Calibrate(ctx context.Context, cfg CalibrateConfig) (*Profile, error) {
 		case r.drop && cfg.SourceIPs == "":
 			p.Notes = append(p.Notes, class+": not measured (needs --source-ips: the shop limits joins per client address)")
 			continue
+		}
+		if r.drop && dropID == "" {
+			// A drop of its own product, made only now: a drop locks its
+			// SKU behind the waiting room, which the other classes buy.
+			if dropID, err = shop.makeDrop(ctx, hc, cfg.Target, cfg.AdminToken); err != nil {
+				return nil, err
+			}
+			runs = classRuns(shop, dropID)
+			r = runs[class]
 		}
 		missing := false
 		for _, pre := range r.pre {
@@ -203,6 +207,8 @@ func machine(version string) Machine {
 // shopFacts are what the scenarios need from the catalog.
 type shopFacts struct {
 	category, product, sku, word string
+	categoryID                   int64
+	currency                     string
 }
 
 func discover(ctx context.Context, hc *http.Client, target string) (*shopFacts, error) {
@@ -228,6 +234,9 @@ func discover(ctx context.Context, hc *http.Client, target string) (*shopFacts, 
 		Variants []struct {
 			SKU       string `json:"sku"`
 			Available int64  `json:"available"`
+			Price     struct {
+				Currency string `json:"currency"`
+			} `json:"price"`
 		} `json:"variants"`
 	}
 	if err := json.Unmarshal(b, &prod); err != nil {
@@ -235,7 +244,7 @@ func discover(ctx context.Context, hc *http.Client, target string) (*shopFacts, 
 	}
 	for _, v := range prod.Variants {
 		if v.Available > 0 {
-			f.sku = v.SKU
+			f.sku, f.currency = v.SKU, v.Price.Currency
 			break
 		}
 	}
@@ -243,12 +252,15 @@ func discover(ctx context.Context, hc *http.Client, target string) (*shopFacts, 
 		return nil, err
 	}
 	var cats struct {
-		Items []struct{ Slug string } `json:"items"`
+		Items []struct {
+			ID   int64  `json:"id"`
+			Slug string `json:"slug"`
+		} `json:"items"`
 	}
 	if err := json.Unmarshal(b, &cats); err != nil || len(cats.Items) == 0 || f.sku == "" {
 		return nil, errors.New("--target: no category or no SKU in stock found")
 	}
-	f.category = cats.Items[0].Slug
+	f.category, f.categoryID = cats.Items[0].Slug, cats.Items[0].ID
 	return f, nil
 }
 
@@ -285,13 +297,22 @@ func (f *shopFacts) raiseStock(ctx context.Context, hc *http.Client, target, tok
 // with its line open, so joins and status polls land in the pre-queue.
 func (f *shopFacts) makeDrop(ctx context.Context, hc *http.Client, target, token string) (string, error) {
 	n := time.Now().UnixNano() % 1e9
+	base := strings.TrimRight(target, "/")
+	sku := fmt.Sprintf("PLAN-CAL-%d", n)
+	err := adminDo(ctx, hc, http.MethodPost, base+"/api/v1/admin/products", token, map[string]any{
+		"name": fmt.Sprintf("Calibration item %d", n), "slug": fmt.Sprintf("plan-calibration-%d", n), "status": "active",
+		"category_id": f.categoryID, "variants": []map[string]any{{"sku": sku, "price": map[string]any{"amount": 1000, "currency": f.currency}, "on_hand": 0}},
+	}, nil)
+	if err != nil {
+		return "", fmt.Errorf("creating the calibration drop's product: %w", err)
+	}
 	var d struct {
 		ID string `json:"id"`
 	}
-	err := adminDo(ctx, hc, http.MethodPost, strings.TrimRight(target, "/")+"/api/v1/admin/drops", token, map[string]any{
+	err = adminDo(ctx, hc, http.MethodPost, base+"/api/v1/admin/drops", token, map[string]any{
 		"name": fmt.Sprintf("Capacity calibration %d", n), "slug": fmt.Sprintf("calibration-%d", n),
 		"starts_at": time.Now().Add(time.Hour).UTC().Format(time.RFC3339), "per_customer_limit": 1,
-		"items": []map[string]any{{"sku": f.sku, "allocated": 1}},
+		"items": []map[string]any{{"sku": sku, "allocated": 1}},
 		"room":  map[string]any{"prequeue_opens": "2h", "rate_per_minute": 600, "max_active": 100},
 	}, &d)
 	if err != nil {
@@ -467,7 +488,11 @@ func measureClass(ctx context.Context, cfg CalibrateConfig, hc *http.Client, met
 	var sumReq, sumSess, sumEvents, sumRedis float64
 	var split *Split
 	var memSessions, memDelta float64
-	for i, f := range []float64{0.25, 0.5, 0.7, 0.85, 1.0, 1.15} {
+	// Steps from a quarter of the probe's estimate (which idle work
+	// inflates) up by a third each, until a step leaves the SLO, the CPU
+	// is full, or ten steps have run.
+	f := 0.25
+	for i := 0; i < 10; i, f = i+1, f*4/3 {
 		rate := math.Min(f*capacity, cfg.MaxRate/stepsPer)
 		rd, err := run(rate, cfg.Step, i == 1)
 		if err != nil {
@@ -506,7 +531,7 @@ func measureClass(ctx context.Context, cfg CalibrateConfig, hc *http.Client, met
 				memDelta += rd.heapAft - rd.heapBefore
 			}
 		}
-		if cc.Saturated && (rd.errRate > 0.05 || rd.p99 > 4*float64(slo.Milliseconds())) {
+		if cc.Saturated || util >= 0.97 || rate >= cfg.MaxRate/stepsPer {
 			break
 		}
 	}
