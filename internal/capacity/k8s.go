@@ -120,12 +120,12 @@ func ReadCluster(dir string) (*Cluster, error) {
 func cpuOf(d appsv1.Deployment) (req, limit float64, err error) {
 	cs := d.Spec.Template.Spec.Containers
 	if len(cs) == 0 {
-		return 0, 0, fmt.Errorf("Deployment %s has no container", d.Name)
+		return 0, 0, fmt.Errorf("deployment %s has no container", d.Name)
 	}
 	r := cs[0].Resources
 	q, ok := r.Requests["cpu"]
 	if !ok {
-		return 0, 0, fmt.Errorf("Deployment %s: no CPU request, which the HPA's utilisation is a share of", d.Name)
+		return 0, 0, fmt.Errorf("deployment %s: no CPU request, which the HPA's utilisation is a share of", d.Name)
 	}
 	req = q.AsApproximateFloat64()
 	limit = req
