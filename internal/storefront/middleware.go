@@ -89,7 +89,11 @@ func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, n
 				sw.status = http.StatusOK
 			}
 			d := time.Since(start)
-			metrics.Observe(r.Method, route, sw.status, d)
+			scheme := "http"
+			if r.TLS != nil {
+				scheme = "https"
+			}
+			metrics.Observe(r.Method, route, scheme, sw.status, d)
 			if accessLog {
 				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,7 +25,7 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 			Help: "Duration of HTTP server requests.",
 			// OpenTelemetry's recommended boundaries for this instrument.
 			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10},
-		}, []string{"http_request_method", "http_route", "http_response_status_code"}),
+		}, []string{"http_request_method", "http_route", "http_response_status_code", "url_scheme"}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "http_server_active_requests",
 			Help: "Number of in-flight HTTP server requests.",
@@ -38,10 +39,34 @@ func NewHTTPMetrics(reg prometheus.Registerer) (*HTTPMetrics, error) {
 	return m, nil
 }
 
-// Observe records one finished request. route is the matched pattern
-// (never the raw path, which would make label cardinality unbounded).
-func (m *HTTPMetrics) Observe(method, route string, status int, d time.Duration) {
-	m.duration.WithLabelValues(normMethod(method), route, statusLabel(status)).Observe(d.Seconds())
+// Observe records one finished request. pattern is the ServeMux pattern
+// that matched ("GET /products/{slug}"), never the raw path, which would
+// make label cardinality unbounded; the http_route label is its path
+// template ("/products/{slug}"), as the conventions define it, since the
+// method has a label of its own. scheme is "http" or "https".
+func (m *HTTPMetrics) Observe(method, pattern, scheme string, status int, d time.Duration) {
+	m.duration.WithLabelValues(normMethod(method), RouteTemplate(pattern), statusLabel(status), normScheme(scheme)).Observe(d.Seconds())
+}
+
+// RouteTemplate returns the path template of a ServeMux pattern
+// ("[METHOD ][HOST]/PATH"): "GET /products/{slug}" gives
+// "/products/{slug}". Anything else is returned as it is.
+func RouteTemplate(pattern string) string {
+	if i := strings.IndexByte(pattern, ' '); i >= 0 {
+		pattern = strings.TrimLeft(pattern[i+1:], " \t")
+	}
+	if i := strings.IndexByte(pattern, '/'); i > 0 {
+		pattern = pattern[i:]
+	}
+	return pattern
+}
+
+// normScheme keeps the url_scheme label to its two values.
+func normScheme(s string) string {
+	if s == "https" {
+		return "https"
+	}
+	return "http"
 }
 
 // statusLabel spells common status codes without allocating; strconv

@@ -38,3 +38,20 @@ func TestLoggerAddsRequestID(t *testing.T) {
 		t.Fatal("bad format accepted")
 	}
 }
+
+func TestRouteTemplate(t *testing.T) {
+	for pattern, want := range map[string]string{
+		"GET /products/{slug}":         "/products/{slug}",
+		"POST /api/v1/checkout":        "/api/v1/checkout",
+		"GET /{$}":                     "/{$}",
+		"/":                            "/",
+		"/api/":                        "/api/",
+		"GET example.com/products/{s}": "/products/{s}",
+		"example.com/":                 "/",
+		"unmatched":                    "unmatched",
+	} {
+		if got := RouteTemplate(pattern); got != want {
+			t.Errorf("RouteTemplate(%q) = %q, want %q", pattern, got, want)
+		}
+	}
+}

@@ -118,7 +118,7 @@ func main() {
 	flag.StringVar(&cfg.seriesFile, "series", "", "file to write a table of the run in -series-every buckets to")
 	flag.DurationVar(&cfg.seriesIvl, "series-every", 5*time.Second, "bucket width of -series")
 	flag.StringVar(&cfg.label, "label", "run", "name of the run in the report")
-	flag.StringVar(&cfg.serverRoute, "server-route", "GET /api/v1/products", "http_route whose server-side latency histogram (http_server_request_duration_seconds) is reported from -metrics")
+	flag.StringVar(&cfg.serverRoute, "server-route", "/api/v1/products", "http_route (path template) of GET requests whose server-side latency histogram (http_server_request_duration_seconds) is reported from -metrics")
 	flag.Uint64Var(&cfg.seed, "seed", 0, "random seed (0: from the clock)")
 	flag.Parse()
 
