@@ -111,4 +111,39 @@ func TestOrderPipelineEndToEnd(t *testing.T) {
 	if _, status := buy("4000000000000002"); status != "payment_failed" {
 		t.Fatalf("declined card: order %s, want payment_failed", status)
 	}
+	// The pipeline's freshness histogram counts the paid order, not the
+	// declined one. The worker observes it just after marking the order
+	// paid, so wait for it with a deadline.
+	waitMetric(t, s, "surge_order_checkout_to_paid_seconds_count", "1")
+	if v := metricLine(t, s, `surge_order_checkout_to_paid_seconds_bucket{le="30"}`); v != "1" {
+		t.Fatalf("orders paid within 30s = %q, want 1", v)
+	}
+}
+
+// metricLine returns the value of the exposition line whose name and
+// labels are exactly series, or "".
+func metricLine(t *testing.T, s *runningShop, series string) string {
+	t.Helper()
+	for _, line := range strings.Split(do(t, "GET", s.AdminURL+"/metrics", "", "").Body, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// waitMetric waits until series reads want, for at most 10 seconds.
+func waitMetric(t *testing.T, s *runningShop, series, want string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v := metricLine(t, s, series)
+		if v == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s = %q after 10s, want %s", series, v, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

@@ -55,18 +55,26 @@ type Workers struct {
 	ClaimLease time.Duration
 
 	captured, declined, expired, refunded prometheus.Counter
+	// toPaid is the order pipeline's freshness: how long after its
+	// checkout an order was paid.
+	toPaid prometheus.Histogram
 }
 
 // New returns Workers with their metrics registered on reg.
 func New(st Store, pay payment.Provider, mail Mailer, log *slog.Logger, shopName string, reg prometheus.Registerer) (*Workers, error) {
 	w := &Workers{Store: st, Payments: pay, Mail: mail, Log: log, ShopName: shopName,
-		captured:   prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_captured_total", Help: "Orders whose payment was captured."}),
-		declined:   prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_declined_total", Help: "Orders whose payment was declined."}),
-		expired:    prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_orders_expired_total", Help: "Unpaid orders expired and their stock released."}),
-		refunded:   prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_refunded_total", Help: "Captures refunded because their order had expired meanwhile."}),
+		captured: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_captured_total", Help: "Orders whose payment was captured."}),
+		declined: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_declined_total", Help: "Orders whose payment was declined."}),
+		expired:  prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_orders_expired_total", Help: "Unpaid orders expired and their stock released."}),
+		refunded: prometheus.NewCounter(prometheus.CounterOpts{Name: "surge_payments_refunded_total", Help: "Captures refunded because their order had expired meanwhile."}),
+		toPaid: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "surge_order_checkout_to_paid_seconds",
+			Help: "Time from an order's checkout to its payment, as the worker's clock reads the order's creation time.",
+			// The freshness SLO counts orders paid within 30 s; a bound
+			// must be a bucket edge for the SLO to read it.
+			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}}),
 		ClaimLease: 2 * time.Minute,
 	}
-	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired, w.refunded} {
+	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired, w.refunded, w.toPaid} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register pipeline metrics: %w", err)
 		}
@@ -129,7 +137,11 @@ func (w *Workers) Capture(ctx context.Context, data []byte) error {
 		return nil // paid, failed or expired already: a redelivery
 	}
 	if o.Total.Amount == 0 {
-		return w.Store.MarkPaid(ctx, o.ID, "nothing to pay")
+		if err := w.Store.MarkPaid(ctx, o.ID, "nothing to pay"); err != nil {
+			return err
+		}
+		w.paid(o)
+		return nil
 	}
 	auth, err := w.Payments.Authorize(ctx, payment.AuthorizeRequest{IdempotencyKey: "authorize:" + o.ID, OrderID: o.ID,
 		Amount: o.Total, PaymentMethod: o.PaymentMethod})
@@ -164,7 +176,17 @@ func (w *Workers) Capture(ctx context.Context, data []byte) error {
 		return err
 	}
 	w.captured.Inc()
+	w.paid(o)
 	return nil
+}
+
+// paid records how long the order took from checkout to paid. A
+// redelivery of a paid order returns before this, so each order counts
+// once per process that paid it.
+func (w *Workers) paid(o order.Order) {
+	if !o.CreatedAt.IsZero() {
+		w.toPaid.Observe(max(time.Since(o.CreatedAt), 0).Seconds())
+	}
 }
 
 // paymentError decides what a provider error means for the order: a
