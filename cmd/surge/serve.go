@@ -265,6 +265,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	reg := telemetry.NewRegistry()
 	health := ops.NewHealth()
+	if err := health.Register(reg); err != nil {
+		return err
+	}
 
 	// The admin listener comes up first so that probes and scrapes work
 	// while the store migrates and the demo seeds.
