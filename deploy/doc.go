@@ -5,3 +5,7 @@
 // Compose loader and Kubernetes API types, so a misspelled field, a probe
 // on the wrong port or a Service that selects no pod fails `go test`.
 package deploy
+
+// The Prometheus rules, their unit tests and the Grafana dashboards are
+// generated from slo/surge.yaml (see internal/opspack).
+//go:generate go run ../internal/opspack/opsgen -root ..

@@ -19,7 +19,9 @@ import (
 // File is an SLO file: the service and its objectives.
 type File struct {
 	Service string
-	SLOs    []SLO
+	// Labels are added to every rule generated from the file.
+	Labels map[string]string
+	SLOs   []SLO
 }
 
 // SLO is one objective.
@@ -40,8 +42,9 @@ type SLO struct {
 func (s SLO) ErrorBudget() float64 { return (100 - s.Objective) / 100 }
 
 type specFile struct {
-	Version string `yaml:"version"`
-	Service string `yaml:"service"`
+	Version string            `yaml:"version"`
+	Service string            `yaml:"service"`
+	Labels  map[string]string `yaml:"labels"`
 	SLOs    []struct {
 		Name        string  `yaml:"name"`
 		Objective   float64 `yaml:"objective"`
@@ -73,7 +76,7 @@ func Parse(data []byte) (*File, error) {
 	if spec.Service == "" {
 		return nil, errors.New("slo file: service: required")
 	}
-	f := &File{Service: spec.Service}
+	f := &File{Service: spec.Service, Labels: spec.Labels}
 	seen := map[string]bool{}
 	var errs []error
 	for i, s := range spec.SLOs {
