@@ -53,6 +53,7 @@ type loadRunConfig struct {
 	Timeout     time.Duration
 	Grace       time.Duration
 	Thresholds  []string
+	SLOFile     string
 	Out         string
 	Report      string
 	Agents      []string
@@ -257,7 +258,13 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 			if err != nil {
 				return err
 			}
-			return runLoad(cmd, c, job, ths, stdout, stderr)
+			var slos []loadtest.SLO
+			if c.SLOFile != "" {
+				if slos, err = loadSLOs(c.SLOFile); err != nil {
+					return fmt.Errorf("--slo: %w", err)
+				}
+			}
+			return runLoad(cmd, c, job, ths, slos, stdout, stderr)
 		},
 	}
 	f := cmd.Flags()
@@ -278,6 +285,7 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 	f.DurationVar(&c.Timeout, "timeout", 30*time.Second, "per request")
 	f.DurationVar(&c.Grace, "grace", 0, "time for started sessions to finish after --duration (default: --timeout)")
 	f.StringArrayVar(&c.Thresholds, "threshold", nil, "pass/fail condition, repeatable: 'p99<300ms', 'errors<0.1%', 'checkout:p95<800ms'")
+	f.StringVar(&c.SLOFile, "slo", "", "SLO file (deploy/slo/surge.yaml): judge the run by its objectives, one verdict line each")
 	f.StringVar(&c.Out, "out", "", "write the result as JSON to this file")
 	f.StringVar(&c.Report, "report", "", "write the self-contained HTML report to this file")
 	f.StringSliceVar(&c.Agents, "agents", nil, "run on these agents (host:port,...) instead of here, splitting the load")
@@ -290,7 +298,7 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 	return cmd
 }
 
-func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadtest.Threshold, stdout, stderr io.Writer) error {
+func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadtest.Threshold, slos []loadtest.SLO, stdout, stderr io.Writer) error {
 	ctx := cmd.Context()
 	terminal := isTerminal(stderr)
 	var res *loadtest.Result
@@ -321,6 +329,13 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 		}
 	}
 	loadtest.Evaluate(res, ths)
+	if len(slos) > 0 {
+		cfg, err := job.Config()
+		if err != nil {
+			return err
+		}
+		cfg.EvaluateSLOs(res, slos)
+	}
 	if err := report.Summary(stdout, res); err != nil {
 		return err
 	}
@@ -350,7 +365,12 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 				failed++
 			}
 		}
-		return &loadtest.ThresholdError{Failed: failed, Total: len(res.Thresholds)}
+		for _, s := range res.SLOs {
+			if s.Verdict == loadtest.SLOFail {
+				failed++
+			}
+		}
+		return &loadtest.ThresholdError{Failed: failed, Total: len(res.Thresholds) + len(res.SLOs)}
 	}
 	return nil
 }

@@ -321,3 +321,51 @@ func TestLoadAgents(t *testing.T) {
 		t.Errorf("summary lacks the agents:\n%s", stdout)
 	}
 }
+
+// TestLoadJudgedBySLOFile: --slo judges a rehearsal by the objectives
+// production alerts on, one verdict line each; an objective the run
+// breaks fails the command.
+func TestLoadJudgedBySLOFile(t *testing.T) {
+	shop := startShop(t, "--admission=false")
+	dir := t.TempDir()
+	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "buy", "--think", "10ms",
+		"--rate", "5", "--duration", "2s", "--slo", "../../deploy/slo/surge.yaml", "--out", filepath.Join(dir, "r.json"), "--quiet")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, want := range []string{"slos:", "pass  checkout-availability >= 99.9% good (actual 100%, 0 of 10 requests bad)",
+		"pass  cart-add-availability", "pass  checkout-latency", "pass  storefront-latency-cached",
+		"skip  checkout-payments >= 99%: server-side events (surge_events_processed_total)",
+		"skip  waitroom-availability >= 99.9%: no request of this run counts"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("summary lacks %q:\n%s", want, out)
+		}
+	}
+	if r := readResult(t, filepath.Join(dir, "r.json")); len(r.SLOs) != 9 {
+		t.Errorf("result has %d SLO verdicts, want 9", len(r.SLOs))
+	}
+
+	// An objective that calls every placed order bad.
+	strict := filepath.Join(dir, "strict.yaml")
+	if err := writeFile(strict, `version: prometheus/v1
+service: surge
+slos:
+  - name: checkout-never-201
+    objective: 99
+    sli:
+      events:
+        error_query: sum(rate(http_server_request_duration_seconds_count{http_request_method="POST",http_route="/api/v1/checkout",http_response_status_code="201"}[{{.window}}]))
+        total_query: sum(rate(http_server_request_duration_seconds_count{http_request_method="POST",http_route="/api/v1/checkout"}[{{.window}}]))
+`); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runLoadCmd(t, "run", "--target", shop.URL, "--journey", "buy", "--think", "10ms",
+		"--rate", "5", "--duration", "1s", "--slo", strict, "--quiet")
+	var te *loadtest.ThresholdError
+	if !errors.As(err, &te) || !strings.Contains(out, "FAIL  checkout-never-201 >= 99% good (actual 0%, 5 of 5 requests bad)") {
+		t.Fatalf("err %v, want a threshold failure\n%s", err, out)
+	}
+	if _, err := runLoadCmd(t, "run", "--target", shop.URL, "--rate", "1", "--duration", "1s", "--slo", filepath.Join(dir, "missing.yaml")); err == nil {
+		t.Error("a missing SLO file was accepted")
+	}
+}

@@ -224,6 +224,8 @@ type Result struct {
 	Drop     *DropResult    `json:"drop,omitempty"` // how the drop journey's buyers ended
 
 	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
+	// SLOs are the objectives of an SLO file judged on the run.
+	SLOs []SLOResult `json:"slos,omitempty"`
 }
 
 // DropResult is how the buyers of a drop rehearsal ended. Every buyer
@@ -278,6 +280,11 @@ func (r *Result) Rate() float64 {
 func (r *Result) Passed() bool {
 	for _, t := range r.Thresholds {
 		if !t.Pass {
+			return false
+		}
+	}
+	for _, s := range r.SLOs {
+		if s.Verdict == SLOFail {
 			return false
 		}
 	}

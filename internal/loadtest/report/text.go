@@ -154,6 +154,12 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 			fmt.Fprintf(&b, "  %s\n", t)
 		}
 	}
+	if len(r.SLOs) > 0 {
+		fmt.Fprintln(&b, "slos:")
+		for _, s := range r.SLOs {
+			fmt.Fprintf(&b, "  %s\n", s)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
