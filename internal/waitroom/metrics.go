@@ -49,6 +49,7 @@ type metrics struct {
 	admitted *prometheus.Desc
 	active   *prometheus.Desc
 	rate     *prometheus.Desc
+	units    *prometheus.Desc
 }
 
 func newMetrics(r *Room) *metrics {
@@ -66,6 +67,8 @@ func newMetrics(r *Room) *metrics {
 			"Admitted visitors whose slot is not freed yet, by drop.", []string{"drop"}, nil),
 		rate: prometheus.NewDesc("surge_waitroom_admit_rate",
 			"Admission rate in force, visitors per minute (0 while paused), by drop.", []string{"drop"}, nil),
+		units: prometheus.NewDesc("surge_waitroom_units_available",
+			"Units of the drop still to be had (not sold, not held by a live reservation), as the room last read them, by drop.", []string{"drop"}, nil),
 	}
 }
 
@@ -83,6 +86,7 @@ func (m *metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- m.admitted
 	ch <- m.active
 	ch <- m.rate
+	ch <- m.units
 }
 
 // Collect implements prometheus.Collector: the counters of every open
@@ -111,6 +115,10 @@ func (m *metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.admitted, prometheus.CounterValue, float64(c.Admitted), id)
 		ch <- prometheus.MustNewConstMetric(m.active, prometheus.GaugeValue, float64(c.Active), id)
 		ch <- prometheus.MustNewConstMetric(m.rate, prometheus.GaugeValue, rate, id)
+		m.room.soldOut(ctx, drops[id], now) // reads the stock again once its reading is stale
+		if s, ok := drops[id].stock.peek(); ok && s.known {
+			ch <- prometheus.MustNewConstMetric(m.units, prometheus.GaugeValue, float64(max(s.available, 0)), id)
+		}
 	}
 }
 
