@@ -267,7 +267,7 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	metrics := do(t, "GET", s.AdminURL+"/metrics", "", "").Body
 	for _, m := range []string{`http_server_request_duration_seconds_bucket{http_request_method="GET",http_response_status_code="200",http_route="/products/{slug}",url_scheme="http"`,
-		`surge_ready{state="ready"} 1`, "surge_page_cache_requests_total", "surge_object_cache_requests_total", "surge_admission_limit", "surge_admission_admitted_total", "go_goroutines"} {
+		`surge_ready{state="ready"} 1`, `go_sql_open_connections{db_name="writer"}`, "surge_page_cache_requests_total", "surge_object_cache_requests_total", "surge_admission_limit", "surge_admission_admitted_total", "go_goroutines"} {
 		if !strings.Contains(metrics, m) {
 			t.Errorf("metrics lack %s", m)
 		}

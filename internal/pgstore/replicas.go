@@ -323,7 +323,7 @@ func newMetrics(replicas []*replica) *metrics {
 // Register adds the store's metrics to reg: replica lag
 // (surge_db_replica_lag_seconds), replica health, and where reads went.
 func (s *Store) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{s.metrics.lag, s.metrics.up, s.metrics.reads, s.metrics.fallbacks} {
+	for _, c := range []prometheus.Collector{s.metrics.lag, s.metrics.up, s.metrics.reads, s.metrics.fallbacks, newPoolCollector(s.primary)} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register postgres store metrics: %w", err)
 		}

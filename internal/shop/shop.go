@@ -174,6 +174,12 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		s.Close()
 		return nil, err
 	}
+	if s.Redis != nil {
+		if err := s.Redis.Register(reg); err != nil {
+			s.Close()
+			return nil, err
+		}
+	}
 	if err := s.openPipeline(ctx, cfg, log, reg); err != nil {
 		s.Close()
 		return nil, err
@@ -224,6 +230,12 @@ func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (Stor
 	if err := st.Migrate(ctx); err != nil {
 		st.Close()
 		return nil, err
+	}
+	if reg != nil {
+		if err := st.Register(reg); err != nil {
+			st.Close()
+			return nil, err
+		}
 	}
 	return st, nil
 }
