@@ -66,6 +66,13 @@ func Generate(ctx context.Context, root fs.FS) (map[string][]byte, error) {
 		return nil, err
 	}
 	out[BurnTestFile] = burn
+	dash, err := Dashboards(parsed)
+	if err != nil {
+		return nil, err
+	}
+	for name, b := range dash {
+		out[name] = b
+	}
 	return out, nil
 }
 

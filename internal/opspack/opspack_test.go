@@ -2,6 +2,7 @@ package opspack_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -138,4 +139,54 @@ func alertNames(t *testing.T, file string) []string {
 		}
 	}
 	return out
+}
+
+// TestDashboards: the three dashboards exist, and every query parses as
+// PromQL once Grafana's variables are filled in. (Which metrics they read
+// is checked against a running shop in cmd/surge.)
+func TestDashboards(t *testing.T) {
+	vars := strings.NewReplacer("$__rate_interval", "5m", "$__range", "1h", "$drop", ".*", "$instance", ".*")
+	files, err := opspack.Dashboards(mustSLOFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{opspack.OverviewDashboard, opspack.DropDashboard, opspack.RuntimeDashboard} {
+		var d struct {
+			UID    string `json:"uid"`
+			Panels []struct {
+				Title   string `json:"title"`
+				Targets []struct {
+					Expr string `json:"expr"`
+				} `json:"targets"`
+			} `json:"panels"`
+		}
+		if err := json.Unmarshal(files[name], &d); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n := 0
+		for _, p := range d.Panels {
+			for _, q := range p.Targets {
+				n++
+				if _, err := slo.MetricNames(vars.Replace(q.Expr)); err != nil {
+					t.Errorf("%s: panel %q: %q: %v", name, p.Title, q.Expr, err)
+				}
+			}
+		}
+		if d.UID == "" || n < 8 {
+			t.Errorf("%s: uid %q, %d queries", name, d.UID, n)
+		}
+	}
+}
+
+func mustSLOFile(t *testing.T) *slo.File {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, opspack.SLOFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := slo.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
 }
