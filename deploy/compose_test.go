@@ -62,7 +62,7 @@ func isSurge(s types.ServiceConfig) bool {
 // TestComposeRequiresSecrets checks that every secret is required: Compose
 // must refuse to start rather than run with an empty password or key.
 func TestComposeRequiresSecrets(t *testing.T) {
-	for _, name := range []string{"POSTGRES_PASSWORD", "REPLICATION_PASSWORD", "REDIS_PASSWORD", "SURGE_WAITROOM_KEYS", "SURGE_ADMIN_TOKEN"} {
+	for _, name := range []string{"POSTGRES_PASSWORD", "REPLICATION_PASSWORD", "REDIS_PASSWORD", "SURGE_WAITROOM_KEYS", "SURGE_ADMIN_TOKEN", "GRAFANA_ADMIN_PASSWORD"} {
 		env := composeEnv(t)
 		if _, ok := env[name]; !ok {
 			t.Errorf(".env.example does not list %s", name)
@@ -79,7 +79,8 @@ func TestComposeRequiresSecrets(t *testing.T) {
 // that exist.
 func TestComposeTopology(t *testing.T) {
 	p := mustLoadCompose(t)
-	want := []string{"postgres", "postgres-replica", "redis", "nats-1", "nats-2", "nats-3", "api", "worker", "haproxy"}
+	want := []string{"postgres", "postgres-replica", "redis", "nats-1", "nats-2", "nats-3", "api", "worker", "haproxy",
+		"prometheus", "alertmanager", "grafana"}
 	if got := slices.Sorted(maps.Keys(p.Services)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("services = %v, want %v", got, want)
 	}

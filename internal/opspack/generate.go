@@ -73,6 +73,13 @@ func Generate(ctx context.Context, root fs.FS) (map[string][]byte, error) {
 	for name, b := range dash {
 		out[name] = b
 	}
+	cms, err := configMaps(root, out)
+	if err != nil {
+		return nil, err
+	}
+	for name, b := range cms {
+		out[name] = b
+	}
 	return out, nil
 }
 
