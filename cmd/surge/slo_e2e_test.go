@@ -434,3 +434,79 @@ func mustWriteFile(t *testing.T, path, content string) {
 		t.Fatal(err)
 	}
 }
+
+// TestShippedRulesOnServicesPrometheus: the Prometheus scripts/services
+// starts, loaded with the shipped rule files, scrapes a shop the test
+// names in a file_sd target file, and evaluates every rule group without
+// an error.
+func TestShippedRulesOnServicesPrometheus(t *testing.T) {
+	prom, targets := os.Getenv("SURGE_TEST_PROMETHEUS"), os.Getenv("SURGE_TEST_PROMETHEUS_TARGETS")
+	if prom == "" || targets == "" {
+		t.Skip("SURGE_TEST_PROMETHEUS not set: run scripts/services start and source its env")
+	}
+	s := startShop(t)
+	run := fmt.Sprintf("r%d", time.Now().UnixNano())
+	target := filepath.Join(targets, run+".json")
+	mustWriteFile(t, target, fmt.Sprintf(`[{"targets": [%q], "labels": {"test_run": %q}}]`, strings.TrimPrefix(s.AdminURL, "http://"), run))
+	t.Cleanup(func() { os.Remove(target) })
+
+	ready := func() bool {
+		var res struct {
+			Data struct {
+				Result []struct {
+					Value []any `json:"value"`
+				} `json:"result"`
+			} `json:"data"`
+		}
+		q := url.Values{"query": {`surge_ready{state="ready", test_run="` + run + `"}`}}
+		if err := getJSON(prom+"/api/v1/query?"+q.Encode(), &res); err != nil {
+			t.Log(err)
+			return false
+		}
+		return len(res.Data.Result) == 1 && res.Data.Result[0].Value[1] == "1"
+	}
+	eventually(t, "Prometheus scraping the shop named in the file_sd target file", 30*time.Second, ready)
+
+	var rules struct {
+		Data struct {
+			Groups []struct {
+				Name  string `json:"name"`
+				File  string `json:"file"`
+				Rules []struct {
+					Name   string `json:"name"`
+					Health string `json:"health"`
+					Error  string `json:"lastError"`
+				} `json:"rules"`
+			} `json:"groups"`
+		} `json:"data"`
+	}
+	// Every group evaluates within a few of the 1 s intervals.
+	eventually(t, "every shipped rule evaluated", 30*time.Second, func() bool {
+		if err := getJSON(prom+"/api/v1/rules", &rules); err != nil {
+			t.Log(err)
+			return false
+		}
+		for _, g := range rules.Data.Groups {
+			for _, r := range g.Rules {
+				if r.Health != "ok" {
+					return false
+				}
+			}
+		}
+		return len(rules.Data.Groups) > 0
+	})
+	files := map[string]bool{}
+	for _, g := range rules.Data.Groups {
+		files[filepath.Base(g.File)] = true
+		for _, r := range g.Rules {
+			if r.Error != "" {
+				t.Errorf("%s: %s: %s", g.Name, r.Name, r.Error)
+			}
+		}
+	}
+	for _, f := range []string{"slo-rules.yml", "saturation-rules.yml"} {
+		if !files[f] {
+			t.Errorf("services Prometheus has not loaded %s (has %v)", f, files)
+		}
+	}
+}
