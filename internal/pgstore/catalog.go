@@ -65,22 +65,28 @@ func scanCategory(row pgx.Row) (catalog.Category, error) {
 // its subtree, and siblings come by position, then ID. It may read a
 // replica.
 func (s *Store) Categories(ctx context.Context) ([]catalog.Category, error) {
-	rows, err := s.read(ctx).Query(ctx, `SELECT `+categoryColumns+` FROM categories ORDER BY position, id`)
-	if err != nil {
-		return nil, fmt.Errorf("categories: %w", err)
-	}
-	defer rows.Close()
-	children := map[int64][]catalog.Category{}
-	n := 0
-	for rows.Next() {
-		c, err := scanCategory(rows)
+	var (
+		children map[int64][]catalog.Category
+		n        int
+	)
+	err := s.reading(ctx, func(db querier) error {
+		rows, err := db.Query(ctx, `SELECT `+categoryColumns+` FROM categories ORDER BY position, id`)
 		if err != nil {
-			return nil, fmt.Errorf("categories: %w", err)
+			return err
 		}
-		children[c.ParentID] = append(children[c.ParentID], c)
-		n++
-	}
-	if err := rows.Err(); err != nil {
+		defer rows.Close()
+		children, n = map[int64][]catalog.Category{}, 0
+		for rows.Next() {
+			c, err := scanCategory(rows)
+			if err != nil {
+				return err
+			}
+			children[c.ParentID] = append(children[c.ParentID], c)
+			n++
+		}
+		return rows.Err()
+	})
+	if err != nil {
 		return nil, fmt.Errorf("categories: %w", err)
 	}
 	out := make([]catalog.Category, 0, n)
@@ -102,7 +108,12 @@ func (s *Store) CategoryBySlug(ctx context.Context, slug string) (catalog.Catego
 	if !storable(slug) {
 		return catalog.Category{}, fmt.Errorf("category %q: %w", slug, catalog.ErrNotFound)
 	}
-	c, err := scanCategory(s.read(ctx).QueryRow(ctx, `SELECT `+categoryColumns+` FROM categories WHERE slug = $1`, slug))
+	var c catalog.Category
+	err := s.reading(ctx, func(db querier) error {
+		var err error
+		c, err = scanCategory(db.QueryRow(ctx, `SELECT `+categoryColumns+` FROM categories WHERE slug = $1`, slug))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return catalog.Category{}, fmt.Errorf("category %q: %w", slug, catalog.ErrNotFound)
 	}
@@ -243,7 +254,7 @@ func (s *Store) ProductBySlug(ctx context.Context, slug string) (catalog.Product
 	if !storable(slug) {
 		return catalog.Product{}, fmt.Errorf("product %q: %w", slug, catalog.ErrNotFound)
 	}
-	p, err := productWhere(ctx, s.read(ctx), "slug = $1", slug)
+	p, err := s.readProduct(ctx, "slug = $1", slug)
 	if err != nil {
 		return catalog.Product{}, fmt.Errorf("product %q: %w", slug, err)
 	}
@@ -253,11 +264,22 @@ func (s *Store) ProductBySlug(ctx context.Context, slug string) (catalog.Product
 // ProductByID returns a product with its variants, whatever its status.
 // It may read a replica.
 func (s *Store) ProductByID(ctx context.Context, id int64) (catalog.Product, error) {
-	p, err := productWhere(ctx, s.read(ctx), "id = $1", id)
+	p, err := s.readProduct(ctx, "id = $1", id)
 	if err != nil {
 		return catalog.Product{}, fmt.Errorf("product %d: %w", id, err)
 	}
 	return p, nil
+}
+
+// readProduct is productWhere on a replica, or the primary.
+func (s *Store) readProduct(ctx context.Context, cond string, arg any) (catalog.Product, error) {
+	var p catalog.Product
+	err := s.reading(ctx, func(db querier) error {
+		var err error
+		p, err = productWhere(ctx, db, cond, arg)
+		return err
+	})
+	return p, err
 }
 
 const productColumns = `p.id, p.slug, p.name, p.description, p.status, p.category_id, p.images, p.attributes,
@@ -337,7 +359,10 @@ func productWhere(ctx context.Context, q querier, cond string, arg any) (catalog
 // CountProducts counts products of any status. It may read a replica.
 func (s *Store) CountProducts(ctx context.Context) (int, error) {
 	var n int
-	if err := s.read(ctx).QueryRow(ctx, `SELECT count(*) FROM products`).Scan(&n); err != nil {
+	err := s.reading(ctx, func(db querier) error {
+		return db.QueryRow(ctx, `SELECT count(*) FROM products`).Scan(&n)
+	})
+	if err != nil {
 		return 0, fmt.Errorf("count products: %w", err)
 	}
 	return n, nil
@@ -419,7 +444,12 @@ func (s *Store) VariantBySKU(ctx context.Context, sku string) (catalog.Variant, 
 	if !storable(sku) {
 		return catalog.Variant{}, fmt.Errorf("variant %q: %w", sku, catalog.ErrNotFound)
 	}
-	v, err := scanVariant(s.read(ctx).QueryRow(ctx, `SELECT `+variantColumns+` FROM variants WHERE sku = $1`, sku))
+	var v catalog.Variant
+	err := s.reading(ctx, func(db querier) error {
+		var err error
+		v, err = scanVariant(db.QueryRow(ctx, `SELECT `+variantColumns+` FROM variants WHERE sku = $1`, sku))
+		return err
+	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return catalog.Variant{}, fmt.Errorf("variant %q: %w", sku, catalog.ErrNotFound)
 	}

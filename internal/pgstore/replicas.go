@@ -2,14 +2,19 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"math"
+	"net"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -156,12 +161,12 @@ func newReplica(name string, pool *pgxpool.Pool) *replica {
 	return r
 }
 
-// read returns where a read that may be stale should run: a replica that
-// is up, within MaxReplicaLag and past the context's minimum LSN, or else
-// the primary.
-func (s *Store) read(ctx context.Context) querier {
+// replicaFor returns the replica a read that may be stale should run on:
+// one that is up, within MaxReplicaLag and past the context's minimum LSN;
+// nil when none is, and the read goes to the primary.
+func (s *Store) replicaFor(ctx context.Context) *replica {
 	if len(s.replicas) == 0 {
-		return s.primary
+		return nil
 	}
 	minLSN, _ := LSNFromContext(ctx)
 	minLSN = max(minLSN, LSN(s.floor.Load()))
@@ -171,11 +176,72 @@ func (s *Store) read(ctx context.Context) querier {
 		st := r.state.Load()
 		if st.up && st.lag <= s.maxLag && st.replayed >= minLSN {
 			s.metrics.reads.WithLabelValues(r.name).Inc()
-			return r.pool
+			return r
 		}
 	}
 	s.metrics.fallbacks.Inc()
-	return s.primary
+	return nil
+}
+
+// reading runs fn, a read that may be a moment stale, on a replica that
+// can serve it (see replicaFor), or else on the primary. A replica that
+// fails the read for a connection reason (killed, restarting, shutting
+// down) is marked down at once and fn runs again on the primary: it is a
+// read, so running it twice is harmless, and the shopper is not the one
+// to wait for the next check to notice. fn must therefore set, not
+// accumulate, what it reports.
+func (s *Store) reading(ctx context.Context, fn func(q querier) error) error {
+	r := s.replicaFor(ctx)
+	if r == nil {
+		return fn(s.primary)
+	}
+	err := fn(r.pool)
+	if err == nil || !connectionLost(err) || ctx.Err() != nil {
+		return err
+	}
+	s.markDown(r)
+	s.metrics.retries.WithLabelValues(r.name).Inc()
+	return fn(s.primary)
+}
+
+// markDown takes r out of the read rotation until a check finds it
+// answering again, and drops its pooled connections, which died with the
+// server: a replica back up gets fresh ones rather than failing a read
+// per dead connection. Of many reads failing together only the first
+// does this.
+func (s *Store) markDown(r *replica) {
+	old := r.state.Load()
+	if !old.up || !r.state.CompareAndSwap(old, &replicaState{lag: math.MaxInt64}) {
+		return
+	}
+	s.metrics.up.WithLabelValues(r.name).Set(0)
+	s.metrics.lag.WithLabelValues(r.name).Set(math.Inf(1))
+	r.pool.Reset()
+}
+
+// connectionLost reports whether err says the server could not be reached
+// or the connection to it died, rather than that the server answered the
+// query with an error: refused or reset connections, connections closed
+// under the query, and the server ending sessions because it is shutting
+// down, crashing or not yet accepting connections. A deadline or
+// cancellation is the caller giving up, which says nothing of the server.
+func connectionLost(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) || pgconn.Timeout(err) {
+		return false
+	}
+	if _, ok := errors.AsType[*pgconn.ConnectError](err); ok {
+		return true
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pe.Code {
+		case codeAdminShutdown, codeCrashShutdown, codeCannotConnectNow:
+			return true
+		}
+		return strings.HasPrefix(pe.Code, "08") // connection exception
+	}
+	_, isNet := errors.AsType[net.Error](err)
+	return isNet || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE)
 }
 
 // replicaCheckTimeout bounds one check of the replicas: one that has not
@@ -290,6 +356,7 @@ type metrics struct {
 	lag       *prometheus.GaugeVec
 	up        *prometheus.GaugeVec
 	reads     *prometheus.CounterVec
+	retries   *prometheus.CounterVec
 	fallbacks prometheus.Counter
 }
 
@@ -307,6 +374,10 @@ func newMetrics(replicas []*replica) *metrics {
 			Name: "surge_db_replica_reads_total",
 			Help: "Reads served by each read replica.",
 		}, []string{"replica"}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "surge_db_replica_read_retries_total",
+			Help: "Reads a replica failed for a connection reason, run again on the primary; the replica is marked down at the first.",
+		}, []string{"replica"}),
 		fallbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "surge_db_replica_fallback_reads_total",
 			Help: "Reads that could go to a replica but went to the primary: every replica down, lagging or behind the reader's own writes.",
@@ -316,14 +387,16 @@ func newMetrics(replicas []*replica) *metrics {
 		m.lag.WithLabelValues(r.name).Set(math.Inf(1))
 		m.up.WithLabelValues(r.name).Set(0)
 		m.reads.WithLabelValues(r.name)
+		m.retries.WithLabelValues(r.name)
 	}
 	return m
 }
 
 // Register adds the store's metrics to reg: replica lag
-// (surge_db_replica_lag_seconds), replica health, and where reads went.
+// (surge_db_replica_lag_seconds), replica health, where reads went and
+// the reads retried on the primary.
 func (s *Store) Register(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{s.metrics.lag, s.metrics.up, s.metrics.reads, s.metrics.fallbacks, newPoolCollector(s.primary)} {
+	for _, c := range []prometheus.Collector{s.metrics.lag, s.metrics.up, s.metrics.reads, s.metrics.retries, s.metrics.fallbacks, newPoolCollector(s.primary)} {
 		if err := reg.Register(c); err != nil {
 			return fmt.Errorf("register postgres store metrics: %w", err)
 		}

@@ -2,11 +2,15 @@ package pgstore
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/surge-commerce/surge/internal/enginetest"
 )
 
 // routedStore is a store whose pools never connect (pgxpool dials
@@ -53,12 +57,12 @@ func TestReadRouting(t *testing.T) {
 		}
 		seen := map[string]bool{}
 		for range 10 { // round robin: every acceptable target in turn
-			switch s.read(ctx) {
-			case s.primary:
+			switch s.replicaFor(ctx) {
+			case nil:
 				seen["primary"] = true
-			case s.replicas[0].pool:
+			case s.replicas[0]:
 				seen["a"] = true
-			case s.replicas[1].pool:
+			case s.replicas[1]:
 				seen["b"] = true
 			}
 		}
@@ -110,6 +114,73 @@ func TestParseLSN(t *testing.T) {
 	for _, s := range []string{"", "16", "16/", "/1", "G/1", "1/1/1", "100000000/0"} {
 		if _, err := ParseLSN(s); err == nil {
 			t.Errorf("ParseLSN(%q) succeeded", s)
+		}
+	}
+}
+
+// TestConnectionLost tells real connection failures, which send a replica
+// read to the primary, from errors the server answers with, which would
+// fail there too, and from the caller giving up.
+func TestConnectionLost(t *testing.T) {
+	primary, _ := enginetest.Postgres(t)
+	ctx := t.Context()
+	conn, err := pgx.Connect(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	_, refused := pgx.Connect(ctx, "postgres://nobody@127.0.0.1:1/none?connect_timeout=2")
+	_, syntax := conn.Exec(ctx, `SELEC 1`)
+	_, missing := conn.Exec(ctx, `SELECT * FROM no_such_table`)
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, gaveUp := conn.Exec(cancelled, `SELECT 1`)
+
+	// A server shutting down ends its sessions with 57P01, as a
+	// terminated backend does.
+	killer, err := pgx.Connect(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer killer.Close(context.Background())
+	victim, err := pgx.Connect(ctx, primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pid uint32
+	if err := victim.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := killer.Exec(ctx, `SELECT pg_terminate_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	_, terminated := victim.Exec(ctx, `SELECT 1`)
+	_, closed := victim.Exec(ctx, `SELECT 1`)
+
+	for _, tt := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"connection refused", refused, true},
+		{"session terminated", terminated, true},
+		{"connection already closed", closed, true},
+		{"syntax error", syntax, false},
+		{"missing table", missing, false},
+		{"caller cancelled", gaveUp, false},
+		{"no error", nil, false},
+	} {
+		if tt.want && tt.err == nil {
+			t.Errorf("%s: no error to classify", tt.name)
+			continue
+		}
+		err := tt.err
+		if err != nil {
+			err = fmt.Errorf("wrapped: %w", err)
+		}
+		if got := connectionLost(err); got != tt.want {
+			t.Errorf("%s (%v): connectionLost = %v, want %v", tt.name, tt.err, got, tt.want)
 		}
 	}
 }

@@ -34,9 +34,23 @@ func (s *Store) SearchProducts(ctx context.Context, q catalog.Query) (catalog.Pa
 	}
 
 	query, args := searchSQL(q, words, sort, limit)
-	rows, err := s.read(ctx).Query(ctx, query, args...)
+	var page catalog.Page
+	err = s.reading(ctx, func(db querier) error {
+		var err error
+		page, err = searchPage(ctx, db, query, args, sort, limit)
+		return err
+	})
 	if err != nil {
 		return catalog.Page{}, fmt.Errorf("search products: %w", err)
+	}
+	return page, nil
+}
+
+// searchPage runs a listing query from searchSQL on db and reads its page.
+func searchPage(ctx context.Context, db querier, query string, args []any, sort catalog.Sort, limit int) (catalog.Page, error) {
+	rows, err := db.Query(ctx, query, args...)
+	if err != nil {
+		return catalog.Page{}, err
 	}
 	defer rows.Close()
 	page := catalog.Page{Items: make([]catalog.Product, 0, limit)}
@@ -58,12 +72,12 @@ func (s *Store) SearchProducts(ctx context.Context, q catalog.Query) (catalog.Pa
 		}
 		p, err := scanProduct(rows, &rank)
 		if err != nil {
-			return catalog.Page{}, fmt.Errorf("search products: %w", err)
+			return catalog.Page{}, err
 		}
 		page.Items = append(page.Items, p)
 	}
 	if err := rows.Err(); err != nil {
-		return catalog.Page{}, fmt.Errorf("search products: %w", err)
+		return catalog.Page{}, err
 	}
 	return page, nil
 }

@@ -318,11 +318,16 @@ func (s *Store) Offers(ctx context.Context, skus []string) (map[string]cart.Offe
 	if len(keys) == 0 {
 		return out, nil
 	}
-	q := s.read(ctx)
-	if err := offers(ctx, q, keys, out); err != nil {
+	onReplica := false
+	err := s.reading(ctx, func(db querier) error {
+		clear(out)
+		onReplica = db != querier(s.primary)
+		return offers(ctx, db, keys, out)
+	})
+	if err != nil {
 		return nil, err
 	}
-	if len(out) < len(keys) && q != querier(s.primary) {
+	if len(out) < len(keys) && onReplica {
 		var missing []string
 		for _, k := range keys {
 			if _, ok := out[k]; !ok {
