@@ -171,3 +171,54 @@ func metricValue(t *testing.T, reg *prometheus.Registry, name, replica string) f
 	}
 	return 0
 }
+
+// TestPrimaryDownIs503: with the PostgreSQL primary unreachable, what
+// needs it is answered 503 with Retry-After, on pages and in the API, as
+// any dependency outage is: the request may succeed in a moment and was no
+// fault of the shopper's. Never a 500.
+func TestPrimaryDownIs503(t *testing.T) {
+	primary, _ := enginetest.Postgres(t)
+	px := enginetest.NewProxy(t, primary)
+	cfg := shop.Defaults()
+	cfg.DataDir = t.TempDir()
+	cfg.DBURL = px.URL
+	cfg.PageCache, cfg.Admission, cfg.AccessLog = false, false, false
+	cfg.WaitroomKeys = "k1:" + strings.Repeat("QUJD", 11)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	sh, err := shop.Open(t.Context(), cfg, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sh.Close() })
+	cats, prods := demoshop.Generate(demoshop.Options{Products: 10, Seed: 1})
+	if err := sh.Store.ImportCatalog(t.Context(), cats, prods); err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sh.Handler)
+	t.Cleanup(srv.Close)
+	sku := prods[0].Variants[0].SKU
+	if code, body := call(t, http.DefaultClient, "GET", srv.URL+"/api/v1/products?q=a", ""); code != 200 {
+		t.Fatalf("search with the primary up: %d %s", code, body)
+	}
+
+	px.Cut() // as the primary going down: connections reset, new ones refused
+	for _, r := range []struct{ method, path, body string }{
+		{"GET", "/api/v1/products?q=" + strings.Fields(prods[1].Name)[0], ""},
+		{"GET", "/search?q=" + strings.Fields(prods[2].Name)[0], ""},
+		{"GET", "/api/v1/products/" + prods[3].Slug, ""},
+		{"GET", "/products/" + prods[4].Slug, ""},
+		{"POST", "/api/v1/cart/items", `{"sku":"` + sku + `","quantity":1}`},
+	} {
+		req, _ := http.NewRequest(r.method, srv.URL+r.path, strings.NewReader(r.body))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Errorf("%s %s with the primary down: %d, Retry-After %q; want 503 with Retry-After",
+				r.method, r.path, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+	}
+}

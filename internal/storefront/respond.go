@@ -8,8 +8,10 @@ import (
 	"io"
 	"log/slog"
 	"mime"
+	"net"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
@@ -144,11 +146,35 @@ func errorStatus(err error) int {
 }
 
 // isUnavailable reports whether err says a shared dependency could not be
-// reached (an adapter marks such errors with Unavailable() bool): worth a
-// retry in a moment, not a fault of the shop's.
+// reached: worth a retry in a moment, not a fault of the shop's. An
+// adapter marks such errors with Unavailable() bool; a database driver's
+// failure to reach its server is one too, whichever store raised it and
+// whether or not it marked it (see connectionFailure).
 func isUnavailable(err error) bool {
 	var u interface{ Unavailable() bool }
-	return errors.As(err, &u) && u.Unavailable()
+	if errors.As(err, &u) {
+		return u.Unavailable()
+	}
+	return connectionFailure(err)
+}
+
+// connectionFailure reports whether err is a connection to a server
+// failing rather than the server's answer: refused, reset or cut off
+// mid-answer, a connection the driver had already closed (drivers mark
+// errors raised before anything was sent as SafeToRetry), or the server
+// ending the session because it is shutting down, crashing or starting
+// up (SQLSTATE class 08 and 57P01 to 57P03). It names no driver: the
+// interfaces it looks for are what the drivers' errors have in common.
+func connectionFailure(err error) bool {
+	var state interface{ SQLState() string }
+	if errors.As(err, &state) {
+		code := state.SQLState()
+		return strings.HasPrefix(code, "08") || code == "57P01" || code == "57P02" || code == "57P03"
+	}
+	var ne net.Error
+	var retry interface{ SafeToRetry() bool }
+	return errors.As(err, &ne) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) || errors.As(err, &retry) && retry.SafeToRetry()
 }
 
 // problem writes err as application/problem+json. Internal errors are
