@@ -19,6 +19,7 @@ import (
 	"github.com/surge-commerce/surge/internal/ops"
 	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // serveConfig is everything `surge serve` can be told.
@@ -142,6 +143,15 @@ func (c serveConfig) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir: required"))
 	}
+	if c.WaitroomKeys != "" {
+		if _, err := waitroom.ParseKeyring(c.WaitroomKeys); err != nil {
+			errs = append(errs, fmt.Errorf("--waitroom-keys: %w (each secret: at least %d random bytes, base64)", err, waitroom.MinSecretLen))
+		}
+	} else if c.RedisURL != "" && c.Role != string(shop.RoleWorker) {
+		// A key of its own in each replica's data dir would make every
+		// replica refuse the tickets and access tokens the others issue.
+		errs = append(errs, errors.New("--waitroom-keys: required with --redis-url: replicas sharing a waiting room must share its signing keys"))
+	}
 	if c.DemoProducts < 1 {
 		errs = append(errs, errors.New("--demo-products: must be at least 1"))
 	}
@@ -214,7 +224,7 @@ over the file.`,
 	f.IntVar(&cfg.StandbyRate, "standby-rate", 3000, "visitors let in from the standby line per minute")
 	f.IntVar(&cfg.StandbyMax, "standby-max-active", 2000, "cap on visitors let in from the standby line and still shopping")
 	f.DurationVar(&cfg.DropWarmup, "drop-warmup", 2*time.Minute, "how long before a drop starts its pages are cached and database connections opened")
-	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", "", "waiting-room signing keys, id:base64secret[,id:base64secret...], current first; every replica needs the same (empty: a key kept in --data-dir)")
+	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", "", "waiting-room signing keys, id:base64secret[,id:base64secret...], current first, each secret at least 32 random bytes; every replica needs the same, so required with --redis-url (empty: a key kept in --data-dir; a worker needs none)")
 	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", 30*time.Second, "how long before the messages of a silent (dead) worker are redelivered")
 	f.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server host:port for order mail; empty logs mail instead")
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "shop@localhost", "sender address of order mail")
@@ -222,7 +232,7 @@ over the file.`,
 	f.StringVar(&cfg.SMTPPassword, "smtp-password", "", "SMTP password")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics /debug/pprof")
-	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database")
+	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database, the embedded NATS server and a generated waiting-room key; created when needed")
 	f.BoolVar(&cfg.Demo, "demo", false, "seed the demo catalog on first start when the store is empty")
 	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for /api/v1/admin (with --demo and none set, one is generated and printed)")
@@ -301,6 +311,8 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
 		return err
 	}
+	role, _ := shop.ParseRole(cfg.Role)
+	sc.Role = role
 	sh, err := shop.Open(ctx, sc, log, reg)
 	if err != nil {
 		return err
@@ -315,7 +327,6 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 			return err
 		}
 	}
-	role, _ := shop.ParseRole(cfg.Role)
 	// Background work stops after the listener has drained, so orders
 	// accepted during the drain are still relayed.
 	runCtx, stopRun := context.WithCancel(context.WithoutCancel(ctx))

@@ -31,6 +31,9 @@ func keyringFor(cfg Config) (*waitroom.Keyring, error) {
 	path := filepath.Join(cfg.DataDir, "waitroom.keys")
 	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("waiting-room key: %w", err)
+		}
 		secret := make([]byte, 32)
 		if _, err := rand.Read(secret); err != nil {
 			return nil, err

@@ -89,6 +89,9 @@ func (m mailer) Send(ctx context.Context, to, subject, body string) error {
 // Run runs the background work of role until ctx ends: the outbox relay on
 // API processes, the order consumers and the expiry sweep on workers.
 func (s *Shop) Run(ctx context.Context, role Role) error {
+	if role != RoleWorker && s.Room == nil {
+		return fmt.Errorf("run %s: the shop was opened for a worker (Config.Role), without a storefront", role)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	if role == RoleAll || role == RoleAPI {

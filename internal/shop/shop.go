@@ -41,6 +41,13 @@ import (
 
 // Config is everything that shapes the assembled shop.
 type Config struct {
+	// Role is what the process runs (see Run); empty means RoleAll. A
+	// worker serves no HTTP, so it opens no waiting room and needs no
+	// waiting-room key.
+	Role Role
+	// DataDir holds the embedded database, the embedded NATS server's
+	// files and the generated waiting-room key, each only when used; it is
+	// created when first needed.
 	DataDir string
 	// DBURL names a PostgreSQL primary (postgres://...); empty keeps the
 	// embedded SQLite database in DataDir. DBReplicaURLs are its streaming
@@ -123,7 +130,9 @@ func Defaults() Config {
 		StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000}
 }
 
-// Shop is an assembled shop.
+// Shop is an assembled shop. A worker's (Config.Role) has the store, the
+// bus and the pipeline only: Handler, Catalog, Carts, Checkout and Room
+// are nil.
 type Shop struct {
 	Handler  http.Handler
 	Store    Store
@@ -183,6 +192,11 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err := s.openPipeline(ctx, cfg, log, reg); err != nil {
 		s.Close()
 		return nil, err
+	}
+	if cfg.Role == RoleWorker {
+		// The order consumers and the sweep need the store and the bus
+		// alone: no storefront, so no waiting room and no key for it.
+		return s, nil
 	}
 	if err := s.openRoom(ctx, cfg, log, reg); err != nil {
 		s.Close()

@@ -1,0 +1,127 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/enginetest"
+)
+
+// startRun runs the surge command args through run, as a user would, and
+// returns the operations listener's URL once /readyz answers 200.
+func startRun(t *testing.T, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lineWriter{lines: make(chan string, 64)}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, args, func(string) string { return "" }, out, io.Discard) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(20 * time.Second):
+			t.Error("surge did not stop within 20s")
+		}
+	})
+	var admin string
+	for deadline := time.After(60 * time.Second); admin == ""; {
+		select {
+		case line := <-out.lines:
+			admin, _ = strings.CutPrefix(line, "admin: ")
+		case err := <-done:
+			done <- err // for the cleanup
+			t.Fatalf("surge %s exited at start: %v", args[0], err)
+		case <-deadline:
+			t.Fatalf("surge %s did not print its admin address within 60s", args[0])
+		}
+	}
+	for deadline := time.Now().Add(60 * time.Second); ; {
+		select {
+		case err := <-done:
+			done <- err
+			t.Fatalf("surge %s exited at start: %v", args[0], err)
+		default:
+		}
+		resp, err := http.Get(admin + "/readyz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return admin
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("surge %s never ready", args[0])
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestWorkerStartsWithoutDataDir: on PostgreSQL and an external NATS a
+// worker keeps nothing on disk, so a --data-dir that does not exist stops
+// nothing, and none is made: a worker has no waiting room, so it needs
+// no waiting-room key.
+func TestWorkerStartsWithoutDataDir(t *testing.T) {
+	primary, _ := enginetest.Postgres(t)
+	nats := enginetest.NATS(t)
+	dir := filepath.Join(t.TempDir(), "missing")
+	startRun(t, "worker", "--db-url", primary, "--nats-url", strings.Join(nats, ","), "--data-dir", dir,
+		"--admin-addr", "127.0.0.1:0", "--log-level", "warn")
+	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the worker made %s (stat: %v); it keeps nothing there", dir, err)
+	}
+}
+
+// TestServeOnPostgresMakesDataDir: an API replica on PostgreSQL without
+// --waitroom-keys keeps a generated key in --data-dir, creating the
+// directory when it does not exist yet.
+func TestServeOnPostgresMakesDataDir(t *testing.T) {
+	primary, _ := enginetest.Postgres(t)
+	nats := enginetest.NATS(t)
+	dir := filepath.Join(t.TempDir(), "not", "yet")
+	startRun(t, "serve", "--role", "api", "--db-url", primary, "--nats-url", strings.Join(nats, ","), "--data-dir", dir,
+		"--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--log-level", "warn")
+	if _, err := os.Stat(filepath.Join(dir, "waitroom.keys")); err != nil {
+		t.Errorf("no generated waiting-room key: %v", err)
+	}
+}
+
+// TestWaitroomKeysChecked: --waitroom-keys is refused at start, naming the
+// flag, when a secret is shorter than 32 bytes, and required where
+// replicas share a waiting room through Redis.
+func TestWaitroomKeysChecked(t *testing.T) {
+	short := "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 31))
+	good := "k1:" + base64.StdEncoding.EncodeToString(make([]byte, 32))
+	for _, tt := range []struct {
+		args []string
+		want string // in the error; "" for none
+	}{
+		{[]string{"serve", "--waitroom-keys", short}, "32"},
+		{[]string{"serve", "--waitroom-keys", "k1"}, "--waitroom-keys"},
+		{[]string{"worker", "--waitroom-keys", short}, "32"},
+		{[]string{"serve", "--role", "api", "--redis-url", "redis://127.0.0.1:1/0"}, "--waitroom-keys: required with --redis-url"},
+	} {
+		err := run(context.Background(), append(tt.args, "--addr", "nonsense"), func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("run %v: err = %v, want one saying %q", tt.args, err, tt.want)
+		}
+	}
+	// The same flags with good keys fail only for the bad address.
+	for _, args := range [][]string{
+		{"serve", "--waitroom-keys", good},
+		{"serve", "--role", "api", "--redis-url", "redis://127.0.0.1:1/0", "--waitroom-keys", good},
+		{"worker", "--redis-url", "redis://127.0.0.1:1/0"},
+	} {
+		err := run(context.Background(), append(args, "--addr", "nonsense"), func(string) string { return "" }, io.Discard, io.Discard)
+		if err == nil || strings.Contains(err.Error(), "waitroom") {
+			t.Errorf("run %v: err = %v, want only the --addr error", args, err)
+		}
+	}
+}
