@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"context"
+	"fmt"
 	"maps"
 	"net/url"
 	"os"
@@ -323,4 +324,35 @@ func mustDuration(t *testing.T, what, s string) time.Duration {
 		t.Fatalf("%s: %v", what, err)
 	}
 	return d
+}
+
+// TestComposeRedisPersists checks Redis keeps what shoppers cannot lose
+// (sessions, the waiting room) across a restart, as docs/operations.md
+// requires: an append-only file fsynced every second, on a named volume.
+func TestComposeRedisPersists(t *testing.T) {
+	p := mustLoadCompose(t)
+	redis := p.Services["redis"]
+	if err := redisPersists(redis.Command); err != nil {
+		t.Error(err)
+	}
+	if !slices.ContainsFunc(redis.Volumes, func(v types.ServiceVolumeConfig) bool {
+		return v.Type == types.VolumeTypeVolume && v.Target == "/data"
+	}) {
+		t.Errorf("redis: /data (where the append-only file goes) is not a named volume")
+	}
+}
+
+// redisPersists checks redis-server arguments turn on the append-only
+// file with an fsync every second.
+func redisPersists(args []string) error {
+	opts := map[string]string{}
+	for i := 0; i+1 < len(args); i++ {
+		if strings.HasPrefix(args[i], "--") {
+			opts[args[i]] = args[i+1]
+		}
+	}
+	if opts["--appendonly"] != "yes" || opts["--appendfsync"] != "everysec" {
+		return fmt.Errorf("redis %v: want --appendonly yes --appendfsync everysec, or a restart logs every shopper out", args)
+	}
+	return nil
 }

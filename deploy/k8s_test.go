@@ -972,3 +972,30 @@ func TestK8sIngress(t *testing.T) {
 		}
 	}
 }
+
+// TestK8sRedisPersists checks Redis keeps sessions and the waiting room
+// across a restart: an append-only file, fsynced every second, on a
+// PersistentVolumeClaim mounted where Redis writes it.
+func TestK8sRedisPersists(t *testing.T) {
+	m := mustRender(t)
+	d := named[*appsv1.Deployment](t, m, "redis")
+	spec := d.Spec.Template.Spec
+	if len(spec.Containers) != 1 {
+		t.Fatalf("redis: %d containers, want 1", len(spec.Containers))
+	}
+	c := spec.Containers[0]
+	if err := redisPersists(append(slices.Clone(c.Command), c.Args...)); err != nil {
+		t.Error(err)
+	}
+	var dataVolume string
+	for _, vm := range c.VolumeMounts {
+		if vm.MountPath == "/data" {
+			dataVolume = vm.Name
+		}
+	}
+	if !slices.ContainsFunc(spec.Volumes, func(v corev1.Volume) bool {
+		return v.Name == dataVolume && v.PersistentVolumeClaim != nil && m.pvcs[v.PersistentVolumeClaim.ClaimName] != nil
+	}) {
+		t.Errorf("redis: /data is not on a PersistentVolumeClaim")
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/redis/go-redis/v9"
@@ -99,5 +100,67 @@ func TestHAProxyIsABinary(t *testing.T) {
 	p := HAProxy(t)
 	if p == "" {
 		t.Fatal("empty path")
+	}
+}
+
+// TestRestartableRedisKeepsWhatItStored: a Redis run as the harness runs
+// it (append-only file, fsync every second) keeps its keys, and their
+// expiry, across a restart, as every shipped deployment's does.
+func TestRestartableRedisKeepsWhatItStored(t *testing.T) {
+	rs := RestartableRedis(t)
+	opts, err := redis.ParseURL(rs.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := redis.NewClient(opts)
+	defer rdb.Close()
+	ctx := t.Context()
+	if err := rdb.Set(ctx, "session:a", "cart-1", time.Hour).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "ledger", "joined", 42).Err(); err != nil {
+		t.Fatal(err)
+	}
+	rs.Restart(t)
+	if v, err := rdb.Get(ctx, "session:a").Result(); err != nil || v != "cart-1" {
+		t.Errorf("session after the restart: %q, %v", v, err)
+	}
+	if ttl, err := rdb.TTL(ctx, "session:a").Result(); err != nil || ttl <= 0 || ttl > time.Hour {
+		t.Errorf("session TTL after the restart: %v, %v", ttl, err)
+	}
+	if v, err := rdb.HGet(ctx, "ledger", "joined").Result(); err != nil || v != "42" {
+		t.Errorf("ledger after the restart: %q, %v", v, err)
+	}
+}
+
+// TestPostgresStandbyFollowsAndDies: a test's own standby replays what
+// the primary commits, and once killed refuses connections.
+func TestPostgresStandbyFollowsAndDies(t *testing.T) {
+	primary, _ := Postgres(t)
+	sb := PostgresStandby(t, primary)
+	ctx := t.Context()
+	if err := execOn(ctx, primary, "CREATE TABLE t (v int); INSERT INTO t VALUES (7)"); err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, sb.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var v int
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		err := conn.QueryRow(ctx, "SELECT v FROM t").Scan(&v)
+		if err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the standby never replayed the insert: %v", err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	sb.Kill(t)
+	if c, err := pgx.Connect(ctx, sb.URL); err == nil {
+		c.Close(context.Background())
+		t.Fatal("the killed standby still accepts connections")
 	}
 }
