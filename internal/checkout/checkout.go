@@ -254,7 +254,7 @@ func (s *Service) Checkout(ctx context.Context, in Input) (Result, error) {
 	o := order.Order{ID: id, CustomerID: in.CustomerID, Email: req.Email, Status: order.StatusPendingPayment,
 		Subtotal: c.Totals.Subtotal, Tax: c.Totals.Tax, Shipping: c.Totals.Shipping, Total: c.Totals.Total,
 		ShippingAddress: req.ShippingAddress, CardLast4: last4, PaymentMethod: token,
-		ReservedUntil: t.Add(ttl), CreatedAt: t, UpdatedAt: t}
+		ReservedUntil: t.Add(ttl), CreatedAt: t, UpdatedAt: t, AccessToken: order.NewAccessToken()}
 	for _, it := range c.Items {
 		o.Lines = append(o.Lines, order.Line{SKU: it.SKU, ProductName: it.ProductName, VariantTitle: it.VariantTitle,
 			Quantity: it.Quantity, UnitPrice: it.UnitPrice, LineTotal: it.LineTotal})

@@ -3,6 +3,8 @@
 package order
 
 import (
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"strings"
@@ -132,6 +134,29 @@ type Order struct {
 	History         []Transition `json:"history,omitempty"`
 	CreatedAt       time.Time    `json:"created_at"`
 	UpdatedAt       time.Time    `json:"updated_at"`
+	// AccessToken opens the order to whoever holds it, with or without a
+	// session (see OpensWith): the order link in the confirmation page and
+	// mail carries it, so a guest's access to their own order never
+	// depends on a session store that may lose their session. Orders
+	// placed before tokens existed have none.
+	AccessToken string `json:"access_token,omitempty"`
+}
+
+// NewAccessToken returns an unguessable order access token: 128 random
+// bits and more, in base32 (26 characters, safe in a URL).
+func NewAccessToken() string { return rand.Text() }
+
+// maxAccessToken bounds the token a request may present; real ones are 26
+// characters.
+const maxAccessToken = 64
+
+// OpensWith reports whether token opens o: it equals o's access token,
+// compared in constant time. An order without a token opens with none.
+func (o Order) OpensWith(token string) bool {
+	if o.AccessToken == "" || token == "" || len(token) > maxAccessToken {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(token), []byte(o.AccessToken)) == 1
 }
 
 // Event subjects published through the outbox.

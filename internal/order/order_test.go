@@ -1,6 +1,9 @@
 package order
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestTransitions(t *testing.T) {
 	all := []Status{StatusPendingPayment, StatusPaid, StatusFulfilled, StatusPaymentFailed, StatusCancelled, StatusExpired}
@@ -59,6 +62,34 @@ func TestAddress(t *testing.T) {
 		tt.mod(&a)
 		if a.Validate() == nil {
 			t.Errorf("%s: accepted", tt.name)
+		}
+	}
+}
+
+func TestOpensWith(t *testing.T) {
+	tok := NewAccessToken()
+	if len(tok) < 26 || tok == NewAccessToken() {
+		t.Fatalf("NewAccessToken = %q: want 26+ random characters", tok)
+	}
+	o := Order{ID: "ord_1", AccessToken: tok}
+	for _, tt := range []struct {
+		name  string
+		o     Order
+		token string
+		want  bool
+	}{
+		{"its token", o, tok, true},
+		{"another token", o, NewAccessToken(), false},
+		{"no token", o, "", false},
+		{"other case", o, strings.ToLower(tok), false},
+		{"a prefix", o, tok[:len(tok)-1], false},
+		{"longer", o, tok + "A", false},
+		{"huge", o, strings.Repeat(tok, 1000), false},
+		{"order without a token, none given", Order{ID: "ord_2"}, "", false},
+		{"order without a token, one given", Order{ID: "ord_2"}, tok, false},
+	} {
+		if got := tt.o.OpensWith(tt.token); got != tt.want {
+			t.Errorf("%s: OpensWith = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }

@@ -108,11 +108,11 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 		addr, _ := json.Marshal(o.ShippingAddress)
 		b := &pgx.Batch{}
 		b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
-			shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at)
-			VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14)
+			shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token)
+			VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
 			RETURNING number`,
 			o.ID, nullID(o.CustomerID), o.Email, string(o.Status), o.Total.Currency, o.Subtotal.Amount, o.Tax.Amount,
-			o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil, o.CreatedAt).
+			o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil, o.CreatedAt, o.AccessToken).
 			QueryRow(func(row pgx.Row) error { return row.Scan(&o.Number) })
 		for i, l := range o.Lines {
 			b.Queue(`INSERT INTO order_lines (order_id, position, sku, product_name, variant_title, quantity, unit_price, line_total)
@@ -216,9 +216,9 @@ func loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
 		status                string
 	)
 	err := q.QueryRow(ctx, `SELECT id, number, coalesce(customer_id, 0), email, status, currency, subtotal, tax, shipping, total,
-		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at FROM orders WHERE id = $1`, id).
+		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token FROM orders WHERE id = $1`, id).
 		Scan(&o.ID, &o.Number, &o.CustomerID, &o.Email, &status, &cur, &sub, &tax, &ship, &total, &addr,
-			&o.PaymentMethod, &o.CardLast4, &o.ReservedUntil, &o.CreatedAt, &o.UpdatedAt)
+			&o.PaymentMethod, &o.CardLast4, &o.ReservedUntil, &o.CreatedAt, &o.UpdatedAt, &o.AccessToken)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return order.Order{}, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
 	}

@@ -77,10 +77,10 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 		addr, _ := json.Marshal(o.ShippingAddress)
 		now := o.CreatedAt.UnixNano()
 		if _, err := tx.Exec(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
-			shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.ID, o.Number, nullID(o.CustomerID), o.Email, o.Status, o.Total.Currency, o.Subtotal.Amount, o.Tax.Amount,
-			o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil.UnixNano(), now, now); err != nil {
+			o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil.UnixNano(), now, now, o.AccessToken); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
 		for i, l := range o.Lines {
@@ -154,8 +154,8 @@ func loadOrder(q queryer, id string) (order.Order, error) {
 	var cur, addr string
 	var sub, tax, ship, total, until, created, updated int64
 	err := q.QueryRow(`SELECT id, number, customer_id, email, status, currency, subtotal, tax, shipping, total, shipping_address,
-		payment_method, card_last4, reserved_until, created_at, updated_at FROM orders WHERE id = ?`, id).
-		Scan(&o.ID, &o.Number, &cust, &o.Email, &o.Status, &cur, &sub, &tax, &ship, &total, &addr, &o.PaymentMethod, &o.CardLast4, &until, &created, &updated)
+		payment_method, card_last4, reserved_until, created_at, updated_at, access_token FROM orders WHERE id = ?`, id).
+		Scan(&o.ID, &o.Number, &cust, &o.Email, &o.Status, &cur, &sub, &tax, &ship, &total, &addr, &o.PaymentMethod, &o.CardLast4, &until, &created, &updated, &o.AccessToken)
 	if errors.Is(err, sql.ErrNoRows) {
 		return o, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/checkout"
@@ -219,9 +220,19 @@ func (s *server) handleCheckout() http.Handler {
 		if res.Replayed {
 			w.Header().Set("Idempotent-Replayed", "true")
 		}
-		w.Header().Set("Location", "/api/v1/orders/"+res.Order.ID)
+		w.Header().Set("Location", orderPath("/api/v1/orders/", res.Order))
 		encode(w, status, res.Order)
 	})
+}
+
+// orderPath is the path of order o under prefix with its link token, so
+// that it opens without a session.
+func orderPath(prefix string, o order.Order) string {
+	p := prefix + url.PathEscape(o.ID)
+	if o.AccessToken != "" {
+		p += "?token=" + url.QueryEscape(o.AccessToken)
+	}
+	return p
 }
 
 // canSee reports whether the visitor may see order o: its customer, or the
@@ -237,12 +248,21 @@ func (s *server) canSee(ctx context.Context, v visitor, o order.Order) bool {
 	return err == nil && mine
 }
 
+// loadVisibleOrder loads the order of the request's path if the visitor
+// may see it: with its link token (?token=), or as its customer or the
+// session that placed it.
 func (s *server) loadVisibleOrder(r *http.Request) (order.Order, error) {
-	v, err := s.visitor(r)
+	o, err := s.Accounts.Order(r.Context(), r.PathValue("id"))
 	if err != nil {
 		return order.Order{}, err
 	}
-	o, err := s.Accounts.Order(r.Context(), r.PathValue("id"))
+	// The link token opens the order by itself, before any session is
+	// looked up: a session store that lost its sessions (a Redis restart)
+	// or does not answer costs nobody access to their order.
+	if o.OpensWith(r.URL.Query().Get("token")) {
+		return o, nil
+	}
+	v, err := s.visitor(r)
 	if err != nil {
 		return order.Order{}, err
 	}

@@ -112,9 +112,14 @@ func TestBrowserBuyJourney(t *testing.T) {
 	fillCheckout(t, ctx, "4242 4242 4242 4242")
 	resp := runResponse(t, ctx, chromedp.Click(placeOrder, chromedp.NodeVisible))
 	expectStatus(t, "place order", resp, 200)
-	paidURL := run(t, ctx, chromedp.Location())
-	if !strings.HasPrefix(paidURL, ts.URL+"/orders/") {
-		t.Fatalf("after placing the order: at %s, want an order page", paidURL)
+	linkURL := run(t, ctx, chromedp.Location())
+	paidURL, token, hasToken := strings.Cut(linkURL, "?token=")
+	if !strings.HasPrefix(paidURL, ts.URL+"/orders/") || !hasToken || token == "" {
+		t.Fatalf("after placing the order: at %s, want an order page with its link token", linkURL)
+	}
+	// The page offers its own link, which opens it with no session.
+	if href := run(t, ctx, chromedp.Evaluate[string](`document.querySelector("#order-link").href`)); href != linkURL {
+		t.Errorf("order link %q, want the page's own address %q", href, linkURL)
 	}
 
 	// The confirmation page refreshes itself until the workers settle the
@@ -185,7 +190,9 @@ func TestBrowserBuyJourney(t *testing.T) {
 	expectStatus(t, "account signed out", run(t, ctx, chromedp.NavigateResponse(ts.URL+"/account")), 200)
 	expectPath(t, ctx, "/account/signin")
 	excused.Store(&paidURL)
-	expectStatus(t, "paid order signed out", run(t, ctx, chromedp.NavigateResponse(paidURL)), 404)
+	expectStatus(t, "paid order signed out, without its link", run(t, ctx, chromedp.NavigateResponse(paidURL)), 404)
+	expectStatus(t, "paid order signed out, by its link", run(t, ctx, chromedp.NavigateResponse(linkURL)), 200)
+	expectOrderHeading(t, ctx)
 
 	if p := problems.list(); len(p) > 0 {
 		t.Errorf("the browser reported problems:\n%s", strings.Join(p, "\n"))

@@ -213,7 +213,9 @@ func (s *server) handleCheckoutForm() http.Handler {
 		key := r.PostFormValue("idempotency_key")
 		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: key, CartID: v.CartID, CustomerID: v.CustomerID, Request: req, Access: accessFor(r)})
 		if err == nil {
-			redirect(w, r, "/orders/"+res.Order.ID)
+			// The confirmation page's address carries the order's link
+			// token: bookmarked, it opens the order with no session.
+			redirect(w, r, orderPath("/orders/", res.Order))
 			return
 		}
 		status := errorStatus(err)
@@ -384,7 +386,7 @@ func (s *server) handleOrderRetry() http.Handler {
 			return
 		}
 		if o.Status != order.StatusPaymentFailed {
-			redirect(w, r, "/orders/"+o.ID)
+			redirect(w, r, orderPath("/orders/", o))
 			return
 		}
 		se, err := s.ensureCart(w, r)

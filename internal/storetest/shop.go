@@ -391,7 +391,8 @@ func placement(owner, key string, until time.Time, lines ...order.Line) checkout
 		ID: newID("ord_"), Email: "buyer@example.com", Status: order.StatusPendingPayment, Lines: lines,
 		Subtotal: usd(sub), Tax: usd(0), Shipping: usd(500), Total: usd(sub + 500),
 		ShippingAddress: order.Address{Name: "A. Buyer", Line1: "1 Main St", City: "Springfield", PostalCode: "12345", Country: "US"},
-		PaymentMethod:   "pm_test", CardLast4: "4242", ReservedUntil: until, CreatedAt: now, UpdatedAt: now}}
+		PaymentMethod:   "pm_test", CardLast4: "4242", ReservedUntil: until, CreatedAt: now, UpdatedAt: now,
+		AccessToken: order.NewAccessToken()}}
 }
 
 func later() time.Time { return time.Now().Add(10 * time.Minute) }
@@ -477,7 +478,8 @@ func testPlaceOrder(t *testing.T, s Store) {
 		got.Status != order.StatusPendingPayment || !slices.Equal(got.Lines, want.Lines) ||
 		got.Subtotal != want.Subtotal || got.Tax != want.Tax || got.Shipping != want.Shipping || got.Total != want.Total ||
 		got.ShippingAddress != want.ShippingAddress || got.PaymentMethod != want.PaymentMethod || got.CardLast4 != want.CardLast4 ||
-		!sameInstant(got.ReservedUntil, want.ReservedUntil) || !sameInstant(got.CreatedAt, want.CreatedAt) {
+		!sameInstant(got.ReservedUntil, want.ReservedUntil) || !sameInstant(got.CreatedAt, want.CreatedAt) ||
+		got.AccessToken != want.AccessToken || !got.OpensWith(want.AccessToken) {
 		t.Errorf("Order =\n%+v\nwant\n%+v", got, want)
 	}
 	if len(got.History) != 1 || got.History[0].From != "" || got.History[0].To != order.StatusPendingPayment ||
