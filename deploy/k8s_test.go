@@ -951,9 +951,15 @@ func TestK8sPostgres(t *testing.T) {
 // TestK8sIngress checks the Ingress routes to the API Service's port.
 func TestK8sIngress(t *testing.T) {
 	m := mustRender(t)
+	// Order links in mail go to the host shoppers reach.
+	public := mustParseURL(t, "SURGE_PUBLIC_URL", m.configMaps["surge-config"].Data["SURGE_PUBLIC_URL"])
+	var hosts []string
 	for _, ing := range all[*networkingv1.Ingress](m) {
 		if ing.Spec.IngressClassName == nil {
 			t.Errorf("Ingress %s: no ingressClassName", ing.Name)
+		}
+		for _, r := range ing.Spec.Rules {
+			hosts = append(hosts, r.Host)
 		}
 		for _, r := range ing.Spec.Rules {
 			for _, p := range r.HTTP.Paths {
@@ -970,6 +976,9 @@ func TestK8sIngress(t *testing.T) {
 				}
 			}
 		}
+	}
+	if public.Scheme != "https" || !slices.Contains(hosts, public.Host) {
+		t.Errorf("SURGE_PUBLIC_URL %s is not https on an Ingress host %v", public, hosts)
 	}
 }
 

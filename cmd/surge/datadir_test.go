@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +20,18 @@ import (
 // returns the operations listener's URL once /readyz answers 200.
 func startRun(t *testing.T, args ...string) string {
 	t.Helper()
+	admin, _ := startRunLogged(t, io.Discard, args...)
+	return admin
+}
+
+// startRunLogged is startRun with the log going to stderr; it also
+// returns the shop's URL (empty for a worker).
+func startRunLogged(t *testing.T, stderr io.Writer, args ...string) (admin, shop string) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lineWriter{lines: make(chan string, 64)}
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, args, func(string) string { return "" }, out, io.Discard) }()
+	go func() { done <- run(ctx, args, func(string) string { return "" }, out, stderr) }()
 	t.Cleanup(func() {
 		cancel()
 		select {
@@ -31,11 +40,15 @@ func startRun(t *testing.T, args ...string) string {
 			t.Error("surge did not stop within 20s")
 		}
 	})
-	var admin string
-	for deadline := time.After(60 * time.Second); admin == ""; {
+	for deadline := time.After(60 * time.Second); admin == "" || shop == "" && args[0] != "worker" && !slices.Contains(args, "worker"); {
 		select {
 		case line := <-out.lines:
-			admin, _ = strings.CutPrefix(line, "admin: ")
+			if v, ok := strings.CutPrefix(line, "admin: "); ok {
+				admin = v
+			}
+			if v, ok := strings.CutPrefix(line, "shop: "); ok {
+				shop = v
+			}
 		case err := <-done:
 			done <- err // for the cleanup
 			t.Fatalf("surge %s exited at start: %v", args[0], err)
@@ -54,7 +67,7 @@ func startRun(t *testing.T, args ...string) string {
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return admin
+				return admin, shop
 			}
 		}
 		if time.Now().After(deadline) {

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -57,6 +59,7 @@ type serveConfig struct {
 	DemoProducts    int
 	AdminToken      string
 	ShopName        string
+	PublicURL       string
 	Currency        string
 	PageCache       bool
 	PageCacheBytes  int64
@@ -152,6 +155,9 @@ func (c serveConfig) validate() error {
 		// replica refuse the tickets and access tokens the others issue.
 		errs = append(errs, errors.New("--waitroom-keys: required with --redis-url: replicas sharing a waiting room must share its signing keys"))
 	}
+	if _, err := c.publicURL(); err != nil {
+		errs = append(errs, err)
+	}
 	if c.DemoProducts < 1 {
 		errs = append(errs, errors.New("--demo-products: must be at least 1"))
 	}
@@ -168,6 +174,28 @@ func (c serveConfig) validate() error {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
 	}
 	return errors.Join(errs...)
+}
+
+// publicURL is --public-url checked, or the public listener's address
+// when it is empty: right for a shop on one machine, while behind a load
+// balancer or proxy the flag must name the address shoppers use.
+func (c serveConfig) publicURL() (string, error) {
+	if c.PublicURL == "" {
+		host, port, err := net.SplitHostPort(c.Addr)
+		if err != nil {
+			return "", nil // --addr's own check reports it
+		}
+		if ip := net.ParseIP(host); host == "" || ip != nil && ip.IsUnspecified() {
+			host = "localhost"
+		}
+		return "http://" + net.JoinHostPort(host, port), nil
+	}
+	u, err := url.Parse(c.PublicURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+		u.RawQuery != "" || u.Fragment != "" || strings.Trim(u.Path, "/") != "" {
+		return "", fmt.Errorf("--public-url %q: want the shop's scheme and host, such as https://shop.example.com", c.PublicURL)
+	}
+	return strings.TrimRight(c.PublicURL, "/"), nil
 }
 
 // newWorkerCmd is `surge serve --role worker`: the order consumers and the
@@ -237,6 +265,7 @@ over the file.`,
 	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")
 	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for /api/v1/admin (with --demo and none set, one is generated and printed)")
 	f.StringVar(&cfg.ShopName, "shop-name", "Surge Demo Shop", "name shown in the storefront")
+	f.StringVar(&cfg.PublicURL, "public-url", "", "where shoppers reach the shop (https://shop.example.com), for the order links in mail (empty: http:// and --addr)")
 	f.StringVar(&cfg.Currency, "currency", "USD", "shop currency (ISO 4217)")
 	f.BoolVar(&cfg.PageCache, "page-cache", true, "serve anonymous pages and catalog API responses from the full-page cache")
 	f.Int64Var(&cfg.PageCacheBytes, "page-cache-bytes", 128<<20, "memory bound of the full-page cache in bytes")
@@ -298,6 +327,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	sc := shop.Defaults()
 	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
+	sc.PublicURL, _ = cfg.publicURL() // checked by validate
 	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
 	sc.NATSURL, sc.NATSListen, sc.NATSReplicas = cfg.NATSURL, cfg.NATSListen, cfg.NATSReplicas
 	sc.DBURL, sc.DBReplicaURLs, sc.MaxReplicaLag = cfg.DBURL, cfg.DBReplicaURLs, cfg.MaxReplicaLag

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"time"
 
@@ -50,6 +51,11 @@ type Workers struct {
 	Log      *slog.Logger
 	// ShopName signs the confirmation mail.
 	ShopName string
+	// ShopURL is where shoppers reach the shop (scheme and host, such as
+	// https://shop.example.com); the confirmation mail links to the order
+	// there, with its access token, so the link opens it without a
+	// session. Empty leaves the link out.
+	ShopURL string
 	// ClaimLease is how long a payment attempt keeps an order from expiring
 	// (default 2 minutes: longer than any provider call may take).
 	ClaimLease time.Duration
@@ -236,16 +242,20 @@ func (w *Workers) Confirm(ctx context.Context, data []byte) error {
 	if err != nil {
 		return notFoundIsPoison(err)
 	}
-	if err := w.Mail.Send(ctx, o.Email, fmt.Sprintf("Order #%d confirmed", o.Number), confirmation(o, w.ShopName)); err != nil {
+	if err := w.Mail.Send(ctx, o.Email, fmt.Sprintf("Order #%d confirmed", o.Number), confirmation(o, w.ShopName, w.ShopURL)); err != nil {
 		return fmt.Errorf("confirmation mail for %s: %w", o.ID, err)
 	}
 	_, err = w.Store.MarkConfirmationSent(ctx, o.ID)
 	return err
 }
 
-func confirmation(o order.Order, shop string) string {
+func confirmation(o order.Order, shop, shopURL string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Thank you for your order #%d.\n\n", o.Number)
+	if shopURL != "" && o.AccessToken != "" {
+		fmt.Fprintf(&b, "See your order at any time, signed in or not:\n%s/orders/%s?token=%s\n\n",
+			strings.TrimRight(shopURL, "/"), url.PathEscape(o.ID), url.QueryEscape(o.AccessToken))
+	}
 	for _, l := range o.Lines {
 		fmt.Fprintf(&b, "  %d x %s", l.Quantity, l.ProductName)
 		if l.VariantTitle != "" {

@@ -76,6 +76,7 @@ func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, r
 	if cfg.ClaimLease > 0 {
 		s.workers.ClaimLease = cfg.ClaimLease
 	}
+	s.workers.ShopURL = cfg.PublicURL
 	return nil
 }
 

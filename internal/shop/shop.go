@@ -63,6 +63,9 @@ type Config struct {
 	RedisPrefix string
 	ShopName    string
 	Currency    string
+	// PublicURL is where shoppers reach the shop (https://shop.example.com):
+	// order confirmation mail links there. Empty leaves the link out.
+	PublicURL string
 
 	PageCache      bool
 	PageCacheBytes int64
