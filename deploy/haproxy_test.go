@@ -2,13 +2,22 @@ package deploy_test
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/enginetest"
 )
 
 const haproxyConfig = "haproxy/haproxy.cfg"
@@ -240,5 +249,181 @@ func TestHAProxyCheck(t *testing.T) {
 	}
 	if strings.Contains(string(out), "[WARNING]") {
 		t.Errorf("haproxy -c warns:\n%s", out)
+	}
+}
+
+const haproxyLocalConfig = "haproxy/haproxy-local.cfg"
+
+// TestHAProxyLocalConfig checks the one-host variant is haproxy.cfg with
+// servers listed by loopback address instead of resolved through Docker's
+// DNS: the same defaults and the same balancing and health check, each
+// server checked on its own operations port.
+func TestHAProxyLocalConfig(t *testing.T) {
+	compose, local := parseHAProxy(t, haproxyConfig), parseHAProxy(t, haproxyLocalConfig)
+	cd, _ := findSection(compose, "defaults", "")
+	ld, ok := findSection(local, "defaults", "")
+	if !ok || !slices.EqualFunc(cd.lines, ld.lines, slices.Equal) {
+		t.Errorf("defaults differ from %s:\n%v\nwant\n%v", haproxyConfig, ld.lines, cd.lines)
+	}
+	if _, ok := findSection(local, "resolvers", "docker"); ok {
+		t.Error("the one-host variant needs no Docker resolvers")
+	}
+	cb, _ := findSection(compose, "backend", "api")
+	lb, ok := findSection(local, "backend", "api")
+	if !ok {
+		t.Fatal("no backend api")
+	}
+	// Docker's service discovery and the shared admin port are all that
+	// may differ.
+	dockerOnly := map[string]int{"resolvers": 1, "resolve-prefer": 1, "init-addr": 1, "port": 1}
+	strip := func(l []string) []string {
+		var out []string
+		for i := 0; i < len(l); i++ {
+			if n, ok := dockerOnly[l[i]]; ok {
+				i += n
+				continue
+			}
+			out = append(out, l[i])
+		}
+		return out
+	}
+	rest := func(s haproxySection) [][]string {
+		var out [][]string
+		for _, l := range s.lines {
+			switch l[0] {
+			case "server", "server-template":
+			case "default-server":
+				out = append(out, strip(l))
+			default:
+				out = append(out, l)
+			}
+		}
+		return out
+	}
+	if got, want := rest(lb), rest(cb); !slices.EqualFunc(got, want, slices.Equal) {
+		t.Errorf("backend api differs from %s beyond its servers:\n%v\nwant\n%v", haproxyConfig, got, want)
+	}
+	seen := map[string]bool{}
+	servers := 0
+	for _, l := range lb.lines {
+		if l[0] != "server" {
+			continue
+		}
+		servers++
+		host, _, err := net.SplitHostPort(l[2])
+		check := ""
+		if i := slices.Index(l, "port"); i > 0 && i+1 < len(l) {
+			check = l[i+1]
+		}
+		if err != nil || host != "127.0.0.1" || check == "" || seen[l[2]] || seen[check] {
+			t.Errorf("server %v: want a loopback shop address and its own operations port", l)
+		}
+		seen[l[2]], seen[check] = true, true
+	}
+	if servers < 2 {
+		t.Errorf("%d servers, want the replicas the header describes", servers)
+	}
+}
+
+// TestHAProxyLocalCheck runs `haproxy -c` on the one-host variant.
+func TestHAProxyLocalCheck(t *testing.T) {
+	bin := enginetest.HAProxy(t)
+	out, err := exec.Command(bin, "-c", "-f", haproxyLocalConfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("haproxy -c -f %s: %v\n%s", haproxyLocalConfig, err, out)
+	}
+	if strings.Contains(string(out), "[WARNING]") {
+		t.Errorf("haproxy -c warns:\n%s", out)
+	}
+}
+
+// TestHAProxyLocalRuns runs the one-host variant, its ports moved to free
+// ones, in front of stand-ins for three replicas: requests are spread over
+// them round robin with the client address in X-Forwarded-For, and a
+// replica whose /readyz fails is never sent any.
+func TestHAProxyLocalRuns(t *testing.T) {
+	bin := enginetest.HAProxy(t)
+	b, err := os.ReadFile(haproxyLocalConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := string(b)
+	port := func() string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		return ln.Addr().String()
+	}
+	move := func(from, to string) {
+		t.Helper()
+		if !strings.Contains(cfg, from) {
+			t.Fatalf("%s has no %q to move", haproxyLocalConfig, from)
+		}
+		cfg = strings.ReplaceAll(cfg, from, to)
+	}
+	lbAddr := port()
+	move("bind 127.0.0.1:8080", "bind "+lbAddr)
+	move("bind 127.0.0.1:8404", "bind "+port())
+	var forwarded sync.Map
+	for i := 1; i <= 3; i++ {
+		name := "api" + strconv.Itoa(i)
+		shop := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			forwarded.Store(r.Header.Get("X-Forwarded-For"), true)
+			io.WriteString(w, name)
+		}))
+		t.Cleanup(shop.Close)
+		ready := i != 3 // the third is not ready
+		admin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/readyz" || !ready {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+		}))
+		t.Cleanup(admin.Close)
+		_, adminPort, _ := net.SplitHostPort(admin.Listener.Addr().String())
+		move(fmt.Sprintf("server %s 127.0.0.1:808%d port 909%d", name, i, i),
+			fmt.Sprintf("server %s %s port %s", name, shop.Listener.Addr(), adminPort))
+	}
+	path := filepath.Join(t.TempDir(), "haproxy.cfg")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-db", "-f", path)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+
+	// Servers start up; a failing check takes one out after fall (2)
+	// checks 2 s apart. Until api3 is out, it may still be answered.
+	var counts map[string]int
+	client := &http.Client{Timeout: 5 * time.Second}
+	for deadline := time.Now().Add(20 * time.Second); ; {
+		counts = map[string]int{}
+		for range 12 {
+			resp, err := client.Get("http://" + lbAddr + "/")
+			if err != nil {
+				continue
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				counts[string(body)]++
+			}
+		}
+		if counts["api1"]+counts["api2"] == 12 && counts["api3"] == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("through HAProxy: %v; want 12 answers from api1 and api2 only", counts)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if counts["api1"] != 6 || counts["api2"] != 6 {
+		t.Errorf("answers %v, want round robin over the two ready replicas", counts)
+	}
+	if _, ok := forwarded.Load("127.0.0.1"); !ok {
+		t.Error("no X-Forwarded-For: 127.0.0.1 reached a replica")
 	}
 }
