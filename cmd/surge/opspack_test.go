@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -162,7 +163,8 @@ func TestOpsPackReferencesExportedMetrics(t *testing.T) {
 	if engines {
 		primary, replica := enginetest.Postgres(t)
 		redisURL, prefix := enginetest.Redis(t)
-		e := startShop(t, "--db-url", primary, "--db-replica-url", replica, "--redis-url", redisURL, "--redis-prefix", prefix)
+		e := startShop(t, "--db-url", primary, "--db-replica-url", replica, "--redis-url", redisURL, "--redis-prefix", prefix,
+			"--waitroom-keys", "k1:"+base64.StdEncoding.EncodeToString(make([]byte, 32)))
 		do(t, "GET", e.URL+"/api/v1/products", "", "")
 		scrapeNames(t, e, exported)
 	}
