@@ -2,6 +2,7 @@ package deploy_test
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"io"
 	"net"
@@ -15,9 +16,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/surge-commerce/surge/internal/enginetest"
+	"github.com/surge-commerce/surge/internal/ops"
 )
 
 const haproxyConfig = "haproxy/haproxy.cfg"
@@ -426,4 +429,69 @@ func TestHAProxyLocalRuns(t *testing.T) {
 	if _, ok := forwarded.Load("127.0.0.1"); !ok {
 		t.Error("no X-Forwarded-For: 127.0.0.1 reached a replica")
 	}
+}
+
+// TestHAProxyCheckOutlastsReadyz: a shared dependency that hangs makes
+// /readyz answer degraded, and it answers within ops.DependencyWait; the
+// shipped HAProxy check timeouts must be longer than that answer (with a
+// margin for the network and a busy replica), or every replica would be
+// marked down together whenever a shared dependency is slow.
+func TestHAProxyCheckOutlastsReadyz(t *testing.T) {
+	var worst time.Duration
+	synctest.Test(t, func(t *testing.T) {
+		h := ops.NewHealth()
+		h.SetReady(true)
+		h.AddCheck("database", func(context.Context) error { return nil })
+		h.AddDegradedCheck("event bus", "order events", func(ctx context.Context) error {
+			<-ctx.Done()
+			return ctx.Err()
+		})
+		start := time.Now()
+		if ok, why, _ := h.Ready(context.Background()); !ok {
+			t.Fatalf("a hanging shared dependency made the replica unready: %v", why)
+		}
+		worst = time.Since(start)
+	})
+	const margin = time.Second
+	files, err := filepath.Glob("haproxy/*.cfg*")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no HAProxy configuration found: %v", err)
+	}
+	for _, path := range files {
+		for _, s := range parseHAProxy(t, path) {
+			raw := s.value("timeout", "check")
+			if raw == "" {
+				continue
+			}
+			d, err := haproxyDuration(raw)
+			if err != nil {
+				t.Fatalf("%s: %s %s: timeout check %q: %v", path, s.kind, s.name, raw, err)
+			}
+			if d < worst+margin {
+				t.Errorf("%s: %s %s: timeout check %v; /readyz may take %v with a hanging dependency, want at least %v",
+					path, s.kind, s.name, d, worst, worst+margin)
+			}
+		}
+	}
+}
+
+// haproxyDuration parses an HAProxy time: a number with an optional unit
+// (us, ms, s, m, h, d); milliseconds without one.
+func haproxyDuration(s string) (time.Duration, error) {
+	i := strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := s, "ms"
+	if i >= 0 {
+		num, unit = s[:i], s[i:]
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	units := map[string]time.Duration{"us": time.Microsecond, "ms": time.Millisecond, "s": time.Second,
+		"m": time.Minute, "h": time.Hour, "d": 24 * time.Hour}
+	u, ok := units[unit]
+	if !ok {
+		return 0, fmt.Errorf("unknown unit %q", unit)
+	}
+	return time.Duration(n) * u, nil
 }

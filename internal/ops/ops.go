@@ -7,6 +7,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/pprof"
 	"sync"
@@ -66,8 +67,17 @@ func (h *Health) SetReady(v bool) { h.ready.Store(v) }
 // so load balancers stop sending new traffic before the listener closes.
 func (h *Health) Drain() { h.draining.Store(true) }
 
+// DependencyWait bounds how long /readyz waits for any one dependency
+// check. The checks run side by side, so /readyz answers within about this
+// long however many dependencies hang: it must answer before a load
+// balancer's or kubelet's own probe timeout, or a slow shared dependency
+// would be read as a dead replica.
+const DependencyWait = time.Second
+
 // Ready reports readiness and, when not ready, why; degraded names the
-// optional dependencies that are down and what they turn off.
+// optional dependencies that are down and what they turn off. Every check
+// gets its own DependencyWait: one hanging dependency neither delays the
+// answer past that nor eats the time of the others.
 func (h *Health) Ready(ctx context.Context) (ok bool, why, degraded map[string]string) {
 	switch {
 	case h.draining.Load():
@@ -76,26 +86,67 @@ func (h *Health) Ready(ctx context.Context) (ok bool, why, degraded map[string]s
 		return false, map[string]string{"process": "starting"}, nil
 	}
 	h.mu.Lock()
-	checks := make(map[string]Check, len(h.checks))
-	for k, v := range h.checks {
-		checks[k] = v
+	type named struct {
+		name, affects string // affects is empty for a required check
+		check         Check
 	}
-	optional := make(map[string]degradedCheck, len(h.degraded))
-	for k, v := range h.degraded {
-		optional[k] = v
+	all := make([]named, 0, len(h.checks)+len(h.degraded))
+	for k, c := range h.checks {
+		all = append(all, named{name: k, check: c})
+	}
+	for k, d := range h.degraded {
+		all = append(all, named{name: k, affects: d.affects, check: d.check})
 	}
 	h.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+
+	ctx, cancel := context.WithTimeout(ctx, DependencyWait)
 	defer cancel()
+	type result struct {
+		named
+		err error
+	}
+	results := make(chan result, len(all))
+	for _, c := range all {
+		go func() { results <- result{c, c.check(ctx)} }()
+	}
 	why, degraded = map[string]string{}, map[string]string{}
-	for name, c := range checks {
-		if err := c(ctx); err != nil {
-			why[name] = err.Error()
+	record := func(r result) {
+		if r.err == nil {
+			return
+		}
+		if r.affects == "" {
+			why[r.name] = r.err.Error()
+		} else {
+			degraded[r.name] = r.affects + " unavailable: " + r.err.Error()
 		}
 	}
-	for name, d := range optional {
-		if err := d.check(ctx); err != nil {
-			degraded[name] = d.affects + " unavailable: " + err.Error()
+	answered := map[string]bool{}
+	take := func(r result) {
+		answered[r.name] = true
+		record(r)
+	}
+wait:
+	for range all {
+		select {
+		case r := <-results:
+			take(r)
+		case <-ctx.Done():
+			// Keep what answered in time, however the select chose.
+			for {
+				select {
+				case r := <-results:
+					take(r)
+				default:
+					break wait
+				}
+			}
+		}
+	}
+	// A check that ignores its deadline is not waited for: it counts as
+	// not answering. Its goroutine ends when the check returns.
+	for _, c := range all {
+		if !answered[c.name] {
+			record(result{c, fmt.Errorf("no answer within %v", DependencyWait)})
 		}
 	}
 	return len(why) == 0, why, degraded
