@@ -13,12 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -73,7 +70,14 @@ type Config struct {
 	// Logger receives the bus's and the embedded server's logs (default:
 	// discard).
 	Logger *slog.Logger
+	// RecoverEvery, for the embedded server only, is how often its health
+	// is checked, and the least time between two restarts after a storage
+	// error (default DefaultRecoverEvery).
+	RecoverEvery time.Duration
 }
+
+// DefaultRecoverEvery is Config.RecoverEvery when zero.
+const DefaultRecoverEvery = time.Second
 
 // Subject prefixes of the two streams.
 const (
@@ -100,6 +104,9 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.RecoverEvery == 0 {
+		c.RecoverEvery = DefaultRecoverEvery
+	}
 }
 
 func (c *Config) validate() error {
@@ -116,6 +123,8 @@ func (c *Config) validate() error {
 		return fmt.Errorf("stream and dead-letter stream are both %q", c.Stream)
 	case c.DuplicateWindow < 0 || c.MaxAge < 0:
 		return errors.New("duplicate window and max age must not be negative")
+	case c.RecoverEvery < 0:
+		return errors.New("recover interval must not be negative")
 	case c.MaxAge < c.DuplicateWindow:
 		return fmt.Errorf("max age %v is shorter than the duplicate window %v", c.MaxAge, c.DuplicateWindow)
 	}
@@ -127,7 +136,7 @@ func (c *Config) validate() error {
 type Bus struct {
 	cfg Config
 	log *slog.Logger
-	srv *server.Server // nil with an external URL
+	emb *embedded // nil with an external URL
 	nc  *nats.Conn
 	js  jetstream.JetStream
 
@@ -162,6 +171,9 @@ func Open(ctx context.Context, cfg Config) (*Bus, error) {
 		b.shutdownServer()
 		return nil, fmt.Errorf("open nats bus: %w", err)
 	}
+	if b.emb != nil {
+		b.emb.watch(b.cfg.RecoverEvery)
+	}
 	return b, nil
 }
 
@@ -183,12 +195,14 @@ func (b *Bus) connect(ctx context.Context) error {
 	}
 	url := b.cfg.URL
 	if url == "" {
-		srv, err := b.startServer()
+		emb, err := startEmbedded(b.cfg, b.log)
 		if err != nil {
 			return err
 		}
-		b.srv = srv
-		opts = append(opts, nats.InProcessServer(srv))
+		b.emb = emb
+		// The connection reaches whichever server runs now: after a
+		// restart it reconnects to the new one by itself.
+		opts = append(opts, nats.InProcessServer(emb))
 	}
 	if d, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(time.Until(d)))
@@ -206,50 +220,9 @@ func (b *Bus) connect(ctx context.Context) error {
 	return nil
 }
 
-// startServer runs nats-server in this process. It is only reachable from
-// the process itself unless Config.Listen asks for a port, and then only on
-// the address given (the examples use 127.0.0.1).
-func (b *Bus) startServer() (*server.Server, error) {
-	opts := &server.Options{
-		ServerName: "surge-embedded",
-		JetStream:  true,
-		StoreDir:   b.cfg.StoreDir,
-		NoSigs:     true, // signals belong to the surge process, not the library
-		DontListen: true,
-		// No HTTP monitoring, cluster, gateway or leaf listeners: zero values.
-	}
-	if b.cfg.Listen != "" {
-		host, port, err := net.SplitHostPort(b.cfg.Listen)
-		if err != nil {
-			return nil, fmt.Errorf("listen %q: %w", b.cfg.Listen, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil {
-			return nil, fmt.Errorf("listen %q: bad port", b.cfg.Listen)
-		}
-		if p == 0 {
-			p = server.RANDOM_PORT
-		}
-		opts.DontListen, opts.Host, opts.Port = false, host, p
-	}
-	srv, err := server.NewServer(opts)
-	if err != nil {
-		return nil, fmt.Errorf("embedded nats server: %w", err)
-	}
-	srv.SetLoggerV2(serverLogger{b.log.With("component", "nats-server")}, false, false, false)
-	go srv.Start()
-	if !srv.ReadyForConnections(30 * time.Second) {
-		srv.Shutdown()
-		srv.WaitForShutdown()
-		return nil, errors.New("embedded nats server did not become ready in 30s")
-	}
-	return srv, nil
-}
-
 func (b *Bus) shutdownServer() {
-	if b.srv != nil {
-		b.srv.Shutdown()
-		b.srv.WaitForShutdown()
+	if b.emb != nil {
+		b.emb.close()
 	}
 }
 
@@ -322,10 +295,10 @@ func (b *Bus) ensureStream(ctx context.Context, sc jetstream.StreamConfig) error
 // ClientURL returns the URL other processes can use to reach the embedded
 // server when Config.Listen is set, and otherwise "".
 func (b *Bus) ClientURL() string {
-	if b.srv == nil || b.cfg.Listen == "" {
+	if b.emb == nil || b.cfg.Listen == "" {
 		return ""
 	}
-	return b.srv.ClientURL()
+	return b.emb.clientURL()
 }
 
 // Publish stores data on subject in the event stream and returns once
@@ -348,13 +321,27 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) e
 	return nil
 }
 
-// Ping reports whether JetStream answers, for readiness checks.
+// Ping reports whether this process can reach its event stream, for
+// readiness checks. The embedded server answers from its own health (its
+// JetStream and the streams' storage); with an external cluster, the
+// event stream's leader must answer. That is not the cluster's meta
+// leader, which only serves administrative requests and whose election
+// does not stop publishing.
 func (b *Bus) Ping(ctx context.Context) error {
-	if _, err := b.js.AccountInfo(ctx); err != nil {
-		return fmt.Errorf("ping jetstream: %w", err)
+	if b.emb != nil {
+		if err := b.emb.health(); err != nil {
+			return fmt.Errorf("embedded nats server: %w", err)
+		}
+		return nil
+	}
+	if _, err := b.js.Stream(ctx, b.cfg.Stream); err != nil {
+		return fmt.Errorf("event stream %s: %w", b.cfg.Stream, err)
 	}
 	return nil
 }
+
+// Embedded reports whether the NATS server runs inside this process.
+func (b *Bus) Embedded() bool { return b.emb != nil }
 
 // Close stops every consumer (cancelling running handlers and waiting for
 // them), flushes outstanding acknowledgements, closes the connection and
