@@ -11,30 +11,45 @@
 // de-duplicates Nats-Msg-Id within its window), and consumers are
 // idempotent for anything later.
 //
+// Relays in several processes share one outbox by claiming it a batch at
+// a time: a claim is a lease on the rows (who holds them, until when), so
+// each event is normally published by one relay only, and a relay that
+// dies gives its rows up when the lease runs out.
+//
 // The package does not know the storage. A SQL store implements Source
 // over a table shaped like this (SQLite; times in Unix nanoseconds):
 //
 //	CREATE TABLE outbox (
-//	    id           TEXT PRIMARY KEY,   -- unique event id, used as the message id
-//	    subject      TEXT NOT NULL,      -- e.g. surge.order.created
-//	    data         BLOB NOT NULL,      -- payload, typically JSON
-//	    created_at   INTEGER NOT NULL,   -- when the transaction wrote it
-//	    published_at INTEGER             -- NULL until the relay marks it
+//	    seq           INTEGER PRIMARY KEY, -- commit order
+//	    id            TEXT NOT NULL UNIQUE, -- unique event id, used as the message id
+//	    subject       TEXT NOT NULL,      -- e.g. surge.order.created
+//	    data          BLOB NOT NULL,      -- payload, typically JSON
+//	    created_at    INTEGER NOT NULL,   -- when the transaction wrote it
+//	    published_at  INTEGER,            -- NULL until the relay marks it
+//	    claimed_by    TEXT,               -- the relay holding it, if any
+//	    claimed_until INTEGER             -- until when
 //	);
-//	CREATE INDEX outbox_pending ON outbox (created_at, id) WHERE published_at IS NULL;
+//	CREATE INDEX outbox_pending ON outbox (published_at, seq);
 //
-// with Pending as
+// with Claim as
 //
-//	SELECT id, subject, data, created_at FROM outbox
-//	WHERE published_at IS NULL ORDER BY created_at, id LIMIT ?
+//	UPDATE outbox SET claimed_by = :owner, claimed_until = :now + :lease
+//	WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL
+//	    AND (claimed_until IS NULL OR claimed_until <= :now OR claimed_by = :owner)
+//	    ORDER BY seq LIMIT :limit)
+//	RETURNING id, subject, data, created_at
 //
-// and MarkPublished as UPDATE outbox SET published_at = ? WHERE id IN (...).
+// (sorted by seq), MarkPublished as UPDATE outbox SET published_at = ? WHERE
+// id IN (...), Release as clearing the claim of the owner's unpublished
+// rows, and Oldest as the created_at of the first unpublished row.
 // Published rows can be deleted after a while (longer than the bus's
 // duplicate window) by a periodic cleanup.
 package outbox
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -59,12 +74,19 @@ type Event struct {
 
 // Source is the outbox storage the relay reads and marks.
 type Source interface {
-	// Pending returns up to limit events not yet marked published, oldest
-	// first.
-	Pending(ctx context.Context, limit int) ([]Event, error)
+	// Claim leases up to limit unpublished events to owner for lease, oldest
+	// first, and returns them: those nobody holds, those whose lease ran
+	// out, and those owner holds already (renewing them).
+	Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]Event, error)
 	// MarkPublished records that the events with these ids were published.
 	// Ids already marked or unknown are ignored.
 	MarkPublished(ctx context.Context, ids []string) error
+	// Release gives up owner's claim on the events with these ids that are
+	// still unpublished, so that any relay may take them at once.
+	Release(ctx context.Context, owner string, ids []string) error
+	// Oldest returns when the oldest unpublished event was committed, or
+	// the zero time when every event is published.
+	Oldest(ctx context.Context) (time.Time, error)
 }
 
 // Publisher sends one event and returns once the bus has stored it.
@@ -85,13 +107,21 @@ type RelayOptions struct {
 	MaxBackoff time.Duration
 	// Logger receives errors (default: discard).
 	Logger *slog.Logger
-	// Now is the clock for the lag metric (default time.Now).
+	// Now is the clock for the lag metric and the leases (default time.Now).
 	Now func() time.Time
+	// Owner names this relay in the claims it takes (default: a random
+	// name); two relays must never share one.
+	Owner string
+	// Lease is how long a claimed batch stays this relay's (default 10s). A
+	// relay that dies holding a batch delays those events by up to this
+	// long; a relay still publishing when half of it has passed claims the
+	// rest again, renewing it.
+	Lease time.Duration
 }
 
 // Relay moves outbox events to the bus. Run it in one goroutine per
-// process; several processes relaying the same outbox is safe (the bus
-// de-duplicates) but wasteful.
+// process. Several processes may relay the same outbox: each claims a
+// batch at a time, so they split the work rather than repeat it.
 type Relay struct {
 	src  Source
 	pub  Publisher
@@ -103,7 +133,7 @@ type Relay struct {
 	lag     prometheus.GaugeFunc
 
 	mu     sync.Mutex
-	oldest time.Time // CreatedAt of the oldest pending event seen last; zero when none
+	oldest time.Time // CreatedAt of the oldest unpublished event when last read; zero when none
 }
 
 // NewRelay returns a relay from src to pub.
@@ -123,6 +153,14 @@ func NewRelay(src Source, pub Publisher, opts RelayOptions) *Relay {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.Owner == "" {
+		b := make([]byte, 8)
+		_, _ = rand.Read(b)
+		opts.Owner = "relay-" + hex.EncodeToString(b)
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 10 * time.Second
+	}
 	r := &Relay{
 		src:  src,
 		pub:  pub,
@@ -139,7 +177,7 @@ func NewRelay(src Source, pub Publisher, opts RelayOptions) *Relay {
 	}
 	r.lag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "surge_outbox_lag_seconds",
-		Help: "Age of the oldest outbox event not yet published, as last seen by the relay; 0 when none.",
+		Help: "Age of the oldest outbox event not yet delivered to the bus by any relay; 0 when none.",
 	}, r.lagSeconds)
 	return r
 }
@@ -204,56 +242,118 @@ func resetTimer(t *time.Timer, d time.Duration) {
 	t.Reset(d)
 }
 
-// drain publishes pending events batch by batch until none are left.
+// drain publishes pending events batch by batch until none are left,
+// then reads how old the oldest undelivered event is (another relay may
+// hold it).
 func (r *Relay) drain(ctx context.Context) error {
+	defer r.refresh(ctx)
 	for {
-		events, err := r.src.Pending(ctx, r.opts.Batch)
+		claimed := r.opts.Now()
+		events, err := r.src.Claim(ctx, r.opts.Owner, r.opts.Batch, r.opts.Lease)
 		if err != nil {
-			return fmt.Errorf("read pending outbox events: %w", err)
+			return fmt.Errorf("claim outbox events: %w", err)
 		}
-		r.mu.Lock()
-		if len(events) == 0 {
-			r.oldest = time.Time{}
-		} else {
-			r.oldest = events[0].CreatedAt
-		}
-		r.mu.Unlock()
 		if len(events) == 0 {
 			return nil
 		}
 
 		ids := make([]string, 0, len(events))
-		var pubErr error
-		for _, ev := range events {
+		var (
+			pubErr error
+			rest   []Event // claimed, not published
+		)
+		for i, ev := range events {
+			if i > 0 && r.opts.Now().Sub(claimed) > r.opts.Lease/2 {
+				// Claim the rest again before the lease can run out
+				// under us and another relay repeats them. (One event
+				// per claim always goes, so a short lease slows the
+				// relay down but never stops it.)
+				rest = events[i:]
+				break
+			}
 			if err := r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data); err != nil {
 				pubErr = fmt.Errorf("publish outbox event %s (%s): %w", ev.ID, ev.Subject, err)
+				rest = events[i:]
 				break
 			}
 			ids = append(ids, ev.ID)
 		}
+		// Bookkeeping outlives a cancelled ctx: what went out is marked,
+		// what did not is handed back.
+		bctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		var errs []error
 		if len(ids) > 0 {
 			// Mark what went out even when a later event failed, so that a
 			// long outage does not republish the head of the batch each
 			// round. A failure here only means a republish, which the bus
 			// de-duplicates.
-			mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
-			err := r.src.MarkPublished(mctx, ids)
-			cancel()
-			if err != nil {
-				return errors.Join(pubErr, fmt.Errorf("mark %d outbox events published: %w", len(ids), err))
+			if err := r.src.MarkPublished(bctx, ids); err != nil {
+				errs = append(errs, fmt.Errorf("mark %d outbox events published: %w", len(ids), err))
+			} else {
+				r.relayed.Add(float64(len(ids)))
 			}
-			r.relayed.Add(float64(len(ids)))
 		}
 		if pubErr != nil {
-			return pubErr
+			// Another relay, whose bus may work, need not wait for the
+			// lease: the events go back at once.
+			if err := r.src.Release(bctx, r.opts.Owner, eventIDs(rest)); err != nil {
+				errs = append(errs, fmt.Errorf("release %d outbox events: %w", len(rest), err))
+			}
 		}
-		if len(events) < r.opts.Batch {
-			// All caught up as of this read.
-			r.mu.Lock()
-			r.oldest = time.Time{}
-			r.mu.Unlock()
-			return nil
+		cancel()
+		if err := errors.Join(append([]error{pubErr}, errs...)...); err != nil {
+			return err
 		}
+		if len(events) < r.opts.Batch && len(rest) == 0 {
+			return nil // all caught up as of this claim
+		}
+	}
+}
+
+func eventIDs(evs []Event) []string {
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// refresh reads when the oldest undelivered event was committed, for the
+// lag metric.
+func (r *Relay) refresh(ctx context.Context) {
+	if _, err := r.Oldest(context.WithoutCancel(ctx)); err != nil {
+		r.opts.Logger.Debug("outbox relay: read the oldest undelivered event", "err", err)
+	}
+}
+
+// Oldest returns when the oldest event not yet delivered to the bus (by
+// any relay) was committed, or the zero time when there is none.
+func (r *Relay) Oldest(ctx context.Context) (time.Time, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	oldest, err := r.src.Oldest(ctx)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("read the oldest undelivered outbox event: %w", err)
+	}
+	r.mu.Lock()
+	r.oldest = oldest
+	r.mu.Unlock()
+	return oldest, nil
+}
+
+// Check returns a readiness check that fails while an event has waited in
+// the outbox longer than maxAge: the bus is not taking events, and orders
+// wait for their payment meanwhile.
+func (r *Relay) Check(maxAge time.Duration) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		oldest, err := r.Oldest(ctx)
+		if err != nil {
+			return err
+		}
+		if age := r.opts.Now().Sub(oldest); !oldest.IsZero() && age > maxAge {
+			return fmt.Errorf("order events undelivered for %v (more than %v)", age.Round(time.Second), maxAge)
+		}
+		return nil
 	}
 }
 

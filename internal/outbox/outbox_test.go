@@ -1,12 +1,14 @@
 package outbox_test
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,7 +25,10 @@ import (
 
 // sqliteOutbox is the Source the package doc describes, over a real SQLite
 // table: the shape sqlitestore implements.
-type sqliteOutbox struct{ db *sql.DB }
+type sqliteOutbox struct {
+	db   *sql.DB
+	skew atomic.Int64 // how far the source's clock runs ahead, for leases
+}
 
 func openOutbox(tb testing.TB) *sqliteOutbox {
 	tb.Helper()
@@ -39,13 +44,16 @@ func openOutbox(tb testing.TB) *sqliteOutbox {
 	tb.Cleanup(func() { db.Close() })
 	if _, err := db.Exec(`
 		CREATE TABLE outbox (
-			id           TEXT PRIMARY KEY,
-			subject      TEXT NOT NULL,
-			data         BLOB NOT NULL,
-			created_at   INTEGER NOT NULL,
-			published_at INTEGER
+			seq           INTEGER PRIMARY KEY,
+			id            TEXT NOT NULL UNIQUE,
+			subject       TEXT NOT NULL,
+			data          BLOB NOT NULL,
+			created_at    INTEGER NOT NULL,
+			published_at  INTEGER,
+			claimed_by    TEXT,
+			claimed_until INTEGER
 		);
-		CREATE INDEX outbox_pending ON outbox (created_at, id) WHERE published_at IS NULL;`); err != nil {
+		CREATE INDEX outbox_pending ON outbox (published_at, seq);`); err != nil {
 		tb.Fatal(err)
 	}
 	return &sqliteOutbox{db: db}
@@ -69,24 +77,64 @@ func (o *sqliteOutbox) unpublished(tb testing.TB) int {
 	return n
 }
 
-func (o *sqliteOutbox) Pending(ctx context.Context, limit int) ([]outbox.Event, error) {
-	rows, err := o.db.QueryContext(ctx, `SELECT id, subject, data, created_at FROM outbox
-		WHERE published_at IS NULL ORDER BY created_at, id LIMIT ?`, limit)
+func (o *sqliteOutbox) Claim(ctx context.Context, owner string, limit int, lease time.Duration) ([]outbox.Event, error) {
+	now := time.Now().Add(time.Duration(o.skew.Load()))
+	rows, err := o.db.QueryContext(ctx, `UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
+		WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL
+			AND (claimed_until IS NULL OR claimed_until <= ?3 OR claimed_by = ?1) ORDER BY seq LIMIT ?4)
+		RETURNING seq, id, subject, data, created_at`, owner, now.Add(lease).UnixNano(), now.UnixNano(), limit)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var evs []outbox.Event
+	type claimed struct {
+		seq int64
+		ev  outbox.Event
+	}
+	var got []claimed
 	for rows.Next() {
-		var ev outbox.Event
+		var c claimed
 		var created int64
-		if err := rows.Scan(&ev.ID, &ev.Subject, &ev.Data, &created); err != nil {
+		if err := rows.Scan(&c.seq, &c.ev.ID, &c.ev.Subject, &c.ev.Data, &created); err != nil {
 			return nil, err
 		}
-		ev.CreatedAt = time.Unix(0, created)
-		evs = append(evs, ev)
+		c.ev.CreatedAt = time.Unix(0, created)
+		got = append(got, c)
 	}
-	return evs, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	slices.SortFunc(got, func(a, b claimed) int { return cmp.Compare(a.seq, b.seq) })
+	evs := make([]outbox.Event, len(got))
+	for i, c := range got {
+		evs[i] = c.ev
+	}
+	return evs, nil
+}
+
+func (o *sqliteOutbox) Release(ctx context.Context, owner string, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	args := []any{owner}
+	for _, id := range ids {
+		args = append(args, id)
+	}
+	_, err := o.db.ExecContext(ctx, `UPDATE outbox SET claimed_by = NULL, claimed_until = NULL
+		WHERE published_at IS NULL AND claimed_by = ? AND id IN (?`+strings.Repeat(",?", len(ids)-1)+`)`, args...)
+	return err
+}
+
+func (o *sqliteOutbox) Oldest(ctx context.Context) (time.Time, error) {
+	var created int64
+	err := o.db.QueryRowContext(ctx, `SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1`).Scan(&created)
+	if errors.Is(err, sql.ErrNoRows) {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, err
+	}
+	return time.Unix(0, created), nil
 }
 
 func (o *sqliteOutbox) MarkPublished(ctx context.Context, ids []string) error {
@@ -277,7 +325,9 @@ func TestCrashBetweenPublishAndMarkIsDeduplicated(t *testing.T) {
 		t.Fatalf("%d unpublished after the crash, want 5", got)
 	}
 
-	// Second life: republishes them; JetStream drops the copies.
+	// Second life, once the dead relay's lease has run out: republishes
+	// them; JetStream drops the copies.
+	src.skew.Store(int64(time.Minute))
 	second := outbox.NewRelay(src, b, outbox.RelayOptions{Interval: time.Hour})
 	runRelay(t, second)
 	src.add(t, "sentinel", "surge.order.created", "{}")
@@ -362,4 +412,71 @@ func TestLagReportsOldestPending(t *testing.T) {
 	if src.unpublished(t) != 1 {
 		t.Fatal("a failing event was marked published")
 	}
+}
+
+// TestRelaysShareTheOutbox runs three relays, as three API replicas do, on
+// one outbox: each event is published once, by one of them, rather than
+// by all three with the bus discarding the copies.
+func TestRelaysShareTheOutbox(t *testing.T) {
+	src := openOutbox(t)
+	b := openBus(t)
+	busReg := prometheus.NewRegistry()
+	if err := b.Register(busReg); err != nil {
+		t.Fatal(err)
+	}
+	c := consume(t, b, "surge.order.>")
+	const n = 300
+	for i := range n {
+		src.add(t, fmt.Sprintf("evt-%03d", i), "surge.order.created", "{}")
+	}
+	regs := make([]*prometheus.Registry, 3)
+	var relays []*outbox.Relay
+	for i := range regs {
+		r := outbox.NewRelay(src, b, outbox.RelayOptions{Batch: 20, Interval: 10 * time.Millisecond})
+		regs[i] = prometheus.NewRegistry()
+		if err := r.Register(regs[i]); err != nil {
+			t.Fatal(err)
+		}
+		relays = append(relays, r)
+	}
+	for _, r := range relays {
+		runRelay(t, r)
+	}
+	c.waitFor(t, fmt.Sprintf("evt-%03d", n-1))
+	poll(t, "every event marked", func() bool { return src.unpublished(t) == 0 })
+	var relayed float64
+	for _, reg := range regs {
+		relayed += value(t, reg, "surge_outbox_relayed_total")
+	}
+	if relayed != n {
+		t.Errorf("the relays published %v events between them, want each of %d once", relayed, n)
+	}
+	if got := duplicates(t, busReg); got != 0 {
+		t.Errorf("the bus discarded %v duplicate publishes; relays repeated each other's work", got)
+	}
+	seen := map[string]int{}
+	for _, id := range c.snapshot() {
+		seen[id]++
+	}
+	if len(seen) != n {
+		t.Errorf("consumed %d distinct events, want %d", len(seen), n)
+	}
+}
+
+// duplicates returns how many publishes the bus discarded as copies.
+func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var total float64
+	for _, mf := range mfs {
+		if mf.GetName() == "surge_events_duplicates_total" {
+			for _, m := range mf.Metric {
+				total += m.GetCounter().GetValue()
+			}
+		}
+	}
+	return total
 }

@@ -199,7 +199,7 @@ func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason stri
 	if err != nil {
 		return err
 	}
-	b.Queue(`INSERT INTO outbox (id, subject, data, created_at) VALUES ($1, $2, $3, $4)`, evID, subject, data, at)
+	b.Queue(`INSERT INTO outbox (id, subject, data, created_at, order_id) VALUES ($1, $2, $3, $4, $5)`, evID, subject, data, at, id)
 	return nil
 }
 
@@ -463,14 +463,22 @@ func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
 // claimLease), releasing their stock. It returns the expired order IDs.
 // Sweepers in several processes split the work: each skips the orders
 // another has locked.
+//
+// The reservation runs from when the payment workers could know of the
+// order: an order whose creation event is still in the outbox never
+// expires (nobody was ever asked to take its payment), and one whose event
+// reached the bus late has its reservation moved on by that delay.
 func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Duration) ([]string, error) {
 	var expired []string
 	now := s.now()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		expired = nil
-		rows, err := tx.Query(ctx, `SELECT id FROM orders WHERE status = 'pending_payment' AND reserved_until <= $1
-			AND (payment_claimed_at IS NULL OR payment_claimed_at <= $2) ORDER BY reserved_until LIMIT $3
-			FOR UPDATE SKIP LOCKED`, now, now.Add(-claimLease), limit)
+		rows, err := tx.Query(ctx, `SELECT o.id FROM orders o WHERE o.status = 'pending_payment' AND o.reserved_until <= $1
+			AND (o.payment_claimed_at IS NULL OR o.payment_claimed_at <= $2)
+			AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.order_id = o.id AND e.subject = 'surge.order.created'
+				AND (e.published_at IS NULL OR o.reserved_until + (e.published_at - e.created_at) > $1))
+			ORDER BY o.reserved_until LIMIT $3
+			FOR UPDATE OF o SKIP LOCKED`, now, now.Add(-claimLease), limit)
 		if err != nil {
 			return fmt.Errorf("due orders: %w", err)
 		}

@@ -65,6 +65,12 @@ func TestShopConformance(t *testing.T) {
 	storetest.RunShop(t, func(t *testing.T) storetest.Store { return newTestStore(t, false) })
 }
 
+func TestShopConformanceClocked(t *testing.T) {
+	storetest.RunShopClocked(t, func(t *testing.T, now func() time.Time) storetest.Store {
+		return newTestStore(t, false, func(c *pgstore.Config) { c.Now = now })
+	})
+}
+
 // replicaReads returns how many reads each replica and the primary (as
 // fallbacks) served, from the store's metrics.
 func replicaReads(t *testing.T, reg *prometheus.Registry) (replicas, fallbacks float64) {

@@ -136,7 +136,8 @@ func recordTransition(tx wtx, id string, from, to order.Status, reason string, a
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`INSERT INTO outbox (id, subject, data, created_at) VALUES (?, ?, ?, ?)`, evID, subject, data, at.UnixNano()); err != nil {
+	if _, err := tx.Exec(`INSERT INTO outbox (id, subject, data, created_at, order_id) VALUES (?, ?, ?, ?, ?)`,
+		evID, subject, data, at.UnixNano(), id); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
@@ -386,12 +387,20 @@ func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
 // ExpireDue expires up to limit unpaid orders whose reservation has run out
 // and whose payment is not being taken (no claim, or a claim older than
 // claimLease), releasing their stock. It returns the expired order IDs.
+//
+// The reservation runs from when the payment workers could know of the
+// order: an order whose creation event is still in the outbox never
+// expires (nobody was ever asked to take its payment), and one whose event
+// reached the bus late has its reservation moved on by that delay.
 func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Duration) ([]string, error) {
 	var expired []string
 	now := s.now()
 	err := s.write(ctx, func(tx wtx) error {
-		rows, err := tx.Query(`SELECT id FROM orders WHERE status = 'pending_payment' AND reserved_until <= ?
-			AND (payment_claimed_at IS NULL OR payment_claimed_at <= ?) ORDER BY reserved_until LIMIT ?`,
+		rows, err := tx.Query(`SELECT o.id FROM orders o WHERE o.status = 'pending_payment' AND o.reserved_until <= ?1
+			AND (o.payment_claimed_at IS NULL OR o.payment_claimed_at <= ?2)
+			AND NOT EXISTS (SELECT 1 FROM outbox e WHERE e.order_id = o.id AND e.subject = 'surge.order.created'
+				AND (e.published_at IS NULL OR o.reserved_until + (e.published_at - e.created_at) > ?1))
+			ORDER BY o.reserved_until LIMIT ?3`,
 			now.UnixNano(), now.Add(-claimLease).UnixNano(), limit)
 		if err != nil {
 			return err

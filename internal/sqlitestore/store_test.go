@@ -120,6 +120,12 @@ func TestShopConformance(t *testing.T) {
 	storetest.RunShop(t, func(t *testing.T) storetest.Store { return newTestStore(t) })
 }
 
+func TestShopConformanceClocked(t *testing.T) {
+	storetest.RunShopClocked(t, func(t *testing.T, now func() time.Time) storetest.Store {
+		return newTestStore(t, WithClock(now))
+	})
+}
+
 func TestMigrateIsIdempotent(t *testing.T) {
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "surge.db")

@@ -43,6 +43,9 @@ type Store interface {
 	OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error)
 	Ledger(ctx context.Context, sku string) (catalog.StockLedger, error)
 	OpenDropForSKUs(ctx context.Context, skus []string) (drop.Drop, bool, error)
+	// Pending lists unpublished outbox events, oldest first, without
+	// claiming them.
+	Pending(ctx context.Context, limit int) ([]outbox.Event, error)
 }
 
 // RunShop runs the buy-path conformance tests (customers, sessions, carts,
@@ -69,6 +72,8 @@ func RunShop(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ConcurrentSettlement", testConcurrentSettlement},
 		{"SetStockBelowReserved", testSetStockBelowReserved},
 		{"Outbox", testOutbox},
+		{"OutboxClaims", testOutboxClaims},
+		{"ExpiryWaitsForDelivery", testExpiryWaitsForDelivery},
 		{"Drops", testDrops},
 		{"DropLimit", testDropLimit},
 		{"Hammer", testHammer},
@@ -78,6 +83,50 @@ func RunShop(t *testing.T, newStore func(t *testing.T) Store) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			tt.fn(t, newStore(t))
+		})
+	}
+}
+
+// Clock is a clock tests move by hand, for the stores' notion of now.
+type Clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+// NewClock returns a clock standing at t.
+func NewClock(t time.Time) *Clock { return &Clock{t: t} }
+
+// Now returns the clock's time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+// Advance moves the clock on by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	c.t = c.t.Add(d)
+	c.mu.Unlock()
+}
+
+// RunShopClocked runs the buy-path tests in which time must pass (leases
+// running out, reservations moving on), each on a fresh store from
+// newStore that takes its time from now.
+func RunShopClocked(t *testing.T, newStore func(t *testing.T, now func() time.Time) Store) {
+	tests := []struct {
+		name string
+		fn   func(t *testing.T, s Store, c *Clock)
+	}{
+		{"OutboxClaimLease", testOutboxClaimLease},
+		{"LateDeliveryMovesReservation", testLateDeliveryMovesReservation},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			// Microseconds: every engine keeps that precision.
+			c := NewClock(time.Now().UTC().Truncate(time.Microsecond))
+			tt.fn(t, newStore(t, c.Now), c)
 		})
 	}
 }
@@ -675,6 +724,7 @@ func testOrderLifecycle(t *testing.T, s Store) {
 	if _, ok, _ := s.ClaimPayment(ctx, claimed.ID); !ok {
 		t.Fatal("claim refused")
 	}
+	deliver(t, s, stale.ID, claimed.ID)
 
 	ids, err := s.ExpireDue(ctx, 100, time.Hour)
 	if err != nil || !slices.Equal(ids, []string{stale.ID}) {
@@ -709,7 +759,7 @@ func testOrderLifecycle(t *testing.T, s Store) {
 	for _, e := range events {
 		subjects = append(subjects, e.Subject)
 	}
-	wantSubjects := []string{order.SubjectCreated, order.SubjectCreated, order.SubjectCreated, order.SubjectCreated,
+	wantSubjects := []string{order.SubjectCreated, order.SubjectCreated,
 		order.SubjectPaid, order.SubjectFailed, order.SubjectExpired, order.SubjectExpired}
 	if !slices.Equal(subjects, wantSubjects) {
 		t.Fatalf("outbox subjects %v, want %v", subjects, wantSubjects)
@@ -768,6 +818,7 @@ func testConcurrentSettlement(t *testing.T, s Store) {
 		o = mustPlace(t, s, placement(fmt.Sprint("e", i), "k", time.Now().Add(-time.Second), line("HOT", 2)))
 		due = append(due, o.ID)
 	}
+	deliver(t, s, due...)
 	checkLedger(t, s, "HOT", 40, 0)
 	const copies = 4
 	errs := make(chan error, 3*10*copies+copies)
@@ -1125,6 +1176,41 @@ func testHammer(t *testing.T, s Store) {
 			}
 		}
 	})
+	// Two relays deliver events as they are committed, each claiming
+	// batches; an order's reservation counts only once its event is out.
+	delivered := map[string]string{} // event ID -> subject
+	relay := func(owner string) bool {
+		evs, err := s.Claim(ctx, owner, 7, time.Hour)
+		if err != nil {
+			t.Errorf("%s: claim: %v", owner, err)
+			return false
+		}
+		mu.Lock()
+		for _, e := range evs {
+			if _, dup := delivered[e.ID]; dup {
+				t.Errorf("%s: claimed event %s that another relay had published", owner, e.ID)
+			}
+			delivered[e.ID] = e.Subject
+		}
+		mu.Unlock()
+		if err := s.MarkPublished(ctx, eventIDs(evs)); err != nil {
+			t.Errorf("%s: mark published: %v", owner, err)
+			return false
+		}
+		return len(evs) > 0
+	}
+	for _, owner := range []string{"relay-1", "relay-2"} {
+		bg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				relay(owner)
+			}
+		})
+	}
 	bg.Go(func() { // an auditor reading the ledger as it changes
 		for {
 			select {
@@ -1208,6 +1294,8 @@ func testHammer(t *testing.T, s Store) {
 	wg.Wait()
 	close(stop)
 	bg.Wait()
+	for relay("relay-1") {
+	}
 	for {
 		ids, err := s.ExpireDue(ctx, 100, time.Hour)
 		if err != nil {
@@ -1245,13 +1333,249 @@ func testHammer(t *testing.T, s Store) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	created := 0
 	for _, e := range events {
-		if e.Subject == order.SubjectCreated {
+		delivered[e.ID] = e.Subject
+	}
+	created := 0
+	for _, subject := range delivered {
+		if subject == order.SubjectCreated {
 			created++
 		}
 	}
 	if created != len(orders) {
 		t.Errorf("%d order-created events for %d orders", created, len(orders))
 	}
+}
+
+// eventIDs lists the IDs of evs.
+func eventIDs(evs []outbox.Event) []string {
+	ids := make([]string, len(evs))
+	for i, e := range evs {
+		ids[i] = e.ID
+	}
+	return ids
+}
+
+// deliver marks the creation events of the orders published, as the relay
+// does once the bus has them.
+func deliver(t *testing.T, s Store, orderIDs ...string) {
+	t.Helper()
+	events, err := s.Pending(context.Background(), 100000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range events {
+		var ev order.Event
+		if err := json.Unmarshal(e.Data, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if e.Subject == order.SubjectCreated && slices.Contains(orderIDs, ev.OrderID) {
+			ids = append(ids, e.ID)
+		}
+	}
+	if len(ids) != len(orderIDs) {
+		t.Fatalf("%d undelivered creation events for %d orders", len(ids), len(orderIDs))
+	}
+	if err := s.MarkPublished(context.Background(), ids); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testOutboxClaims: relays claim batches of the outbox in commit order;
+// what one holds another does not get until it is released or published;
+// a relay renews its own claim; relays claiming at once never get the same
+// event.
+func testOutboxClaims(t *testing.T, s Store) {
+	ctx := context.Background()
+	newShop(t, s, 100)
+	for i := range 10 {
+		mustPlace(t, s, placement(fmt.Sprint("buyer-", i), "k", later(), line("COLD", 1)))
+	}
+	ev, err := s.Pending(ctx, 100)
+	if err != nil || len(ev) != 10 {
+		t.Fatalf("pending: %d events, %v", len(ev), err)
+	}
+	claim := func(owner string, limit int, want ...int) {
+		t.Helper()
+		got, err := s.Claim(ctx, owner, limit, time.Hour)
+		if err != nil {
+			t.Fatalf("%s claims %d: %v", owner, limit, err)
+		}
+		var wantIDs []string
+		for _, i := range want {
+			wantIDs = append(wantIDs, ev[i].ID)
+		}
+		if !slices.Equal(eventIDs(got), wantIDs) {
+			t.Fatalf("%s claims %d: got %v, want events %v (%v)", owner, limit, eventIDs(got), want, wantIDs)
+		}
+		for _, e := range got {
+			if e.Subject != order.SubjectCreated || len(e.Data) == 0 || e.CreatedAt.IsZero() {
+				t.Errorf("claimed event %+v lacks its subject, data or time", e)
+			}
+		}
+	}
+	claim("a", 2, 0, 1)
+	claim("b", 2, 2, 3)    // not what a holds
+	claim("a", 3, 0, 1, 4) // a renews its own and takes the next
+	if err := s.Release(ctx, "b", []string{ev[1].ID}); err != nil {
+		t.Fatal(err)
+	}
+	claim("c", 1, 5) // b cannot release what a holds
+	if err := s.Release(ctx, "a", []string{ev[1].ID, "evt_unknown"}); err != nil {
+		t.Fatal(err)
+	}
+	claim("b", 1, 1) // released: the oldest claimable again
+	if err := s.MarkPublished(ctx, []string{ev[0].ID}); err != nil {
+		t.Fatal(err)
+	}
+	if oldest, err := s.Oldest(ctx); err != nil || !sameInstant(oldest, ev[1].CreatedAt) {
+		t.Errorf("oldest undelivered = %v, %v; want %v, the first event not published", oldest, err, ev[1].CreatedAt)
+	}
+	claim("a", 10, 4, 6, 7, 8, 9) // the published one is gone
+	if err := s.Release(ctx, "a", eventIDs(ev)); err != nil {
+		t.Fatal(err)
+	}
+	claim("d", 3, 4, 6, 7)
+	claim("d", 0)
+	if err := s.MarkPublished(ctx, eventIDs(ev)); err != nil {
+		t.Fatal(err)
+	}
+	if oldest, err := s.Oldest(ctx); err != nil || !oldest.IsZero() {
+		t.Errorf("oldest undelivered with everything published = %v, %v; want zero", oldest, err)
+	}
+	claim("a", 10)
+
+	// Relays racing for a larger outbox each get a share, never the same
+	// event twice.
+	const orders, relays = 60, 4
+	for i := range orders {
+		mustPlace(t, s, placement(fmt.Sprint("racer-", i), "k", later(), line("COLD", 1)))
+	}
+	var (
+		mu    sync.Mutex
+		seen  = map[string]string{}
+		wg    sync.WaitGroup
+		start = make(chan struct{})
+	)
+	for r := range relays {
+		owner := fmt.Sprint("relay-", r)
+		wg.Go(func() {
+			<-start
+			for {
+				got, err := s.Claim(ctx, owner, 5, time.Hour)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, e := range got {
+					if other, dup := seen[e.ID]; dup {
+						t.Errorf("event %s claimed by %s and %s", e.ID, other, owner)
+					}
+					seen[e.ID] = owner
+				}
+				mu.Unlock()
+				if err := s.MarkPublished(ctx, eventIDs(got)); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	close(start)
+	wg.Wait()
+	if len(seen) != orders {
+		t.Errorf("%d events claimed, want each of %d once", len(seen), orders)
+	}
+}
+
+// testExpiryWaitsForDelivery: an order whose creation event never reached
+// the bus is never expired, however long ago its reservation ran out:
+// nobody was ever asked to take its payment.
+func testExpiryWaitsForDelivery(t *testing.T, s Store) {
+	ctx := context.Background()
+	newShop(t, s, 10)
+	past := time.Now().Add(-time.Hour)
+	stuck := mustPlace(t, s, placement("a", "1", past, line("HOT", 2)))
+	out := mustPlace(t, s, placement("b", "1", past, line("HOT", 3)))
+	deliver(t, s, out.ID)
+	ids, err := s.ExpireDue(ctx, 100, 0)
+	if err != nil || !slices.Equal(ids, []string{out.ID}) {
+		t.Fatalf("expired %v (%v); want only %s, whose event was delivered", ids, err, out.ID)
+	}
+	checkLedger(t, s, "HOT", 2, 0)
+	if o, err := s.Order(ctx, stuck.ID); err != nil || o.Status != order.StatusPendingPayment {
+		t.Fatalf("undelivered order: %s, %v; want it still pending payment", o.Status, err)
+	}
+	// Once delivered, and no worker claimed it, it expires as any other.
+	deliver(t, s, stuck.ID)
+	if ids, err := s.ExpireDue(ctx, 100, 0); err != nil || !slices.Equal(ids, []string{stuck.ID}) {
+		t.Fatalf("after delivery: expired %v (%v), want %s", ids, err, stuck.ID)
+	}
+	checkLedger(t, s, "HOT", 0, 0)
+}
+
+// placementAt is placement with the order created at the clock's time.
+func placementAt(c *Clock, owner, key string, ttl time.Duration, lines ...order.Line) checkout.Placement {
+	p := placement(owner, key, c.Now().Add(ttl), lines...)
+	p.Order.CreatedAt, p.Order.UpdatedAt = c.Now(), c.Now()
+	return p
+}
+
+// testOutboxClaimLease: a claim keeps other relays off its events for its
+// lease, and only that long: a relay that died gives them up.
+func testOutboxClaimLease(t *testing.T, s Store, c *Clock) {
+	ctx := context.Background()
+	newShop(t, s, 10)
+	for i := range 3 {
+		mustPlace(t, s, placementAt(c, fmt.Sprint("buyer-", i), "k", 10*time.Minute, line("COLD", 1)))
+	}
+	held, err := s.Claim(ctx, "dead", 10, 30*time.Second)
+	if err != nil || len(held) != 3 {
+		t.Fatalf("claim: %d events, %v", len(held), err)
+	}
+	c.Advance(29 * time.Second)
+	if got, err := s.Claim(ctx, "alive", 10, 30*time.Second); err != nil || len(got) != 0 {
+		t.Fatalf("within the lease another relay claimed %v (%v)", eventIDs(got), err)
+	}
+	c.Advance(2 * time.Second)
+	got, err := s.Claim(ctx, "alive", 10, 30*time.Second)
+	if err != nil || !slices.Equal(eventIDs(got), eventIDs(held)) {
+		t.Fatalf("after the lease: claimed %v (%v), want %v", eventIDs(got), err, eventIDs(held))
+	}
+	// The relay that took over holds them now; the late one gets nothing.
+	if got, err := s.Claim(ctx, "dead", 10, 30*time.Second); err != nil || len(got) != 0 {
+		t.Fatalf("the lapsed relay claimed %v (%v) back from the live one", eventIDs(got), err)
+	}
+}
+
+// testLateDeliveryMovesReservation: when an order's event reaches the bus
+// late (the bus was down), its reservation runs from then: the payment
+// workers get the whole reservation time to take the payment.
+func testLateDeliveryMovesReservation(t *testing.T, s Store, c *Clock) {
+	ctx := context.Background()
+	newShop(t, s, 10)
+	const ttl = 10 * time.Minute
+	late := mustPlace(t, s, placementAt(c, "a", "1", ttl, line("HOT", 1)))
+	onTime := mustPlace(t, s, placementAt(c, "b", "1", ttl, line("HOT", 1)))
+	deliver(t, s, onTime.ID)
+	c.Advance(30 * time.Minute) // the bus is down for half an hour
+	ids, err := s.ExpireDue(ctx, 100, 0)
+	if err != nil || !slices.Equal(ids, []string{onTime.ID}) {
+		t.Fatalf("expired %v (%v); want only %s, delivered in time", ids, err, onTime.ID)
+	}
+	deliver(t, s, late.ID)
+	c.Advance(ttl - time.Second)
+	if ids, err := s.ExpireDue(ctx, 100, 0); err != nil || len(ids) != 0 {
+		t.Fatalf("expired %v (%v) within its reservation counted from delivery", ids, err)
+	}
+	c.Advance(2 * time.Second)
+	if ids, err := s.ExpireDue(ctx, 100, 0); err != nil || !slices.Equal(ids, []string{late.ID}) {
+		t.Fatalf("expired %v (%v) after its reservation from delivery ran out; want %s", ids, err, late.ID)
+	}
+	checkLedger(t, s, "HOT", 0, 0)
 }
