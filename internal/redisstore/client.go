@@ -15,11 +15,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
 // DefaultTimeout is Config.Timeout when zero: long enough for a loaded
@@ -45,6 +48,9 @@ type Config struct {
 	// Name is sent as CLIENT SETNAME on each connection so an operator can
 	// tell replicas apart in CLIENT LIST; optional.
 	Name string
+	// Logger receives a line when Redis becomes unreachable and one when
+	// it answers again (default: discard); never one per failed call.
+	Logger *slog.Logger
 }
 
 func (c Config) validate() error {
@@ -116,7 +122,7 @@ func New(cfg Config) (*Client, error) {
 	}
 	opts.ContextTimeoutEnabled = true
 	rdb := redis.NewClient(opts)
-	rdb.AddHook(unavailableHook{})
+	rdb.AddHook(unavailableHook{outage: telemetry.NewOutage(cfg.Logger, "redis")})
 	return &Client{rdb: rdb, prefix: cfg.Prefix}, nil
 }
 

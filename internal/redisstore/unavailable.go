@@ -8,6 +8,8 @@ import (
 	"syscall"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
 // unavailableError marks a failure to reach Redis (refused, timed out,
@@ -21,32 +23,46 @@ func (e unavailableError) Unwrap() error     { return e.err }
 func (e unavailableError) Unavailable() bool { return true }
 
 // unavailableHook marks every command error that is not Redis's own
-// answer (redis.Nil, an error reply) as unavailable.
-type unavailableHook struct{}
+// answer (redis.Nil, an error reply) as unavailable, and reports every
+// outcome to the outage log.
+type unavailableHook struct{ outage *telemetry.Outage }
 
 func (unavailableHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (unavailableHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h unavailableHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		if reachFailure(err) {
+			h.outage.Failed(err)
 			err = unavailableError{err}
 			cmd.SetErr(err)
+		} else {
+			h.outage.Succeeded()
 		}
 		return err
 	}
 }
 
-func (unavailableHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h unavailableHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
 		err := next(ctx, cmds)
+		var first error // one pipeline is one call to the outage log
+		if reachFailure(err) {
+			first = err
+			err = unavailableError{err}
+		}
 		for _, c := range cmds {
 			if reachFailure(c.Err()) {
+				if first == nil {
+					first = c.Err()
+				}
 				c.SetErr(unavailableError{c.Err()})
 			}
 		}
-		if reachFailure(err) {
-			err = unavailableError{err}
+		if first != nil {
+			h.outage.Failed(first)
+		} else {
+			h.outage.Succeeded()
 		}
 		return err
 	}

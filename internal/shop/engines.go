@@ -23,7 +23,7 @@ func (s *Shop) openRedis(cfg Config) error {
 		prefix = "surge:"
 	}
 	host, _ := os.Hostname()
-	c, err := redisstore.New(redisstore.Config{URL: cfg.RedisURL, Prefix: prefix, Name: "surge-" + host})
+	c, err := redisstore.New(redisstore.Config{URL: cfg.RedisURL, Prefix: prefix, Name: "surge-" + host, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -189,11 +189,17 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 	}
 	switch {
 	case status >= 500:
-		if r.Context().Err() != nil {
+		switch {
+		case r.Context().Err() != nil:
 			// The client went away and took the request with it: nothing
 			// failed on our side.
 			log.DebugContext(r.Context(), "request abandoned by the client", "err", err, "path", r.URL.Path)
-		} else {
+		case isUnavailable(err):
+			// A dependency is down: the adapter that lost it logs the
+			// outage when it begins and when it ends, with a count. A
+			// line per request would bury the log while it lasts.
+			log.DebugContext(r.Context(), "request failed: dependency unavailable", "err", err, "path", r.URL.Path)
+		default:
 			log.ErrorContext(r.Context(), "request failed", "err", err, "path", r.URL.Path)
 		}
 		p.Detail = "an internal error occurred; quote the request ID when reporting it"
