@@ -45,6 +45,7 @@ type serveConfig struct {
 	ClaimLease      time.Duration
 	ExpirySweep     time.Duration
 	AckWait         time.Duration
+	OutboxMaxLag    time.Duration
 	DropWarmup      time.Duration
 	Standby         bool
 	StandbyActive   int
@@ -124,6 +125,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.DropWarmup <= 0 {
 		errs = append(errs, errors.New("--drop-warmup must be positive"))
+	}
+	if c.OutboxMaxLag <= 0 {
+		errs = append(errs, errors.New("--outbox-max-lag must be positive"))
 	}
 	if c.ReservationTTL <= 0 || c.ClaimLease <= 0 || c.ExpirySweep <= 0 {
 		errs = append(errs, errors.New("--reservation-ttl, --payment-claim-lease and --expiry-sweep must be positive"))
@@ -254,6 +258,7 @@ over the file.`,
 	f.DurationVar(&cfg.DropWarmup, "drop-warmup", 2*time.Minute, "how long before a drop starts its pages are cached and database connections opened")
 	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", "", "waiting-room signing keys, id:base64secret[,id:base64secret...], current first, each secret at least 32 random bytes; every replica needs the same, so required with --redis-url (empty: a key kept in --data-dir; a worker needs none)")
 	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", 30*time.Second, "how long before the messages of a silent (dead) worker are redelivered")
+	f.DurationVar(&cfg.OutboxMaxLag, "outbox-max-lag", time.Minute, "an order event waiting this long in the outbox (the event bus not taking it) makes /readyz report degraded")
 	f.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server host:port for order mail; empty logs mail instead")
 	f.StringVar(&cfg.SMTPFrom, "smtp-from", "shop@localhost", "sender address of order mail")
 	f.StringVar(&cfg.SMTPUser, "smtp-user", "", "SMTP user (PLAIN auth, only over TLS or to this machine)")
@@ -334,6 +339,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.RedisURL, sc.RedisPrefix = cfg.RedisURL, cfg.RedisPrefix
 	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
 	sc.ReservationTTL, sc.ClaimLease, sc.SweepEvery, sc.AckWait = cfg.ReservationTTL, cfg.ClaimLease, cfg.ExpirySweep, cfg.AckWait
+	sc.OutboxMaxLag = cfg.OutboxMaxLag
 	sc.WarmBefore, sc.WaitroomKeys = cfg.DropWarmup, cfg.WaitroomKeys
 	sc.Standby, sc.StandbyOnActive, sc.StandbyOnLatency, sc.StandbyRate, sc.StandbyMaxActive = cfg.Standby, cfg.StandbyActive, cfg.StandbyLatency, cfg.StandbyRate, cfg.StandbyMax
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
@@ -348,10 +354,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	defer sh.Close()
-	health.AddCheck("database", sh.Store.Ping)
-	if sh.Redis != nil {
-		health.AddDegradedCheck("redis", "sessions, cart, checkout and the waiting room", sh.Redis.Ping)
-	}
+	sh.RegisterHealth(health, role)
 	if cfg.Demo {
 		if _, err := sh.SeedDemo(ctx, cfg.DemoProducts, cfg.Currency, log); err != nil {
 			return err
@@ -364,7 +367,6 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	runErr := make(chan error, 1)
 	go func() { runErr <- sh.Run(runCtx, role) }()
 	if bus := sh.Bus; bus != nil {
-		health.AddCheck("event bus", bus.Ping)
 		if u := bus.ClientURL(); u != "" {
 			fmt.Fprintf(stdout, "nats: %s\n", u)
 		}

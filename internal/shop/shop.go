@@ -101,6 +101,9 @@ type Config struct {
 	// AckWait is how long the bus waits for a silent consumer (a worker
 	// that died) before redelivering its messages (default 30s).
 	AckWait time.Duration
+	// OutboxMaxLag is how long an order event may wait in the outbox
+	// before readiness reports the replica degraded (default 1m).
+	OutboxMaxLag time.Duration
 
 	// WarmBefore is how long before a drop starts its pages are cached and
 	// database connections opened (default 2m).
@@ -163,6 +166,9 @@ type Shop struct {
 	warmBefore time.Duration
 	log        *slog.Logger
 
+	outboxMaxLag time.Duration
+	sharedDB     bool // PostgreSQL, shared by every replica, rather than the embedded SQLite
+
 	warmedMu sync.Mutex
 	warmed   []string
 }
@@ -175,7 +181,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		return nil, err
 	}
 	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait,
-		warmBefore: cfg.WarmBefore, log: log}
+		warmBefore: cfg.WarmBefore, log: log, outboxMaxLag: cfg.OutboxMaxLag, sharedDB: cfg.DBURL != ""}
+	if s.outboxMaxLag <= 0 {
+		s.outboxMaxLag = DefaultOutboxMaxLag
+	}
 	if s.warmBefore <= 0 {
 		s.warmBefore = 2 * time.Minute
 	}
