@@ -2,6 +2,7 @@ package enginetest
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -282,6 +284,49 @@ func (c *NATSCluster) NodeNamed(tb testing.TB, name string) int {
 	}
 	tb.Fatalf("enginetest: no NATS node named %q", name)
 	return -1
+}
+
+// MetaLeader returns the index of the node that leads the cluster's
+// JetStream meta group (which answers account and stream administration),
+// as the running nodes' monitoring endpoints report it. Given not, it
+// waits for a leader other than those nodes: the successor of a stopped
+// leader, which the others still name until they have elected one.
+func (c *NATSCluster) MetaLeader(tb testing.TB, not ...int) int {
+	tb.Helper()
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(30 * time.Second)
+	var last string
+	for {
+		for i := range c.nodes {
+			if slices.Contains(not, i) {
+				continue
+			}
+			resp, err := client.Get(c.nodes[i].monitor + "/jsz")
+			if err != nil {
+				last = err.Error()
+				continue
+			}
+			var jsz struct {
+				Meta *struct{ Leader string } `json:"meta_cluster"`
+			}
+			err = json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&jsz)
+			resp.Body.Close()
+			switch {
+			case err != nil:
+				last = err.Error()
+			case jsz.Meta == nil || jsz.Meta.Leader == "":
+				last = "no meta leader"
+			case slices.Contains(not, c.NodeNamed(tb, jsz.Meta.Leader)):
+				last = "still " + jsz.Meta.Leader
+			default:
+				return c.NodeNamed(tb, jsz.Meta.Leader)
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("enginetest: no NATS meta leader after 30s (last: %s)", last)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // StopNode kills node i (0-based) with SIGKILL, as a crash or a lost
