@@ -394,6 +394,14 @@ func (c *NATSCluster) start(n *natsNode) error {
 	return nil
 }
 
+// StartStopped starts every node that is not running and returns once all
+// are healthy: after stopping a majority, the nodes must come back
+// together to elect a meta leader.
+func (c *NATSCluster) StartStopped(tb testing.TB) {
+	tb.Helper()
+	c.restore(tb)
+}
+
 // restore starts every node that is not running and waits until all are
 // healthy.
 func (c *NATSCluster) restore(tb testing.TB) {
