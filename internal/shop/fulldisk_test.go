@@ -30,8 +30,11 @@ import (
 // expired, and readiness says degraded while events are stuck.
 func TestAcknowledgedOrdersSurviveAFullDisk(t *testing.T) {
 	const (
-		ttl      = 2 * time.Second // reservations run out during the outage
-		fullFor  = 3 * ttl
+		// Reservations placed on the full disk run out while it is still
+		// full; once their events are out, the workers have this long to
+		// take the payments, even on a loaded machine.
+		ttl      = 10 * time.Second
+		fullFor  = ttl + 2*time.Second
 		maxLag   = time.Second
 		settleIn = 90 * time.Second
 	)
