@@ -17,6 +17,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"strings"
 	"sync"
@@ -29,6 +30,8 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
+
+	"github.com/surge-commerce/surge/internal/telemetry"
 )
 
 // Config says which databases to use and how.
@@ -52,6 +55,10 @@ type Config struct {
 	// Now is the clock for times the store sets itself; nil means
 	// time.Now.
 	Now func() time.Time
+	// Logger receives a line when the primary becomes unreachable and one,
+	// with the count of failed calls, when it answers again (default:
+	// discard); never one per failed call.
+	Logger *slog.Logger
 }
 
 func (c Config) validate() error {
@@ -109,7 +116,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	primary, err := newPool(ctx, cfg.URL, cfg.MaxConns)
+	primary, err := newPool(ctx, cfg.URL, cfg.MaxConns, outageTracer{telemetry.NewOutage(cfg.Logger, "postgres primary")})
 	if err != nil {
 		return nil, fmt.Errorf("open postgres primary: %w", err)
 	}
@@ -127,7 +134,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	names := map[string]int{}
 	for i, u := range cfg.ReplicaURLs {
-		pool, err := newPool(ctx, u, cfg.MaxConns)
+		pool, err := newPool(ctx, u, cfg.MaxConns, nil)
 		if err != nil {
 			s.closePools()
 			return nil, fmt.Errorf("open postgres replica %d: %w", i+1, err)
@@ -154,10 +161,13 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	return s, nil
 }
 
-func newPool(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
+func newPool(ctx context.Context, url string, maxConns int32, tracer pgx.QueryTracer) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, err
+	}
+	if tracer != nil {
+		cfg.ConnConfig.Tracer = tracer
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns

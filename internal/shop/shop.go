@@ -176,7 +176,7 @@ type Shop struct {
 // Open builds the shop on the database cfg names (see OpenStore),
 // migrating it first. reg receives every metric; log every log line.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Shop, error) {
-	st, err := OpenStore(ctx, cfg, reg)
+	st, err := openStore(ctx, cfg, reg, log)
 	if err != nil {
 		return nil, err
 	}
@@ -229,8 +229,15 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 // its read replicas) when cfg.DBURL is set, else the embedded SQLite
 // database in cfg.DataDir. reg, when not nil, receives the store's metrics.
 func OpenStore(ctx context.Context, cfg Config, reg prometheus.Registerer) (Store, error) {
+	return openStore(ctx, cfg, reg, nil)
+}
+
+// openStore is OpenStore with log receiving the store's own lines (a
+// PostgreSQL primary's outages); nil discards them.
+func openStore(ctx context.Context, cfg Config, reg prometheus.Registerer, log *slog.Logger) (Store, error) {
 	if cfg.DBURL != "" {
-		st, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.DBURL, ReplicaURLs: cfg.DBReplicaURLs, MaxReplicaLag: cfg.MaxReplicaLag})
+		st, err := pgstore.Open(ctx, pgstore.Config{URL: cfg.DBURL, ReplicaURLs: cfg.DBReplicaURLs, MaxReplicaLag: cfg.MaxReplicaLag,
+			Logger: log})
 		if err != nil {
 			return nil, err
 		}
