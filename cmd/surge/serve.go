@@ -89,6 +89,8 @@ type serveConfig struct {
 	ClientIPHeader      string
 	TrustedProxies      []string
 	MaxConns            int
+
+	CDN cdnFlags
 }
 
 // admissionConfig turns the flags into the admission package's config;
@@ -177,6 +179,7 @@ func (c serveConfig) validate() error {
 	if c.DrainDelay < 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
 	}
+	errs = append(errs, c.CDN.validate())
 	return errors.Join(errs...)
 }
 
@@ -299,6 +302,7 @@ over the file.`,
 	f.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "header carrying the client address (e.g. X-Forwarded-For), believed only from --trusted-proxies")
 	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "addresses or CIDRs of load balancers whose client-ip header is trusted")
 	f.IntVar(&cfg.MaxConns, "max-conns", 0, "cap on open connections to the public listener (0: no cap)")
+	cfg.CDN.add(f)
 	return cmd
 }
 
@@ -344,6 +348,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.Standby, sc.StandbyOnActive, sc.StandbyOnLatency, sc.StandbyRate, sc.StandbyMaxActive = cfg.Standby, cfg.StandbyActive, cfg.StandbyLatency, cfg.StandbyRate, cfg.StandbyMax
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
 	sc.Admission = cfg.Admission
+	sc.CDN = cfg.CDN.config()
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
 		return err
 	}

@@ -36,8 +36,16 @@ func (s *Shop) openRedis(cfg Config) error {
 // followPurges applies other replicas' purges to this one's caches until
 // ctx ends. A nil tag list (a missed message, a reconnect) empties them.
 func (s *Shop) followPurges(ctx context.Context) {
+	subscribed := false
 	s.purger.Subscribe(ctx, func(tags []string) {
 		s.Catalog.ForgetCached()
+		// The first purge of everything only says the subscription is up:
+		// nothing was missed, and a CDN flushed each time a replica
+		// starts would send a scale-out's traffic to the origin.
+		if subscribed || tags != nil {
+			defer s.purgeCDN(tags == nil, tags)
+		}
+		subscribed = true
 		if s.Cache == nil {
 			return
 		}

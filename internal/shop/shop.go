@@ -21,6 +21,7 @@ import (
 	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/cdnpurge"
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/drop"
@@ -126,6 +127,9 @@ type Config struct {
 	// Cheap probe is set to the page cache.
 	Admission       bool
 	AdmissionConfig admission.Config
+
+	// CDN forwards every cache purge to the CDN instances in CDN.URLs.
+	CDN cdnpurge.Config
 }
 
 // Defaults returns the embedded defaults `surge serve` starts with.
@@ -157,6 +161,7 @@ type Shop struct {
 	// Redis is nil unless the shop shares state through Redis.
 	Redis   *redisstore.Client
 	purger  *redisstore.Purger
+	cdn     *cdnpurge.Client // nil without a CDN to purge
 	closers []func() error
 
 	relay      *outbox.Relay
@@ -274,6 +279,9 @@ func openStore(ctx context.Context, cfg Config, reg prometheus.Registerer, log *
 }
 
 func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	if err := s.openCDN(cfg, log, reg); err != nil {
+		return err
+	}
 	// purge empties this replica's page cache; with Redis every replica's.
 	local := func(all bool, tags ...string) int { return 0 }
 	if cfg.PageCache {
@@ -291,6 +299,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	purgeAll := func(all bool, tags ...string) int {
 		n := local(all, tags...)
+		s.purgeCDN(all, tags)
 		if s.purger != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
