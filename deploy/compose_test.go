@@ -81,7 +81,7 @@ func TestComposeRequiresSecrets(t *testing.T) {
 func TestComposeTopology(t *testing.T) {
 	p := mustLoadCompose(t)
 	want := []string{"postgres", "postgres-replica", "redis", "nats-1", "nats-2", "nats-3", "api", "worker", "haproxy",
-		"prometheus", "alertmanager", "grafana"}
+		"varnish", "prometheus", "alertmanager", "grafana"}
 	if got := slices.Sorted(maps.Keys(p.Services)); !slices.Equal(got, slices.Sorted(slices.Values(want))) {
 		t.Errorf("services = %v, want %v", got, want)
 	}
