@@ -46,13 +46,20 @@ type Request struct {
 	Email           string        `json:"email"`
 	ShippingAddress order.Address `json:"shipping_address"`
 	Payment         struct {
+		// CardNumber is a test card for the simulated provider.
 		CardNumber string `json:"card_number"`
+		// PaymentMethod is a token the provider's own client library made
+		// from the card in the browser (Stripe.js: pm_...), for providers
+		// that never let a card number reach the shop. Omitted when empty,
+		// so requests without it hash as they always did.
+		PaymentMethod string `json:"payment_method,omitempty"`
 	} `json:"payment"`
 }
 
-// Tokenizer turns a card number into a provider token, as a PSP's client
-// library would; the card number itself is never stored. A malformed
-// number is an error wrapping payment.ErrInvalidCard.
+// Tokenizer turns what the buyer gave for payment (a card number for the
+// simulated provider, a provider token for a real one) into the token
+// the order keeps; a card number itself is never stored. Anything the
+// provider cannot take is an error wrapping payment.ErrInvalidCard.
 type Tokenizer interface {
 	Tokenize(card string) (token, last4 string, err error)
 }
@@ -160,8 +167,13 @@ func (r *Request) Validate() error {
 	if err := r.ShippingAddress.Validate(); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalid, err)
 	}
-	if r.Payment.CardNumber == "" {
-		return fmt.Errorf("%w: payment.card_number: required", ErrInvalid)
+	switch {
+	case r.Payment.CardNumber == "" && r.Payment.PaymentMethod == "":
+		return fmt.Errorf("%w: payment.card_number (a test card) or payment.payment_method (a token from the payment provider's client library): required", ErrInvalid)
+	case r.Payment.CardNumber != "" && r.Payment.PaymentMethod != "":
+		return fmt.Errorf("%w: payment: send card_number or payment_method, not both", ErrInvalid)
+	case len(r.Payment.PaymentMethod) > 255:
+		return fmt.Errorf("%w: payment.payment_method: at most 255 characters", ErrInvalid)
 	}
 	return nil
 }
@@ -231,9 +243,13 @@ func (s *Service) Checkout(ctx context.Context, in Input) (Result, error) {
 		}
 		return Result{}, ErrEmptyCart
 	}
-	token, last4, err := s.Payments.Tokenize(req.Payment.CardNumber)
+	field, method := "payment.card_number", req.Payment.CardNumber
+	if req.Payment.PaymentMethod != "" {
+		field, method = "payment.payment_method", req.Payment.PaymentMethod
+	}
+	token, last4, err := s.Payments.Tokenize(method)
 	if errors.Is(err, payment.ErrInvalidCard) {
-		return Result{}, fmt.Errorf("%w: payment.card_number: %v", ErrInvalid, err)
+		return Result{}, fmt.Errorf("%w: %s: %v", ErrInvalid, field, err)
 	}
 	if err != nil {
 		return Result{}, fmt.Errorf("tokenize card: %w", err)

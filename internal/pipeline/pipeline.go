@@ -61,6 +61,8 @@ type Workers struct {
 	ClaimLease time.Duration
 
 	captured, declined, expired, refunded prometheus.Counter
+	// events counts the provider's own reports (webhooks) by type.
+	events *prometheus.CounterVec
 	// toPaid is the order pipeline's freshness: how long after its
 	// checkout an order was paid.
 	toPaid prometheus.Histogram
@@ -78,9 +80,11 @@ func New(st Store, pay payment.Provider, mail Mailer, log *slog.Logger, shopName
 			// The freshness SLO counts orders paid within 30 s; a bound
 			// must be a bucket edge for the SLO to read it.
 			Buckets: []float64{0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800}}),
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "surge_payment_events_total",
+			Help: "Events the payment provider reported on its own (webhooks), by type; redeliveries it was told about already are not counted."}, []string{"type"}),
 		ClaimLease: 2 * time.Minute,
 	}
-	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired, w.refunded, w.toPaid} {
+	for _, c := range []prometheus.Collector{w.captured, w.declined, w.expired, w.refunded, w.toPaid, w.events} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register pipeline metrics: %w", err)
 		}
@@ -183,6 +187,35 @@ func (w *Workers) Capture(ctx context.Context, data []byte) error {
 	}
 	w.captured.Inc()
 	w.paid(o)
+	return nil
+}
+
+// PaymentEvent applies an event the payment provider reported on its own,
+// as a PSP's webhook does: a capture pays the order, a failure fails it.
+// Both are guarded by the order's status, so an event for an order the
+// worker has moved already, or one delivered twice, changes nothing; an
+// order that ended meanwhile (expired) is left to the capture worker,
+// which refunds. Voids and refunds change no order; they are counted.
+func (w *Workers) PaymentEvent(ctx context.Context, e payment.Event) error {
+	var err error
+	switch e.Type {
+	case payment.EventCaptured:
+		err = w.Store.MarkPaid(ctx, e.OrderID, "captured "+e.CaptureID+" (provider event "+e.ID+")")
+	case payment.EventFailed:
+		err = w.Store.MarkPaymentFailed(ctx, e.OrderID, "payment failed: "+e.DeclineCode+" (provider event "+e.ID+")")
+	case payment.EventVoided, payment.EventRefunded:
+	default:
+		return nil
+	}
+	switch {
+	case errors.Is(err, order.ErrTransition):
+		w.Log.WarnContext(ctx, "payment event does not fit the order's status; left as it is", "order", e.OrderID, "event", e.Type, "id", e.ID)
+	case errors.Is(err, order.ErrNotFound):
+		w.Log.WarnContext(ctx, "payment event for an unknown order", "order", e.OrderID, "event", e.Type, "id", e.ID)
+	case err != nil:
+		return fmt.Errorf("apply %s for order %s: %w", e.Type, e.OrderID, err)
+	}
+	w.events.WithLabelValues(e.Type).Inc()
 	return nil
 }
 
