@@ -91,6 +91,7 @@ type serveConfig struct {
 	MaxConns            int
 
 	CDN cdnFlags
+	Pay payFlags
 }
 
 // admissionConfig turns the flags into the admission package's config;
@@ -180,6 +181,9 @@ func (c serveConfig) validate() error {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
 	}
 	errs = append(errs, c.CDN.validate())
+	if _, _, err := c.Pay.config(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -303,6 +307,7 @@ over the file.`,
 	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "addresses or CIDRs of load balancers whose client-ip header is trusted")
 	f.IntVar(&cfg.MaxConns, "max-conns", 0, "cap on open connections to the public listener (0: no cap)")
 	cfg.CDN.add(f)
+	cfg.Pay.add(f, getenv)
 	return cmd
 }
 
@@ -349,6 +354,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
 	sc.Admission = cfg.Admission
 	sc.CDN = cfg.CDN.config()
+	if sc.PaymentProvider, sc.Stripe, err = cfg.Pay.config(); err != nil {
+		return err
+	}
 	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
 		return err
 	}

@@ -14,7 +14,6 @@ import (
 	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/natsbus"
 	"github.com/surge-commerce/surge/internal/outbox"
-	"github.com/surge-commerce/surge/internal/payment/simulated"
 	"github.com/surge-commerce/surge/internal/pipeline"
 )
 
@@ -51,13 +50,10 @@ func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, r
 	if err := bus.Register(reg); err != nil {
 		return err
 	}
-	pay, err := simulated.New(s.Store.Writer(), simulated.Options{Latency: cfg.PaymentLatency, Jitter: cfg.PaymentLatency / 2,
-		FailureRate: cfg.PaymentFailureRate})
+	pay, err := s.openPayments(ctx, cfg, log)
 	if err != nil {
-		return fmt.Errorf("simulated payments: %w", err)
+		return err
 	}
-	s.Payments = pay
-	s.closers = append(s.closers, pay.Close)
 
 	s.relay = outbox.NewRelay(s.Store, bus, outbox.RelayOptions{Logger: log})
 	if err := s.relay.Register(reg); err != nil {

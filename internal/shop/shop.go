@@ -30,6 +30,7 @@ import (
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pagecache"
 	"github.com/surge-commerce/surge/internal/payment/simulated"
+	"github.com/surge-commerce/surge/internal/payment/stripe"
 	"github.com/surge-commerce/surge/internal/pgstore"
 	"github.com/surge-commerce/surge/internal/pipeline"
 	"github.com/surge-commerce/surge/internal/redisstore"
@@ -92,6 +93,10 @@ type Config struct {
 	// PaymentLatency and PaymentFailureRate shape the simulated provider.
 	PaymentLatency     time.Duration
 	PaymentFailureRate float64
+	// PaymentProvider is ProviderSimulated (default) or ProviderStripe,
+	// configured by Stripe (its DB is the shop's).
+	PaymentProvider string
+	Stripe          stripe.Config
 	// SMTP sends mail when SMTP.Addr is set; otherwise mail is logged.
 	SMTP mail.SMTPConfig
 	// SweepEvery is how often expired reservations are released (default 5s).
@@ -150,7 +155,11 @@ type Shop struct {
 	Cache    *pagecache.Cache // nil when the page cache is off
 	Carts    *cart.Service
 	Checkout *checkout.Service
+	// Payments is the simulated provider, or nil when Stripe takes the
+	// payments (Stripe).
 	Payments *simulated.Provider
+	Stripe   *stripe.Provider
+	tokens   checkout.Tokenizer
 	Bus      *natsbus.Bus
 	Room     *waitroom.Room
 	// Standby is nil unless the standby waiting room is configured.
@@ -340,7 +349,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	s.Carts = &cart.Service{Store: s.Store, Pricing: pricing}
 	gate := dropGate{store: s.Store, room: s.Room, now: time.Now}
-	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.Payments, ReservationTTL: cfg.ReservationTTL,
+	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.tokens, ReservationTTL: cfg.ReservationTTL,
 		OnPlaced: s.relay.Notify, Drops: gate}
 	metrics, err := telemetry.NewHTTPMetrics(reg)
 	if err != nil {
@@ -350,6 +359,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
 		Sessions: &session.Manager{Store: sessions, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
 		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
+		PaymentWebhook: s.paymentWebhook(log), StripeKey: s.stripeKey(),
 		OnDropChange: func(d drop.Drop) {
 			if err := s.DropChanged(context.Background(), d); err != nil {
 				log.Error("waiting room: drop change", "drop", d.ID, "err", err)

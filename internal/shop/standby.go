@@ -64,7 +64,7 @@ func (s *Shop) openStandby(ctx context.Context, cfg Config) error {
 		Paths: []string{"/"},
 		// The line itself, drops (which have their own), assets, the
 		// admin API and the operations endpoints are never held back.
-		Except:   []string{"/queue", "/drops/", "/api/v1/drops/", "/api/v1/admin/", "/static/", "/favicon.ico", "/robots.txt"},
+		Except:   []string{"/queue", "/drops/", "/api/v1/drops/", "/api/v1/admin/", "/api/v1/payments/", "/static/", "/favicon.ico", "/robots.txt"},
 		OnActive: cfg.StandbyOnActive, OffActive: cfg.StandbyOnActive * 6 / 10,
 		OnLatency: cfg.StandbyOnLatency, OffLatency: cfg.StandbyOnLatency / 4,
 	})
