@@ -158,12 +158,15 @@ func (s *server) handleCartUpdateForm() http.Handler {
 }
 
 type checkoutForm struct {
-	Cart    cart.Cart
-	CSRF    string
-	Key     string
-	Req     checkout.Request
-	Problem string
-	SoldOut []string
+	// StripeKey, when set, puts Stripe Elements where the test-card field
+	// is: the card goes from the browser to Stripe, never to the shop.
+	StripeKey string
+	Cart      cart.Cart
+	CSRF      string
+	Key       string
+	Req       checkout.Request
+	Problem   string
+	SoldOut   []string
 }
 
 func newIdempotencyKey() string {
@@ -183,14 +186,14 @@ func (s *server) handleCheckoutPage() http.Handler {
 			redirect(w, r, "/cart")
 			return
 		}
-		f := checkoutForm{Cart: c, CSRF: v.CSRF, Key: newIdempotencyKey()}
+		f := checkoutForm{StripeKey: s.StripeKey, Cart: c, CSRF: v.CSRF, Key: newIdempotencyKey()}
 		f.Req.ShippingAddress.Country = "US"
 		if v.CustomerID != 0 {
 			if cu, err := s.Accounts.CustomerByID(r.Context(), v.CustomerID); err == nil {
 				f.Req.Email, f.Req.ShippingAddress.Name = cu.Email, cu.Name
 			}
 		}
-		s.personalPage(w, r, http.StatusOK, "checkout", f)
+		s.checkoutPage(w, r, http.StatusOK, f)
 	})
 }
 
@@ -210,6 +213,7 @@ func (s *server) handleCheckoutForm() http.Handler {
 			City: r.PostFormValue("city"), Region: r.PostFormValue("region"), PostalCode: r.PostFormValue("postal_code"),
 			Country: strings.ToUpper(strings.TrimSpace(r.PostFormValue("country")))}
 		req.Payment.CardNumber = strings.ReplaceAll(r.PostFormValue("card_number"), " ", "")
+		req.Payment.PaymentMethod = r.PostFormValue("payment_method")
 		key := r.PostFormValue("idempotency_key")
 		res, err := s.Checkout.Checkout(r.Context(), checkout.Input{Owner: v.ID, Key: key, CartID: v.CartID, CustomerID: v.CustomerID, Request: req, Access: accessFor(r)})
 		if err == nil {
@@ -232,16 +236,25 @@ func (s *server) handleCheckoutForm() http.Handler {
 			redirect(w, r, "/cart")
 			return
 		}
-		f := checkoutForm{Cart: c, CSRF: v.CSRF, Key: key, Req: req, Problem: err.Error()}
-		f.Req.Payment.CardNumber = ""
+		f := checkoutForm{StripeKey: s.StripeKey, Cart: c, CSRF: v.CSRF, Key: key, Req: req, Problem: err.Error()}
+		f.Req.Payment.CardNumber, f.Req.Payment.PaymentMethod = "", ""
 		var so *checkout.SoldOutError
 		if errors.As(err, &so) {
 			f.SoldOut = so.SKUs
 			f.Problem = "Sorry, some items sold out while you were checking out. Remove them from your cart and try again."
 			f.Key = newIdempotencyKey()
 		}
-		s.personalPage(w, r, status, "checkout", f)
+		s.checkoutPage(w, r, status, f)
 	})
+}
+
+// checkoutPage renders the checkout form; with Stripe, the page's
+// Content-Security-Policy lets Stripe Elements load.
+func (s *server) checkoutPage(w http.ResponseWriter, r *http.Request, status int, f checkoutForm) {
+	if f.StripeKey != "" {
+		allowStripe(w.Header())
+	}
+	s.personalPage(w, r, status, "checkout", f)
 }
 
 func (s *server) handleOrderPage() http.Handler {

@@ -59,9 +59,11 @@ type pageData struct {
 	Description string
 	Canonical   string
 	CSS, JS     string
-	Q           string
-	Nav         []catalog.Category
-	ActiveRoot  int64
+	// StaticVersion fingerprints the embedded assets for their URLs.
+	StaticVersion string
+	Q             string
+	Nav           []catalog.Category
+	ActiveRoot    int64
 	// Refresh, in seconds, reloads the page when scripts are off (pages
 	// with scripts poll a small JSON endpoint instead).
 	Refresh int
@@ -76,6 +78,7 @@ func (s *server) render(w http.ResponseWriter, r *http.Request, status int, name
 	pd.Shop = s.ShopName
 	pd.CSS = "/static/app.css?v=" + staticVersion
 	pd.JS = "/static/app.js?v=" + staticVersion
+	pd.StaticVersion = staticVersion
 	if tree != nil {
 		pd.Nav = tree.Roots()
 	}

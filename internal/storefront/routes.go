@@ -68,6 +68,8 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /checkout", admit(critical, s.handleCheckoutPage()))
 	mux.Handle("POST /checkout", admit(critical, s.handleCheckoutForm()))
 	mux.Handle("GET /orders/{id}", admit(high, s.handleOrderPage()))
+	// The payment provider confirming payments: as urgent as checkout.
+	mux.Handle("POST /api/v1/payments/stripe/webhook", admit(critical, s.handlePaymentWebhook()))
 	mux.Handle("POST /orders/{id}/retry", admit(high, s.handleOrderRetry()))
 	mux.Handle("GET /account", admit(high, s.handleAccountPage()))
 	mux.Handle("GET /account/signin", admit(high, s.accountPage("signin")))

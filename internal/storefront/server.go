@@ -60,6 +60,12 @@ type Deps struct {
 	ShopName string
 	// AccessLog logs one line per request when true.
 	AccessLog bool
+	// StripeKey, when set, is the Stripe publishable key: the checkout
+	// page takes the card in Stripe Elements instead of the simulated
+	// provider's test-card field. PaymentWebhook handles Stripe's
+	// webhook calls (nil: none are expected).
+	StripeKey      string
+	PaymentWebhook http.Handler
 }
 
 // NewServer returns the public handler.
