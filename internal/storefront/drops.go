@@ -68,11 +68,13 @@ type queueVisitor struct {
 }
 
 // queueIdentity returns the request's queueVisitor: the account when
-// signed in, else the guest visitor cookie (set if missing). A visitor
-// without a session gets a prepared one rather than a stored one: at a
-// drop tens of thousands join and poll, and only the few admitted need a
-// session (their access token is bound to it, and their cart lives in
-// it), so the others cost no session write.
+// signed in (from the session, never from anything else the client
+// sends), else the guest named by the signed visitor cookie, a new one
+// (and its cookie) when it has none or one the waiting room did not sign.
+// A visitor without a session gets a prepared one rather than a stored
+// one: at a drop tens of thousands join and poll, and only the few
+// admitted need a session (their access token is bound to it, and their
+// cart lives in it), so the others cost no session write.
 func (s *server) queueIdentity(w http.ResponseWriter, r *http.Request) (queueVisitor, error) {
 	v, err := s.visitor(r)
 	if err != nil {
@@ -90,14 +92,17 @@ func (s *server) queueIdentity(w http.ResponseWriter, r *http.Request) (queueVis
 		q.visitor = waitroom.AccountVisitor(q.CustomerID)
 		return q, nil
 	}
-	if c, err := r.Cookie(visitorCookie); err == nil && c.Value != "" {
-		q.visitor = c.Value
-		return q, nil
+	if c, err := r.Cookie(visitorCookie); err == nil {
+		if q.visitor, err = s.Room.Guest(c.Value); err == nil {
+			return q, nil
+		}
 	}
-	if q.visitor, err = waitroom.NewGuestVisitor(); err != nil {
+	visitor, token, err := s.Room.NewGuest()
+	if err != nil {
 		return queueVisitor{}, err
 	}
-	http.SetCookie(w, &http.Cookie{Name: visitorCookie, Value: q.visitor, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
+	q.visitor = visitor
+	http.SetCookie(w, &http.Cookie{Name: visitorCookie, Value: token, Path: "/", MaxAge: 365 * 24 * 3600, HttpOnly: true,
 		Secure: s.Sessions.Secure, SameSite: http.SameSiteLaxMode})
 	return q, nil
 }

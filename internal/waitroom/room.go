@@ -462,11 +462,20 @@ func (r *Room) Challenge(dropID, visitor string) (challengeToken string, difficu
 	return r.keys.sign(encodeChallenge(c)), c.Difficulty, nil
 }
 
+// NewGuest returns a fresh guest visitor and the signed token to keep in
+// the guest's cookie (see Keyring.NewGuest).
+func (r *Room) NewGuest() (visitor, token string, err error) { return r.keys.NewGuest() }
+
+// Guest returns the visitor a guest cookie's token names, or
+// ErrBadVisitor when this room's keys did not sign it.
+func (r *Room) Guest(token string) (string, error) { return r.keys.Guest(token) }
+
 // JoinRequest is one attempt to join a drop's queue.
 type JoinRequest struct {
 	Drop string
 	// Visitor is who holds the place: AccountVisitor for a signed-in
-	// customer, a guest cookie's ID (NewGuestVisitor) otherwise.
+	// customer, the visitor of a guest's signed cookie (Room.Guest)
+	// otherwise.
 	Visitor string
 	// Session, if set, binds an access token in the returned Status when
 	// the visitor is admitted at once (empty queue).

@@ -61,6 +61,7 @@ const (
 	kindTicket    byte = 1
 	kindAccess    byte = 2
 	kindChallenge byte = 3
+	kindGuest     byte = 4
 
 	maxStringLen   = 256
 	sessionHashLen = 16
@@ -259,6 +260,20 @@ func decodeChallenge(b []byte) (challenge, error) {
 		return challenge{}, fmt.Errorf("decode challenge: %w", err)
 	}
 	return c, nil
+}
+
+func encodeGuest(id [guestIDLen]byte) []byte {
+	return append([]byte{payloadVersion, kindGuest}, id[:]...)
+}
+
+func decodeGuest(b []byte) (id [guestIDLen]byte, err error) {
+	d := decoder{b: b}
+	d.header(kindGuest)
+	d.fixed(id[:])
+	if err := d.done(); err != nil {
+		return id, fmt.Errorf("decode guest: %w", err)
+	}
+	return id, nil
 }
 
 // SignTicket signs t with the keyring's current key.

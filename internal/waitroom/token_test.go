@@ -70,6 +70,45 @@ func TestTokenKindsDoNotMix(t *testing.T) {
 	}
 }
 
+// TestGuestVisitor: the guest cookie names only the visitor the room
+// made; anything else a client sends (a customer's "c:" ID, another
+// kind of token, a tampered or foreign-key token) names nobody.
+func TestGuestVisitor(t *testing.T) {
+	kr := testKeyring(t)
+	v, tok, err := kr.NewGuest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(v, "v:") || !validVisitor(v) {
+		t.Fatalf("guest visitor %q", v)
+	}
+	if got, err := kr.Guest(tok); err != nil || got != v {
+		t.Fatalf("Guest(own token) = %q, %v; want %q", got, err, v)
+	}
+	if v2, _, _ := kr.NewGuest(); v2 == v {
+		t.Fatal("two guests got the same visitor")
+	}
+	other, err := NewKeyring(Key{ID: "k1", Secret: bytes.Repeat([]byte{8}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, foreign, _ := other.NewGuest()
+	tampered := tok[:len(tok)-1] + "A"
+	if tampered == tok {
+		tampered = tok[:len(tok)-1] + "B"
+	}
+	for name, bad := range map[string]string{
+		"customer id": "c:51", "guest id": v, "empty": "", "ticket": kr.SignTicket(sampleTicket()),
+		"access": kr.signAccess(sampleAccess()), "tampered": tampered, "other key": foreign,
+		"guest payload with a ticket kind": kr.sign(append([]byte{payloadVersion, kindTicket}, make([]byte, guestIDLen)...)),
+		"short":                            kr.sign([]byte{payloadVersion, kindGuest, 1}),
+	} {
+		if got, err := kr.Guest(bad); !errors.Is(err, ErrBadVisitor) {
+			t.Errorf("Guest(%s) = %q, %v; want ErrBadVisitor", name, got, err)
+		}
+	}
+}
+
 func TestTokenTampering(t *testing.T) {
 	kr := testKeyring(t)
 	tok := kr.SignTicket(sampleTicket())
@@ -157,6 +196,8 @@ func FuzzParseToken(f *testing.F) {
 	f.Add(kr.SignTicket(sampleTicket()))
 	f.Add(kr.signAccess(sampleAccess()))
 	f.Add(SolvePoW(kr.sign(encodeChallenge(challenge{Drop: "d", Visitor: "v:a", Expires: tokenTime})), 0))
+	_, guest, _ := kr.NewGuest()
+	f.Add(guest)
 	f.Add("k1.AQE.")
 	f.Add("..")
 	f.Fuzz(func(t *testing.T, s string) {
@@ -171,6 +212,9 @@ func FuzzParseToken(f *testing.F) {
 			}
 		}
 		_ = kr.verifyPoW(s, "d", "v:a", 0, tokenTime.Add(-time.Hour))
+		if v, err := kr.Guest(s); err == nil && !strings.HasPrefix(v, "v:") {
+			t.Fatalf("accepted guest %q naming %q", s, v)
+		}
 	})
 }
 
@@ -180,6 +224,7 @@ func FuzzDecodePayload(f *testing.F) {
 	f.Add(encodeTicket(sampleTicket()))
 	f.Add(encodeAccess(sampleAccess()))
 	f.Add(encodeChallenge(challenge{Drop: "d", Visitor: "v", Difficulty: 3, Expires: tokenTime}))
+	f.Add(encodeGuest([guestIDLen]byte{1, 2}))
 	f.Add([]byte{1, 1, 0x80, 0})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if tk, err := decodeTicket(b); err == nil && !bytes.Equal(encodeTicket(tk), b) {
@@ -190,6 +235,9 @@ func FuzzDecodePayload(f *testing.F) {
 		}
 		if c, err := decodeChallenge(b); err == nil && !bytes.Equal(encodeChallenge(c), b) {
 			t.Fatalf("challenge %x decodes to %+v which encodes as %x", b, c, encodeChallenge(c))
+		}
+		if id, err := decodeGuest(b); err == nil && !bytes.Equal(encodeGuest(id), b) {
+			t.Fatalf("guest %x decodes to %x which encodes as %x", b, id, encodeGuest(id))
 		}
 	})
 }

@@ -155,19 +155,45 @@ func (s Status) MarshalJSON() ([]byte, error) {
 }
 
 // AccountVisitor is the visitor ID of a signed-in customer: one place per
-// account, whatever the browser.
+// account, whatever the browser. Only the server's session may name it:
+// it must never be taken from anything the client sends.
 func AccountVisitor(customerID int64) string {
 	return "c:" + strconv.FormatInt(customerID, 10)
 }
 
-// NewGuestVisitor returns a fresh random visitor ID for a guest, to keep
-// in a long-lived cookie: one place per cookie.
-func NewGuestVisitor() (string, error) {
-	b := make([]byte, 16)
-	if _, err := rand.Read(b); err != nil {
-		return "", fmt.Errorf("new guest visitor: %w", err)
+// guestIDLen is the random part of a guest visitor ID, in bytes.
+const guestIDLen = 16
+
+// NewGuest returns a fresh random visitor ID for a guest ("v:" and 22
+// characters) and the signed token naming it, to keep in a long-lived
+// cookie: one place per cookie. Only Guest turns the token back into the
+// visitor, so a client cannot name a visitor it was not given (least of
+// all a customer's AccountVisitor).
+func (kr *Keyring) NewGuest() (visitor, token string, err error) {
+	var id [guestIDLen]byte
+	if _, err := rand.Read(id[:]); err != nil {
+		return "", "", fmt.Errorf("new guest visitor: %w", err)
 	}
-	return "v:" + base64.RawURLEncoding.EncodeToString(b), nil
+	return guestVisitor(id), kr.sign(encodeGuest(id)), nil
+}
+
+// Guest returns the visitor a token from NewGuest names; ErrBadVisitor
+// when the token is malformed, forged, or signed by a key no longer in
+// the ring.
+func (kr *Keyring) Guest(token string) (string, error) {
+	p, err := kr.open(token)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadVisitor, err)
+	}
+	id, err := decodeGuest(p)
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", ErrBadVisitor, err)
+	}
+	return guestVisitor(id), nil
+}
+
+func guestVisitor(id [guestIDLen]byte) string {
+	return "v:" + base64.RawURLEncoding.EncodeToString(id[:])
 }
 
 // maxVisitorLen bounds visitor IDs, which travel inside every ticket.

@@ -1,0 +1,128 @@
+package storefront_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/money"
+	"github.com/surge-commerce/surge/internal/shop"
+)
+
+// liveDrop is a shop with one drop under way: its line admits at once.
+type liveDrop struct {
+	sh   *shop.Shop
+	drop drop.Drop
+	skus []string
+}
+
+// openLiveDrop starts a shop selling skus (10 units each) in a drop that
+// started a second ago with a per-customer limit of limit.
+func openLiveDrop(t *testing.T, limit int, skus ...string) liveDrop {
+	t.Helper()
+	ctx := t.Context()
+	sh := openShop(t, 0, apiTestToken)
+	c, err := sh.Store.CreateCategory(ctx, catalog.Category{Slug: "drops", Name: "Drops"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var variants []catalog.Variant
+	var items []string
+	for _, sku := range skus {
+		variants = append(variants, catalog.Variant{SKU: sku, Options: []catalog.Option{{Name: "Size", Value: sku}}, Price: money.Money{Amount: 12000, Currency: "USD"}, OnHand: 10})
+		items = append(items, fmt.Sprintf(`{"sku":%q,"allocated":10}`, sku))
+	}
+	if _, err := sh.Store.CreateProduct(ctx, catalog.Product{Slug: "runner", Name: "Runner", Status: catalog.StatusActive, CategoryID: c.ID,
+		Variants: variants}); err != nil {
+		t.Fatal(err)
+	}
+	admin := &jarClient{h: sh.Handler, cookies: map[string]string{}}
+	body := fmt.Sprintf(`{"name":"Runner","slug":"runner","starts_at":%q,"per_customer_limit":%d,"items":[%s],"room":{"rate_per_minute":6000}}`,
+		time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano), limit, strings.Join(items, ","))
+	st, out := admin.do("POST", "/api/v1/admin/drops", body, "Authorization", "Bearer "+apiTestToken)
+	if st != 201 {
+		t.Fatalf("create drop: %d %s", st, out)
+	}
+	var d drop.Drop
+	if err := json.Unmarshal([]byte(out), &d); err != nil {
+		t.Fatal(err)
+	}
+	return liveDrop{sh: sh, drop: d, skus: skus}
+}
+
+func (ld liveDrop) client(addr string) *jarClient {
+	return &jarClient{h: ld.sh.Handler, cookies: map[string]string{}, addr: addr}
+}
+
+// queueAnswer is the part of a status the tests read.
+type queueAnswer struct {
+	State    string `json:"state"`
+	Position uint64 `json:"position"`
+}
+
+// queue calls a waiting-room route that answers a status.
+func (c *jarClient) queue(t *testing.T, method, path string) queueAnswer {
+	t.Helper()
+	st, body := c.do(method, path, "")
+	var q queueAnswer
+	if st != 200 || json.Unmarshal([]byte(body), &q) != nil {
+		t.Fatalf("%s %s: %d %s", method, path, st, body)
+	}
+	return q
+}
+
+// TestForgedVisitorCookieIsNobody: a guest who puts a customer's visitor
+// ID (c:<id>) in the surge_visitor cookie, with no session, acts as a new
+// guest of their own on every waiting-room route: they neither take the
+// customer's place, nor read it, nor give it up.
+func TestForgedVisitorCookieIsNobody(t *testing.T) {
+	ld := openLiveDrop(t, 2, "RUN-42")
+	q := "/api/v1/drops/" + ld.drop.ID + "/queue"
+
+	customer := ld.client("192.0.2.1:1000")
+	st, out := customer.do("POST", "/api/v1/customers", `{"email":"ann@example.com","password":"correct horse","name":"Ann"}`)
+	if st != 201 {
+		t.Fatalf("sign up: %d %s", st, out)
+	}
+	var c struct{ ID int64 }
+	_ = json.Unmarshal([]byte(out), &c)
+	mine := customer.queue(t, "POST", q+"/join")
+	if mine.State != "admitted" {
+		t.Fatalf("customer's join: %+v, want admitted", mine)
+	}
+
+	forged := fmt.Sprintf("c:%d", c.ID)
+	attacker := ld.client("198.51.100.7:1000")
+	attacker.cookies["surge_visitor"] = forged
+	theirs := attacker.queue(t, "POST", q+"/join")
+	if theirs.Position == mine.Position {
+		t.Errorf("a forged visitor cookie joined at the customer's place %d", mine.Position)
+	}
+	if attacker.cookies["surge_visitor"] == forged {
+		t.Error("the forged visitor cookie was kept; want a new signed guest cookie")
+	}
+
+	// With the customer's ticket too, a forged cookie reads nothing.
+	for _, path := range []string{q, q + "/stream"} {
+		a := ld.client("198.51.100.8:1000")
+		a.cookies["surge_visitor"] = forged
+		a.cookies["surge_wr_"+ld.drop.ID] = customer.cookies["surge_wr_"+ld.drop.ID]
+		if st, body := a.do("GET", path, ""); st != 401 {
+			t.Errorf("GET %s with the customer's ticket and a forged visitor: %d %s, want 401", path, st, body)
+		}
+	}
+
+	// Leaving the line with a forged cookie gives up nobody's place.
+	a := ld.client("198.51.100.9:1000")
+	a.cookies["surge_visitor"] = forged
+	if st, body := a.do("DELETE", q, ""); st != 204 {
+		t.Fatalf("leave: %d %s", st, body)
+	}
+	if now := customer.queue(t, "GET", q); now.State != "admitted" {
+		t.Errorf("the customer's place after a forged leave: %+v, want still admitted", now)
+	}
+}
