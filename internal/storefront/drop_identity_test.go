@@ -1,8 +1,11 @@
 package storefront_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -24,6 +27,13 @@ type liveDrop struct {
 // started a second ago with a per-customer limit of limit.
 func openLiveDrop(t *testing.T, limit int, skus ...string) liveDrop {
 	t.Helper()
+	return openDrop(t, -time.Second, limit, skus...)
+}
+
+// openDrop is openLiveDrop for a drop starting startIn from now, its line
+// open two hours before.
+func openDrop(t *testing.T, startIn time.Duration, limit int, skus ...string) liveDrop {
+	t.Helper()
 	ctx := t.Context()
 	sh := openShop(t, 0, apiTestToken)
 	c, err := sh.Store.CreateCategory(ctx, catalog.Category{Slug: "drops", Name: "Drops"})
@@ -41,8 +51,9 @@ func openLiveDrop(t *testing.T, limit int, skus ...string) liveDrop {
 		t.Fatal(err)
 	}
 	admin := &jarClient{h: sh.Handler, cookies: map[string]string{}}
-	body := fmt.Sprintf(`{"name":"Runner","slug":"runner","starts_at":%q,"per_customer_limit":%d,"items":[%s],"room":{"rate_per_minute":6000}}`,
-		time.Now().Add(-time.Second).UTC().Format(time.RFC3339Nano), limit, strings.Join(items, ","))
+	body := fmt.Sprintf(`{"name":"Runner","slug":"runner","starts_at":%q,"per_customer_limit":%d,"items":[%s],
+		"room":{"rate_per_minute":6000,"prequeue_opens":"2h"}}`,
+		time.Now().Add(startIn).UTC().Format(time.RFC3339Nano), limit, strings.Join(items, ","))
 	st, out := admin.do("POST", "/api/v1/admin/drops", body, "Authorization", "Bearer "+apiTestToken)
 	if st != 201 {
 		t.Fatalf("create drop: %d %s", st, out)
@@ -124,5 +135,79 @@ func TestForgedVisitorCookieIsNobody(t *testing.T) {
 	}
 	if now := customer.queue(t, "GET", q); now.State != "admitted" {
 		t.Errorf("the customer's place after a forged leave: %+v, want still admitted", now)
+	}
+}
+
+// sessionsStored counts the sessions in the shop's database.
+func sessionsStored(t *testing.T, sh *shop.Shop) int {
+	t.Helper()
+	var n int
+	if err := sh.Store.Writer().QueryRowContext(t.Context(), `SELECT count(*) FROM sessions`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// firstEvent is a response writer that ends the request once the handler
+// flushes its first event.
+type firstEvent struct {
+	*httptest.ResponseRecorder
+	cancel context.CancelFunc
+}
+
+func (f firstEvent) Flush() {
+	f.ResponseRecorder.Flush()
+	f.cancel()
+}
+
+// TestRefusedStreamStoresNothing: opening the status stream costs no
+// session write, whether it is refused (unknown drop, no ticket, a forged
+// one) or streams a place in line; only an answer that admits keeps one.
+func TestRefusedStreamStoresNothing(t *testing.T) {
+	ld := openDrop(t, time.Hour, 2, "RUN-42")
+	stream := "/api/v1/drops/" + ld.drop.ID + "/queue/stream"
+	for name, tc := range map[string]struct {
+		path    string
+		cookies map[string]string
+		want    int
+	}{
+		"unknown drop":               {"/api/v1/drops/drop_nope/queue/stream", nil, 401},
+		"unknown drop with a ticket": {"/api/v1/drops/drop_nope/queue/stream", map[string]string{"surge_wr_drop_nope": "k.x.y"}, 404},
+		"no ticket":                  {stream, nil, 401},
+		"forged ticket":              {stream, map[string]string{"surge_wr_" + ld.drop.ID: "local1.AQE.AAAA"}, 401},
+	} {
+		c := ld.client("192.0.2.1:1000")
+		for k, v := range tc.cookies {
+			c.cookies[k] = v
+		}
+		if st, body := c.do("GET", tc.path, ""); st != tc.want {
+			t.Errorf("%s: %d %s, want %d", name, st, body, tc.want)
+		}
+		if c.cookies["surge_session"] != "" {
+			t.Errorf("%s: a session cookie was set", name)
+		}
+	}
+	if n := sessionsStored(t, ld.sh); n != 0 {
+		t.Fatalf("%d sessions stored by refused streams", n)
+	}
+
+	// A guest in the pre-queue streams their place without a session.
+	guest := ld.client("192.0.2.2:1000")
+	if q := guest.queue(t, "POST", "/api/v1/drops/"+ld.drop.ID+"/queue/join"); q.State != "pre_queue" {
+		t.Fatalf("join: %+v, want pre_queue", q)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	r := httptest.NewRequestWithContext(ctx, "GET", stream, nil)
+	for k, v := range guest.cookies {
+		r.AddCookie(&http.Cookie{Name: k, Value: v})
+	}
+	w := firstEvent{httptest.NewRecorder(), cancel}
+	ld.sh.Handler.ServeHTTP(w, r)
+	if w.Code != 200 || !strings.Contains(w.Body.String(), `"state":"pre_queue"`) {
+		t.Fatalf("stream: %d %s", w.Code, w.Body)
+	}
+	if n := sessionsStored(t, ld.sh); n != 0 {
+		t.Errorf("%d sessions stored by a stream of a visitor in line", n)
 	}
 }

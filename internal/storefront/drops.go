@@ -249,16 +249,21 @@ func (s *server) queueStatus(w http.ResponseWriter, r *http.Request, id string) 
 	return s.queueStatusOf(w, r, id, &q)
 }
 
-func (s *server) queueStatusOf(w http.ResponseWriter, r *http.Request, id string, q *queueVisitor) (waitroom.Status, error) {
-	c, err := r.Cookie(ticketCookie(id))
-	if err != nil {
-		if h := r.Header.Get("Surge-Ticket"); h != "" {
-			c = &http.Cookie{Value: h}
-		} else {
-			return waitroom.Status{}, fmt.Errorf("%w: join the queue first", waitroom.ErrBadTicket)
-		}
+// queueTicket is the ticket the request carries for drop id: its cookie,
+// or the Surge-Ticket header (API clients).
+func queueTicket(r *http.Request, id string) string {
+	if c, err := r.Cookie(ticketCookie(id)); err == nil {
+		return c.Value
 	}
-	st, err := s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: c.Value, Visitor: q.visitor, Session: q.ID})
+	return r.Header.Get("Surge-Ticket")
+}
+
+func (s *server) queueStatusOf(w http.ResponseWriter, r *http.Request, id string, q *queueVisitor) (waitroom.Status, error) {
+	ticket := queueTicket(r, id)
+	if ticket == "" {
+		return waitroom.Status{}, fmt.Errorf("%w: join the queue first", waitroom.ErrBadTicket)
+	}
+	st, err := s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: ticket, Visitor: q.visitor, Session: q.ID})
 	if err != nil {
 		return st, err
 	}
@@ -275,19 +280,18 @@ func (s *server) handleQueueStatus() http.Handler {
 
 // handleQueueStream sends the status as server-sent events, each when the
 // previous status said to poll again, until a final state.
+//
+// It stores nothing for a visitor without a session: a stream cannot set a
+// cookie once it has begun, so a session kept for it would be one write
+// per stream opened, by anyone holding a ticket. The first status keeps
+// the session when it admits the visitor (its cookie goes out with the
+// headers), as the status route does; a visitor without a session who is
+// admitted later in the stream gets "admitted" without an access token,
+// and fetches it (and the session) from the status route.
 func (s *server) handleQueueStream() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id := r.PathValue("id")
 		q, err := s.queueIdentity(w, r)
-		if err == nil && q.pending != nil {
-			// A stream cannot set a cookie once it has begun, and may
-			// admit the visitor later on: keep the session now, one
-			// write per stream.
-			var se session.Session
-			if se, err = s.Sessions.Keep(w, r, *q.pending); err == nil {
-				q.Session, q.pending = se, nil
-			}
-		}
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
@@ -297,7 +301,12 @@ func (s *server) handleQueueStream() http.Handler {
 			problem(w, r, s.Logger, err)
 			return
 		}
+		sessionID := q.ID
+		if q.pending != nil {
+			sessionID = ""
+		}
 		s.setQueueCookies(w, id, "", st)
+		ticket := queueTicket(r, id)
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("Cache-Control", "no-store")
 		rc := http.NewResponseController(w)
@@ -313,15 +322,10 @@ func (s *server) handleQueueStream() http.Handler {
 				return
 			case <-time.After(st.PollAfter):
 			}
-			c, _ := r.Cookie(ticketCookie(id))
-			ticket := ""
-			if c != nil {
-				ticket = c.Value
-			}
 			if st.Ticket != "" {
 				ticket = st.Ticket
 			}
-			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: ticket, Visitor: q.visitor, Session: q.ID})
+			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: id, Ticket: ticket, Visitor: q.visitor, Session: sessionID})
 			if err != nil && !errors.Is(err, waitroom.ErrSoldOut) && !errors.Is(err, waitroom.ErrClosed) {
 				return
 			}
