@@ -149,12 +149,17 @@ type Store interface {
 	CartLines(ctx context.Context, cartID string) ([]Line, error)
 	// AddCartItem adds qty of sku, capped per line and per cart by the
 	// limits above (ErrInvalid beyond them), and returns the new quantity.
+	// When sku is sold by an open drop, the cart may hold no more of the
+	// drop's SKUs together than its per-customer limit
+	// (drop.ErrOverLimit beyond it), even under concurrent changes.
 	AddCartItem(ctx context.Context, cartID, sku string, qty int64) (int64, error)
 	// SetCartItem sets the quantity of a line already in the cart; 0
-	// removes it. ErrNotInCart if it is not there.
+	// removes it. ErrNotInCart if it is not there. Raising a line obeys
+	// the drop limit as AddCartItem does; lowering one always works.
 	SetCartItem(ctx context.Context, cartID, sku string, qty int64) error
 	// MergeCarts moves every line of from into into (adding quantities,
-	// capped) and deletes from, for sign-in.
+	// capped, and lowering the newest lines of a drop's SKUs to what its
+	// per-customer limit leaves) and deletes from, for sign-in.
 	MergeCarts(ctx context.Context, from, into string) error
 	// CustomerCart returns the newest cart of a customer, "" if none.
 	CustomerCart(ctx context.Context, customerID int64) (string, error)

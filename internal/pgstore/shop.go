@@ -13,6 +13,7 @@ import (
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/session"
 )
@@ -210,6 +211,9 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 		if !exists {
 			return fmt.Errorf("%w: no such cart", cart.ErrInvalid)
 		}
+		if err := checkDropLimit(ctx, tx, cartID, sku, total); err != nil {
+			return err
+		}
 		now := s.now()
 		if _, err := tx.Exec(ctx, `INSERT INTO cart_items (cart_id, sku, quantity, added_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = excluded.quantity`, cartID, sku, total, now); err != nil {
@@ -224,12 +228,29 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 	return total, nil
 }
 
-// SetCartItem sets or removes a line.
+// SetCartItem sets or removes a line. Raising a line of an open drop's SKU
+// past the drop's per-customer limit (counting the drop's other SKUs in
+// the cart) is drop.ErrOverLimit; lowering one always works. It locks the
+// cart row first, as AddCartItem does.
 func (s *Store) SetCartItem(ctx context.Context, cartID, sku string, qty int64) error {
 	if !storable(cartID) || !storable(sku) {
 		return fmt.Errorf("set %s in cart: %w", sku, cart.ErrNotInCart)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var cur int64
+		err := tx.QueryRow(ctx, `SELECT i.quantity FROM carts c JOIN cart_items i ON i.cart_id = c.id
+			WHERE c.id = $1 AND i.sku = $2 FOR UPDATE OF c`, cartID, sku).Scan(&cur)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return cart.ErrNotInCart
+		}
+		if err != nil {
+			return err
+		}
+		if qty > cur {
+			if err := checkDropLimit(ctx, tx, cartID, sku, qty); err != nil {
+				return err
+			}
+		}
 		var q string
 		args := []any{cartID, sku}
 		if qty == 0 {
@@ -259,17 +280,84 @@ func (s *Store) MergeCarts(ctx context.Context, from, into string) error {
 		return nil
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, `SELECT 1 FROM carts WHERE id = $1 FOR UPDATE`, into); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `INSERT INTO cart_items (cart_id, sku, quantity, added_at)
 			SELECT $1, sku, least(quantity, $2), added_at FROM cart_items WHERE cart_id = $3
 			ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = least(cart_items.quantity + excluded.quantity, $2)`,
 			into, int64(cart.MaxQuantity), from); err != nil {
 			return err
 		}
-		_, err := tx.Exec(ctx, `DELETE FROM carts WHERE id = $1`, from)
-		return err
+		if _, err := tx.Exec(ctx, `DELETE FROM carts WHERE id = $1`, from); err != nil {
+			return err
+		}
+		return clampDropLines(ctx, tx, into)
 	})
 	if err != nil {
 		return fmt.Errorf("merge carts: %w", err)
+	}
+	return nil
+}
+
+// checkDropLimit refuses to leave sku's line in cartID at qty when sku is
+// sold by an open drop and the cart would then hold more of the drop's
+// SKUs than its per-customer limit: the cart never holds more than its
+// owner may buy, whichever route changes it. The caller holds the cart
+// row's lock.
+func checkDropLimit(ctx context.Context, tx pgx.Tx, cartID, sku string, qty int64) error {
+	var limit, others int64
+	err := tx.QueryRow(ctx, `SELECT d.per_customer_limit, coalesce((SELECT sum(c.quantity) FROM cart_items c
+			JOIN drop_items o ON o.sku = c.sku WHERE o.drop_id = d.id AND c.cart_id = $1 AND c.sku <> $2), 0)
+		FROM drop_items i JOIN drops d ON d.id = i.drop_id WHERE i.sku = $2 AND NOT d.closed`, cartID, sku).Scan(&limit, &others)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drop limit of %s: %w", sku, err)
+	}
+	if others+qty > limit {
+		return fmt.Errorf("%w: %d per customer, and your cart would hold %d", drop.ErrOverLimit, limit, others+qty)
+	}
+	return nil
+}
+
+// clampDropLines lowers the lines of cartID that take it past an open
+// drop's per-customer limit (after a merge), keeping the oldest lines.
+func clampDropLines(ctx context.Context, tx pgx.Tx, cartID string) error {
+	rows, err := tx.Query(ctx, `SELECT c.sku, c.quantity, d.id, d.per_customer_limit FROM cart_items c
+		JOIN drop_items i ON i.sku = c.sku JOIN drops d ON d.id = i.drop_id AND NOT d.closed
+		WHERE c.cart_id = $1 ORDER BY c.added_at, c.sku`, cartID)
+	if err != nil {
+		return fmt.Errorf("drop lines: %w", err)
+	}
+	var cuts []cart.Line // the new quantity of each line that must shrink
+	held := map[string]int64{}
+	for rows.Next() {
+		var sku, dropID string
+		var qty, limit int64
+		if err := rows.Scan(&sku, &qty, &dropID, &limit); err != nil {
+			rows.Close()
+			return err
+		}
+		keep := min(qty, max(0, limit-held[dropID]))
+		held[dropID] += keep
+		if keep < qty {
+			cuts = append(cuts, cart.Line{SKU: sku, Quantity: keep})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range cuts {
+		q, args := `UPDATE cart_items SET quantity = $3 WHERE cart_id = $1 AND sku = $2`, []any{cartID, l.SKU, l.Quantity}
+		if l.Quantity == 0 {
+			q, args = `DELETE FROM cart_items WHERE cart_id = $1 AND sku = $2`, args[:2]
+		}
+		if _, err := tx.Exec(ctx, q, args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/customer"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/session"
 )
@@ -186,6 +187,9 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 		if total > cart.MaxQuantity {
 			return fmt.Errorf("%w: at most %d of one item per order", cart.ErrInvalid, cart.MaxQuantity)
 		}
+		if err := checkDropLimit(tx, cartID, sku, total); err != nil {
+			return err
+		}
 		now := s.now().UnixNano()
 		if _, err := tx.Exec(`INSERT INTO cart_items (cart_id, sku, quantity, added_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = excluded.quantity`, cartID, sku, total, now); err != nil {
@@ -203,11 +207,25 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 	return total, nil
 }
 
-// SetCartItem sets or removes a line.
+// SetCartItem sets or removes a line. Raising a line of an open drop's SKU
+// past the drop's per-customer limit (counting the drop's other SKUs in
+// the cart) is drop.ErrOverLimit; lowering one always works.
 func (s *Store) SetCartItem(ctx context.Context, cartID, sku string, qty int64) error {
 	err := s.write(ctx, func(tx wtx) error {
+		var cur int64
+		err := tx.QueryRow(`SELECT quantity FROM cart_items WHERE cart_id = ? AND sku = ?`, cartID, sku).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) {
+			return cart.ErrNotInCart
+		}
+		if err != nil {
+			return err
+		}
+		if qty > cur {
+			if err := checkDropLimit(tx, cartID, sku, qty); err != nil {
+				return err
+			}
+		}
 		var res sql.Result
-		var err error
 		if qty == 0 {
 			res, err = tx.Exec(`DELETE FROM cart_items WHERE cart_id = ? AND sku = ?`, cartID, sku)
 		} else {
@@ -239,11 +257,74 @@ func (s *Store) MergeCarts(ctx context.Context, from, into string) error {
 			into, cart.MaxQuantity, from, cart.MaxQuantity); err != nil {
 			return err
 		}
-		_, err := tx.Exec(`DELETE FROM carts WHERE id = ?`, from)
-		return err
+		if _, err := tx.Exec(`DELETE FROM carts WHERE id = ?`, from); err != nil {
+			return err
+		}
+		return clampDropLines(tx, into)
 	})
 	if err != nil {
 		return fmt.Errorf("merge carts: %w", err)
+	}
+	return nil
+}
+
+// checkDropLimit refuses to leave sku's line in cartID at qty when sku is
+// sold by an open drop and the cart would then hold more of the drop's
+// SKUs than its per-customer limit: the cart never holds more than its
+// owner may buy, whichever route changes it.
+func checkDropLimit(tx wtx, cartID, sku string, qty int64) error {
+	var limit, others int64
+	err := tx.QueryRow(`SELECT d.per_customer_limit, coalesce((SELECT sum(c.quantity) FROM cart_items c
+			JOIN drop_items o ON o.sku = c.sku WHERE o.drop_id = d.id AND c.cart_id = ? AND c.sku <> ?), 0)
+		FROM drop_items i JOIN drops d ON d.id = i.drop_id WHERE i.sku = ? AND d.closed = 0`, cartID, sku, sku).Scan(&limit, &others)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drop limit of %s: %w", sku, err)
+	}
+	if others+qty > limit {
+		return fmt.Errorf("%w: %d per customer, and your cart would hold %d", drop.ErrOverLimit, limit, others+qty)
+	}
+	return nil
+}
+
+// clampDropLines lowers the lines of cartID that take it past an open
+// drop's per-customer limit (after a merge), keeping the oldest lines.
+func clampDropLines(tx wtx, cartID string) error {
+	rows, err := tx.Query(`SELECT c.sku, c.quantity, d.id, d.per_customer_limit FROM cart_items c
+		JOIN drop_items i ON i.sku = c.sku JOIN drops d ON d.id = i.drop_id AND d.closed = 0
+		WHERE c.cart_id = ? ORDER BY c.added_at, c.sku`, cartID)
+	if err != nil {
+		return fmt.Errorf("drop lines: %w", err)
+	}
+	var cuts []cart.Line // the new quantity of each line that must shrink
+	held := map[string]int64{}
+	for rows.Next() {
+		var sku, dropID string
+		var qty, limit int64
+		if err := rows.Scan(&sku, &qty, &dropID, &limit); err != nil {
+			rows.Close()
+			return err
+		}
+		keep := min(qty, max(0, limit-held[dropID]))
+		held[dropID] += keep
+		if keep < qty {
+			cuts = append(cuts, cart.Line{SKU: sku, Quantity: keep})
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range cuts {
+		q, args := `UPDATE cart_items SET quantity = ? WHERE cart_id = ? AND sku = ?`, []any{l.Quantity, cartID, l.SKU}
+		if l.Quantity == 0 {
+			q, args = `DELETE FROM cart_items WHERE cart_id = ? AND sku = ?`, args[1:]
+		}
+		if _, err := tx.Exec(q, args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -180,6 +180,10 @@ func (s *server) handleUpdateCartItem(remove bool) http.Handler {
 			problem(w, r, s.Logger, err)
 			return
 		}
+		if err := s.checkDropRaise(r.Context(), r, v.Session, r.PathValue("sku"), qty); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
 		if err := s.Carts.Set(r.Context(), v.CartID, r.PathValue("sku"), qty); err != nil {
 			problem(w, r, s.Logger, err)
 			return

@@ -145,7 +145,11 @@ func (s *server) handleCartUpdateForm() http.Handler {
 			redirect(w, r, "/cart?problem="+url.QueryEscape("quantity must be a whole number"))
 			return
 		}
-		if err := s.Carts.Set(r.Context(), v.CartID, r.PathValue("sku"), qty); err != nil {
+		err = s.checkDropRaise(r.Context(), r, v.Session, r.PathValue("sku"), qty)
+		if err == nil {
+			err = s.Carts.Set(r.Context(), v.CartID, r.PathValue("sku"), qty)
+		}
+		if err != nil {
 			if errorStatus(err) < 500 {
 				redirect(w, r, "/cart?problem="+url.QueryEscape(err.Error()))
 				return

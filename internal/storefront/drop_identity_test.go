@@ -211,3 +211,104 @@ func TestRefusedStreamStoresNothing(t *testing.T) {
 		t.Errorf("%d sessions stored by a stream of a visitor in line", n)
 	}
 }
+
+// cartUnits is how many units of sku the client's cart holds.
+func cartUnits(t *testing.T, c *jarClient, sku string) int64 {
+	t.Helper()
+	st, body := c.do("GET", "/api/v1/cart", "")
+	var cart struct {
+		Items []struct {
+			SKU      string `json:"sku"`
+			Quantity int64  `json:"quantity"`
+		} `json:"items"`
+	}
+	if st != 200 || json.Unmarshal([]byte(body), &cart) != nil {
+		t.Fatalf("cart: %d %s", st, body)
+	}
+	n := int64(0)
+	for _, it := range cart.Items {
+		if it.SKU == sku {
+			n += it.Quantity
+		}
+	}
+	return n
+}
+
+// TestCartHoldsNoMoreThanTheDropAllows: whatever route changes a drop
+// SKU's quantity (add, change, the cart page's form, the merge at
+// sign-in), the cart never holds more than the per-customer limit, and
+// raising a line after leaving the line needs access again.
+func TestCartHoldsNoMoreThanTheDropAllows(t *testing.T) {
+	ld := openLiveDrop(t, 2, "RUN-42", "RUN-43")
+	q := "/api/v1/drops/" + ld.drop.ID + "/queue"
+	item := "/api/v1/cart/items/RUN-42"
+
+	b := ld.client("192.0.2.10:1000")
+	if st := b.queue(t, "POST", q+"/join"); st.State != "admitted" {
+		t.Fatalf("join: %+v", st)
+	}
+	if st, body := b.do("POST", "/api/v1/cart/items", `{"sku":"RUN-42","quantity":1}`); st != 201 {
+		t.Fatalf("add: %d %s", st, body)
+	}
+	for _, tc := range []struct {
+		body string
+		want int
+	}{{`{"quantity":9}`, 422}, {`{"quantity":3}`, 422}} {
+		if st, body := b.do("PATCH", item, tc.body); st != tc.want {
+			t.Errorf("PATCH %s with access: %d %s, want %d", tc.body, st, body, tc.want)
+		}
+	}
+	if st, body := b.do("POST", "/api/v1/cart/items", `{"sku":"RUN-43","quantity":1}`); st != 201 {
+		t.Fatalf("add the drop's other SKU: %d %s", st, body)
+	}
+	if st, body := b.do("PATCH", item, `{"quantity":2}`); st != 422 {
+		t.Errorf("PATCH to 2 beside one of the drop's other SKU: %d %s, want 422", st, body)
+	}
+
+	if st, body := b.do("DELETE", q, ""); st != 204 {
+		t.Fatalf("leave: %d %s", st, body)
+	}
+	if st, body := b.do("DELETE", "/api/v1/cart/items/RUN-43", ""); st != 200 {
+		t.Fatalf("remove after leaving: %d %s", st, body)
+	}
+	for _, body := range []string{`{"quantity":9}`, `{"quantity":2}`} {
+		if st, out := b.do("PATCH", item, body); st < 400 || st >= 500 {
+			t.Errorf("PATCH %s after leaving the line: %d %s, want a refusal", body, st, out)
+		}
+	}
+	if st, out := b.do("POST", "/cart/items/RUN-42", "quantity=5", "Content-Type", "application/x-www-form-urlencoded",
+		"Sec-Fetch-Site", "same-origin"); st != 303 {
+		t.Errorf("cart page form: %d %s", st, out)
+	}
+	if n := cartUnits(t, b, "RUN-42"); n != 1 {
+		t.Errorf("the cart holds %d of RUN-42 after raises without access, want 1", n)
+	}
+	if st, out := b.do("PATCH", item, `{"quantity":0}`); st != 200 {
+		t.Errorf("removing a drop line without access: %d %s", st, out)
+	}
+
+	// Two carts of two each, merged at sign-in, hold two.
+	ann := ld.client("192.0.2.11:1000")
+	if st, out := ann.do("POST", "/api/v1/customers", `{"email":"ann@example.com","password":"correct horse","name":"Ann"}`); st != 201 {
+		t.Fatalf("sign up: %d %s", st, out)
+	}
+	ann.queue(t, "POST", q+"/join")
+	if st, out := ann.do("POST", "/api/v1/cart/items", `{"sku":"RUN-42","quantity":2}`); st != 201 {
+		t.Fatalf("customer's add: %d %s", st, out)
+	}
+	if st, out := ann.do("DELETE", "/api/v1/sessions/current", ""); st != 204 {
+		t.Fatalf("sign out: %d %s", st, out)
+	}
+	if st := ann.queue(t, "POST", q+"/join"); st.State != "admitted" {
+		t.Fatalf("guest join: %+v", st)
+	}
+	if st, out := ann.do("POST", "/api/v1/cart/items", `{"sku":"RUN-42","quantity":2}`); st != 201 {
+		t.Fatalf("guest add: %d %s", st, out)
+	}
+	if st, out := ann.do("POST", "/api/v1/sessions", `{"email":"ann@example.com","password":"correct horse"}`); st != 200 {
+		t.Fatalf("sign in: %d %s", st, out)
+	}
+	if n := cartUnits(t, ann, "RUN-42"); n != 2 {
+		t.Errorf("the merged cart holds %d of RUN-42, want the limit of 2", n)
+	}
+}

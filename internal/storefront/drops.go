@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/surge-commerce/surge/internal/admission"
-	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/waitroom"
@@ -137,22 +136,30 @@ func (s *server) setQueueCookies(w http.ResponseWriter, dropID, ticket string, s
 	}
 }
 
-// checkDropSKU refuses to add qty of a drop SKU to a cart without access,
-// or beyond the drop's per-customer limit counting what the cart holds
-// already: an add that is sent twice (a retry after a lost answer) must
-// not put the buyer over the limit they would only meet at checkout.
+// checkDropSKU refuses to add qty of a drop SKU to a cart without
+// waiting-room access for the session, or beyond the drop's per-customer
+// limit on its own. The store refuses a cart holding more than the limit
+// in all (an add sent twice, a retry after a lost answer, must not put the
+// buyer over the limit they would only meet at checkout).
 func (s *server) checkDropSKU(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
-	p, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
-	if err != nil || p == nil || se.CartID == "" {
-		return err
+	_, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
+	return err
+}
+
+// checkDropRaise refuses to set a drop SKU's line to qty when that raises
+// it and the session has no waiting-room access: raising a line is adding
+// to it. Lowering or removing a line needs no access.
+func (s *server) checkDropRaise(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
+	if se.CartID == "" || qty <= 0 {
+		return nil
 	}
 	lines, err := s.Carts.Store.CartLines(ctx, se.CartID)
 	if err != nil {
 		return err
 	}
 	for _, l := range lines {
-		if l.SKU == sku && l.Quantity+qty > p.Limit {
-			return fmt.Errorf("%w: %d per customer, and your cart holds %d", drop.ErrOverLimit, p.Limit, l.Quantity)
+		if l.SKU == sku && qty > l.Quantity {
+			return s.checkDropSKU(ctx, r, se, sku, qty-l.Quantity)
 		}
 	}
 	return nil

@@ -76,6 +76,7 @@ func RunShop(t *testing.T, newStore func(t *testing.T) Store) {
 		{"ExpiryWaitsForDelivery", testExpiryWaitsForDelivery},
 		{"Drops", testDrops},
 		{"DropLimit", testDropLimit},
+		{"CartDropLimit", testCartDropLimit},
 		{"Hammer", testHammer},
 		{"UnstorableKeys", testUnstorableKeys},
 	}
@@ -1137,6 +1138,108 @@ func testDropLimit(t *testing.T, s Store) {
 		t.Errorf("%d concurrent orders of one buyer went through, want the limit of 3", ok)
 	}
 	checkLedger(t, s, "HOT", 9, 0)
+}
+
+// testCartDropLimit: a cart never holds more of an open drop's SKUs
+// (together) than the drop's per-customer limit, whether a line is added
+// to, set, raced by concurrent adds or merged at sign-in; lowering a line
+// always works, and a closed drop limits nothing.
+func testCartDropLimit(t *testing.T, s Store) {
+	ctx := context.Background()
+	newShop(t, s, 100)
+	room := drop.Room{RatePerMinute: 60, MaxActive: 10, NoShowWindow: drop.Duration(time.Minute), AccessTTL: drop.Duration(time.Minute)}
+	d, err := s.CreateDrop(ctx, drop.Drop{Slug: "pair", Name: "Pair", StartsAt: time.Now(), PerCustomerLimit: 2,
+		Items: []drop.Item{{SKU: "HOT", Allocated: 50}, {SKU: "COLD", Allocated: 50}}, Room: room})
+	if err != nil {
+		t.Fatal(err)
+	}
+	newCart := func() string {
+		t.Helper()
+		id, err := s.CreateCart(ctx, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return id
+	}
+	wantLines := func(step, id string, want ...cart.Line) {
+		t.Helper()
+		got, err := s.CartLines(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("after %s: lines %v, want %v", step, got, want)
+		}
+	}
+
+	c := newCart()
+	for _, sku := range []string{"HOT", "COLD"} {
+		if _, err := s.AddCartItem(ctx, c, sku, 1); err != nil {
+			t.Fatalf("AddCartItem(%s, 1): %v", sku, err)
+		}
+	}
+	_, err = s.AddCartItem(ctx, c, "HOT", 1)
+	wantErr(t, "AddCartItem(a third of the drop's units)", err, drop.ErrOverLimit)
+	wantErr(t, "SetCartItem(HOT to 2 beside COLD)", s.SetCartItem(ctx, c, "HOT", 2), drop.ErrOverLimit)
+	wantErr(t, "SetCartItem(HOT to 9)", s.SetCartItem(ctx, c, "HOT", 9), drop.ErrOverLimit)
+	wantLines("refused raises", c, cart.Line{SKU: "HOT", Quantity: 1}, cart.Line{SKU: "COLD", Quantity: 1})
+	wantErr(t, "SetCartItem(COLD to 0)", s.SetCartItem(ctx, c, "COLD", 0), nil)
+	wantErr(t, "SetCartItem(HOT to the limit)", s.SetCartItem(ctx, c, "HOT", 2), nil)
+	wantErr(t, "SetCartItem(HOT lowered)", s.SetCartItem(ctx, c, "HOT", 1), nil)
+	wantLines("set within the limit", c, cart.Line{SKU: "HOT", Quantity: 1})
+
+	// Concurrent adds to one cart: exactly the limit gets in.
+	raced := newCart()
+	errs := make(chan error, 10)
+	for range 10 {
+		go func() {
+			_, err := s.AddCartItem(ctx, raced, "HOT", 1)
+			errs <- err
+		}()
+	}
+	ok := 0
+	for range 10 {
+		switch err := <-errs; {
+		case err == nil:
+			ok++
+		case !errors.Is(err, drop.ErrOverLimit):
+			t.Errorf("concurrent add: %v", err)
+		}
+	}
+	if ok != 2 {
+		t.Errorf("%d of 10 concurrent adds of one unit went in, want the limit of 2", ok)
+	}
+	wantLines("concurrent adds", raced, cart.Line{SKU: "HOT", Quantity: 2})
+
+	// Sign-in merges a guest cart into the customer's: the customer's
+	// older line is kept, the guest's is cut to what the limit leaves.
+	mine := newCart()
+	if _, err := s.AddCartItem(ctx, mine, "COLD", 1); err != nil {
+		t.Fatal(err)
+	}
+	guest := newCart()
+	if _, err := s.AddCartItem(ctx, guest, "HOT", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MergeCarts(ctx, guest, mine); err != nil {
+		t.Fatal(err)
+	}
+	wantLines("merge", mine, cart.Line{SKU: "COLD", Quantity: 1}, cart.Line{SKU: "HOT", Quantity: 1})
+	other := newCart()
+	if _, err := s.AddCartItem(ctx, other, "HOT", 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MergeCarts(ctx, other, mine); err != nil {
+		t.Fatal(err)
+	}
+	wantLines("a merge with nothing left under the limit", mine, cart.Line{SKU: "COLD", Quantity: 1}, cart.Line{SKU: "HOT", Quantity: 1})
+
+	if _, err := s.CloseDrop(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AddCartItem(ctx, raced, "HOT", 5); err != nil {
+		t.Errorf("AddCartItem after the drop closed: %v", err)
+	}
 }
 
 // testHammer: many buyers on two SKUs of limited stock, ordering one or
