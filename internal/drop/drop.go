@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // Domain errors.
@@ -115,58 +116,141 @@ func (d *Drop) Defaults() {
 	if r.MaxActive == 0 {
 		r.MaxActive = 2000
 	}
-	if r.NoShowWindow == 0 {
-		r.NoShowWindow = Duration(2 * time.Minute)
-	}
 	if r.AccessTTL == 0 {
 		r.AccessTTL = Duration(10 * time.Minute)
+	}
+	if r.NoShowWindow == 0 {
+		// Never longer than the access it waits for.
+		r.NoShowWindow = min(Duration(2*time.Minute), r.AccessTTL)
 	}
 	if d.PerCustomerLimit == 0 {
 		d.PerCustomerLimit = 2
 	}
 }
 
-// Validate checks a drop before it is stored.
+// Bounds of what a drop may be set to. Anything outside them is refused
+// before it is stored (the admin API answers 422 naming the field), so a
+// stored drop can always be opened, read back as written, and counted
+// without overflow.
+const (
+	MaxNameLen          = 200
+	MaxDescriptionLen   = 20000
+	MaxItems            = 50
+	MaxAllocated        = 1_000_000 // units of one SKU
+	MaxPerCustomerLimit = 99        // a cart line holds at most 99
+	MaxRatePerMinute    = 1_000_000
+	MaxActive           = 1_000_000
+	MaxPreQueueOpens    = 24 * time.Hour
+	MinWindow           = time.Second // no_show_window and access_ttl
+	MaxAccessTTL        = time.Hour   // the access cookie lives an hour
+	MaxPoWDifficulty    = 28
+	MinAdaptiveLatency  = 10 * time.Millisecond
+	MaxAdaptiveLatency  = time.Minute
+)
+
+// Times a drop may start and end within: the stores keep them to the
+// nanosecond in 64 bits, which reach the year 2262 (a later time would
+// wrap around and be read back as a time in the past).
+var (
+	earliest = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	latest   = time.Date(2200, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// Validate checks a drop before it is stored, and before it is opened at
+// start: every field within its bounds, and the waiting room able to open
+// it with these settings (RoomSpec). The error wraps ErrInvalid and names
+// the field as the JSON API spells it.
 func (d Drop) Validate() error {
-	if !catalog.ValidSlug(d.Slug) {
-		return fmt.Errorf("%w: slug %q: lower-case letters, digits and single hyphens", ErrInvalid, d.Slug)
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %s: %s", ErrInvalid, field, fmt.Sprintf(format, args...))
 	}
-	if strings.TrimSpace(d.Name) == "" || len(d.Name) > 200 {
-		return fmt.Errorf("%w: name: 1-200 characters", ErrInvalid)
+	inTime := func(t time.Time) bool { return !t.Before(earliest) && t.Before(latest) }
+	dur := func(field string, v Duration, lo, hi time.Duration) error {
+		if time.Duration(v) < lo || time.Duration(v) > hi {
+			return bad(field, "%s to %s, got %s", lo, hi, time.Duration(v))
+		}
+		return nil
 	}
-	if d.StartsAt.IsZero() {
-		return fmt.Errorf("%w: starts_at: required (RFC 3339)", ErrInvalid)
-	}
-	if d.EndsAt != nil && !d.EndsAt.After(d.StartsAt) {
-		return fmt.Errorf("%w: ends_at: must be after starts_at", ErrInvalid)
-	}
-	if d.PerCustomerLimit < 1 || d.PerCustomerLimit > 99 {
-		return fmt.Errorf("%w: per_customer_limit: 1 to 99", ErrInvalid)
-	}
-	if len(d.Items) == 0 || len(d.Items) > 50 {
-		return fmt.Errorf("%w: items: 1 to 50 SKUs", ErrInvalid)
+	switch {
+	case !catalog.ValidSlug(d.Slug):
+		return bad("slug", "%q: lower-case letters, digits and single hyphens", d.Slug)
+	case strings.TrimSpace(d.Name) == "" || len(d.Name) > MaxNameLen:
+		return bad("name", "1 to %d characters", MaxNameLen)
+	case len(d.Description) > MaxDescriptionLen:
+		return bad("description", "at most %d characters", MaxDescriptionLen)
+	case d.StartsAt.IsZero():
+		return bad("starts_at", "required (RFC 3339)")
+	case !inTime(d.StartsAt):
+		return bad("starts_at", "from %s to before %s", earliest.Format(time.DateOnly), latest.Format(time.DateOnly))
+	case d.EndsAt != nil && !d.EndsAt.After(d.StartsAt):
+		return bad("ends_at", "must be after starts_at")
+	case d.EndsAt != nil && !inTime(*d.EndsAt):
+		return bad("ends_at", "before %s", latest.Format(time.DateOnly))
+	case d.PerCustomerLimit < 1 || d.PerCustomerLimit > MaxPerCustomerLimit:
+		return bad("per_customer_limit", "1 to %d", MaxPerCustomerLimit)
+	case len(d.Items) == 0 || len(d.Items) > MaxItems:
+		return bad("items", "1 to %d SKUs", MaxItems)
 	}
 	seen := map[string]bool{}
-	for _, it := range d.Items {
+	for i, it := range d.Items {
 		if !catalog.ValidSKU(it.SKU) || seen[it.SKU] {
-			return fmt.Errorf("%w: items: SKU %q invalid or listed twice", ErrInvalid, it.SKU)
+			return bad(fmt.Sprintf("items[%d].sku", i), "%q invalid or listed twice", it.SKU)
 		}
 		seen[it.SKU] = true
-		if it.Allocated < 1 {
-			return fmt.Errorf("%w: items: %s allocated must be at least 1", ErrInvalid, it.SKU)
+		if it.Allocated < 1 || it.Allocated > MaxAllocated {
+			return bad(fmt.Sprintf("items[%d].allocated", i), "%s: 1 to %d units", it.SKU, MaxAllocated)
 		}
 	}
 	r := d.Room
-	if r.RatePerMinute < 1 || r.MaxActive < 1 || r.PreQueueOpens < 0 || r.NoShowWindow <= 0 || r.AccessTTL <= 0 {
-		return fmt.Errorf("%w: room: rate_per_minute and max_active must be positive, windows positive", ErrInvalid)
+	switch {
+	case r.RatePerMinute < 1 || r.RatePerMinute > MaxRatePerMinute:
+		return bad("room.rate_per_minute", "1 to %d", MaxRatePerMinute)
+	case r.MaxActive < 1 || r.MaxActive > MaxActive:
+		return bad("room.max_active", "1 to %d", MaxActive)
+	case r.PoWDifficulty < 0 || r.PoWDifficulty > MaxPoWDifficulty:
+		return bad("room.pow_difficulty", "0 to %d bits", MaxPoWDifficulty)
+	case r.AdaptiveErrorRate < 0 || r.AdaptiveErrorRate >= 1:
+		return bad("room.adaptive_error_rate", "0 to below 1")
+	case r.AdaptiveLatency != 0 && (time.Duration(r.AdaptiveLatency) < MinAdaptiveLatency || time.Duration(r.AdaptiveLatency) > MaxAdaptiveLatency):
+		return bad("room.adaptive_latency", "0 (off) or %s to %s", MinAdaptiveLatency, MaxAdaptiveLatency)
 	}
-	if r.PoWDifficulty < 0 || r.PoWDifficulty > 28 {
-		return fmt.Errorf("%w: room.pow_difficulty: 0 to 28 bits", ErrInvalid)
+	if err := dur("room.prequeue_opens", r.PreQueueOpens, 0, MaxPreQueueOpens); err != nil {
+		return err
 	}
-	if r.AdaptiveErrorRate < 0 || r.AdaptiveErrorRate > 1 {
-		return fmt.Errorf("%w: room.adaptive_error_rate: 0 to 1", ErrInvalid)
+	if err := dur("room.access_ttl", r.AccessTTL, MinWindow, MaxAccessTTL); err != nil {
+		return err
+	}
+	if w := time.Duration(r.NoShowWindow); w < MinWindow || w > time.Duration(r.AccessTTL) {
+		return bad("room.no_show_window", "%s up to room.access_ttl (%s), got %s", MinWindow, time.Duration(r.AccessTTL), w)
+	}
+	// The room's own rules, so that no drop is stored that it would
+	// refuse to open. The checks above name the field for each of them;
+	// this one only catches a rule added to the room and not here.
+	spec := d.RoomSpec()
+	if spec.ID == "" {
+		spec.ID = "new" // not stored yet: the store names it
+	}
+	if err := spec.Validate(); err != nil {
+		return bad("room", "%v", err)
 	}
 	return nil
+}
+
+// RoomSpec turns the drop's settings into its waiting room's.
+func (d Drop) RoomSpec() waitroom.DropSpec {
+	sp := waitroom.DropSpec{
+		ID: d.ID, Start: d.StartsAt, PreQueueOpens: time.Duration(d.Room.PreQueueOpens),
+		RatePerMinute: d.Room.RatePerMinute, MaxActive: d.Room.MaxActive,
+		NoShowWindow: time.Duration(d.Room.NoShowWindow), AccessTTL: time.Duration(d.Room.AccessTTL),
+		PoWDifficulty: d.Room.PoWDifficulty,
+	}
+	if d.EndsAt != nil {
+		sp.End = *d.EndsAt
+	}
+	if d.Room.AdaptiveLatency > 0 || d.Room.AdaptiveErrorRate > 0 {
+		sp.Adaptive = &waitroom.AdaptiveTargets{Latency: time.Duration(d.Room.AdaptiveLatency), ErrorRate: d.Room.AdaptiveErrorRate}
+	}
+	return sp
 }
 
 // Store keeps drops.

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -63,7 +64,11 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 			if err != nil {
 				return waitroom.DropSpec{}, false, err
 			}
-			return SpecFromDrop(d), true, nil
+			if err := d.Validate(); err != nil {
+				// Reported by CheckDrops; asking again will not help.
+				return waitroom.DropSpec{}, false, nil
+			}
+			return d.RoomSpec(), true, nil
 		}}
 	if s.Redis != nil {
 		rc.Ledger = redisstore.NewLedger(s.Redis)
@@ -80,47 +85,81 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if err != nil {
 		return err
 	}
+	// No stored drop may stop the shop from starting: a drop the room
+	// cannot open (settings stored before the admin API bounded them, a
+	// shared ledger that is down) is logged and reported on /readyz
+	// (CheckDrops), and the rest of the shop serves. The drop sync, or
+	// the room's discovery when a buyer asks for it, opens it later if it
+	// can be.
 	for _, d := range ds {
-		if err := s.DropChanged(ctx, d); err != nil {
-			if s.Redis == nil {
-				return err
-			}
-			// The shared ledger may be down while this replica starts: it
-			// serves what it can, and the drop sync opens the drop once
-			// Redis answers.
-			log.Warn("waiting room: open drop", "drop", d.ID, "err", err)
-		}
+		_ = s.DropChanged(ctx, d)
 	}
 	return nil
 }
 
-// DropChanged tells the waiting room about a created or closed drop.
+// DropChanged tells the waiting room about a created or closed drop. A
+// drop it cannot open is remembered for CheckDrops until it opens or is
+// closed.
 func (s *Shop) DropChanged(ctx context.Context, d drop.Drop) error {
 	if d.Closed {
+		s.noteDrop(d, nil)
 		err := s.Room.Close(ctx, d.ID)
 		if errors.Is(err, waitroom.ErrUnknownDrop) {
 			return nil
 		}
 		return err
 	}
-	return s.Room.Open(ctx, SpecFromDrop(d))
+	err := d.Validate()
+	if err == nil {
+		err = s.Room.Open(ctx, d.RoomSpec())
+	}
+	s.noteDrop(d, err)
+	return err
 }
 
-// SpecFromDrop turns a drop's settings into the waiting room's.
-func SpecFromDrop(d drop.Drop) waitroom.DropSpec {
-	sp := waitroom.DropSpec{
-		ID: d.ID, Start: d.StartsAt, PreQueueOpens: time.Duration(d.Room.PreQueueOpens),
-		RatePerMinute: d.Room.RatePerMinute, MaxActive: d.Room.MaxActive,
-		NoShowWindow: time.Duration(d.Room.NoShowWindow), AccessTTL: time.Duration(d.Room.AccessTTL),
-		PoWDifficulty: d.Room.PoWDifficulty,
+// noteDrop records whether drop d is open in this replica's waiting room
+// (err nil) or why not, logging each new reason once.
+func (s *Shop) noteDrop(d drop.Drop, err error) {
+	s.dropMu.Lock()
+	defer s.dropMu.Unlock()
+	if err == nil {
+		delete(s.dropProblems, d.ID)
+		return
 	}
-	if d.EndsAt != nil {
-		sp.End = *d.EndsAt
+	why := fmt.Sprintf("%s (%s): %v", d.ID, d.Slug, err)
+	if errors.Is(err, drop.ErrInvalid) {
+		why += "; close it with POST /api/v1/admin/drops/" + d.ID + "/close and create it anew"
 	}
-	if d.Room.AdaptiveLatency > 0 || d.Room.AdaptiveErrorRate > 0 {
-		sp.Adaptive = &waitroom.AdaptiveTargets{Latency: time.Duration(d.Room.AdaptiveLatency), ErrorRate: d.Room.AdaptiveErrorRate}
+	if s.dropProblems[d.ID] == why {
+		return
 	}
-	return sp
+	if s.dropProblems == nil {
+		s.dropProblems = map[string]string{}
+	}
+	s.dropProblems[d.ID] = why
+	s.log.Error("waiting room: drop not open, skipped", "drop", d.ID, "slug", d.Slug, "err", err)
+}
+
+// CheckDrops fails, naming each one and why, while any drop that is not
+// closed could not be opened in this replica's waiting room: the shop
+// serves everything else, and readiness reports it as degraded.
+func (s *Shop) CheckDrops(context.Context) error {
+	s.dropMu.Lock()
+	defer s.dropMu.Unlock()
+	why := make([]string, 0, len(s.dropProblems))
+	for id, w := range s.dropProblems {
+		if _, err := s.Room.Spec(id); err == nil {
+			// Opened since, when a buyer asked for it (Discover).
+			delete(s.dropProblems, id)
+			continue
+		}
+		why = append(why, w)
+	}
+	if len(why) == 0 {
+		return nil
+	}
+	slices.Sort(why)
+	return errors.New(strings.Join(why, "; "))
 }
 
 // dropGate lets drop SKUs be bought only with a waiting-room access token
@@ -141,6 +180,11 @@ func (g dropGate) Gate(ctx context.Context, session string, access func(dropID s
 	d, ok, err := g.store.OpenDropForSKUs(ctx, skus)
 	if err != nil || !ok {
 		return nil, err
+	}
+	if err := d.Validate(); err != nil {
+		// Its line never opens, so nobody gets access: say so rather
+		// than have buyers retry an unavailable room forever.
+		return nil, fmt.Errorf("%w: %q is not on sale (%v)", drop.ErrNoAccess, d.Name, err)
 	}
 	switch d.StateAt(g.now()) {
 	case drop.StateScheduled:

@@ -74,8 +74,7 @@ func (s *Shop) syncDrops(ctx context.Context, every time.Duration, log *slog.Log
 				continue
 			}
 			if err := s.DropChanged(ctx, d); err != nil {
-				log.Warn("drop sync", "drop", d.ID, "err", err)
-				continue
+				continue // logged once and reported by CheckDrops
 			}
 			seen[d.ID] = d
 		}

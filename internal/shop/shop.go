@@ -185,6 +185,9 @@ type Shop struct {
 
 	warmedMu sync.Mutex
 	warmed   []string
+
+	dropMu       sync.Mutex
+	dropProblems map[string]string // drop ID -> why it is not open here
 }
 
 // Open builds the shop on the database cfg names (see OpenStore),

@@ -102,7 +102,7 @@ func errorStatus(err error) int {
 	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, order.ErrNotFound), errors.Is(err, cart.ErrNotInCart):
 		return http.StatusNotFound
 	case errors.Is(err, checkout.ErrIdempotencyMismatch), errors.Is(err, checkout.ErrEmptyCart), errors.Is(err, cart.ErrUnknownSKU),
-		errors.Is(err, drop.ErrOverLimit):
+		errors.Is(err, drop.ErrOverLimit), errors.Is(err, drop.ErrInvalid):
 		return http.StatusUnprocessableEntity
 	case errors.Is(err, drop.ErrNoAccess), errors.Is(err, waitroom.ErrBadAccess):
 		return http.StatusForbidden
@@ -122,8 +122,6 @@ func errorStatus(err error) int {
 		return http.StatusServiceUnavailable
 	case errors.Is(err, drop.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, drop.ErrInvalid):
-		return http.StatusBadRequest
 	case errors.Is(err, drop.ErrConflict):
 		return http.StatusConflict
 	case errors.Is(err, customer.ErrBadCredentials):

@@ -103,6 +103,10 @@ func (s DropSpec) withDefaults() DropSpec {
 	return s
 }
 
+// Validate reports whether Open accepts spec (zero fields taking their
+// defaults); the error wraps ErrInvalid and says which setting is wrong.
+func (s DropSpec) Validate() error { return s.withDefaults().validate() }
+
 func (s DropSpec) validate() error {
 	bad := func(format string, args ...any) error {
 		return fmt.Errorf("%w: drop %q: %s", ErrInvalid, s.ID, fmt.Sprintf(format, args...))
