@@ -19,6 +19,7 @@ import (
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/redisstore"
+	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -73,6 +74,12 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if s.Redis != nil {
 		rc.Ledger = redisstore.NewLedger(s.Redis)
 		rc.SharedJoinRate = redisstore.NewRateLimiter(s.Redis, "join", waitroom.DefaultJoinRate(), nil)
+	} else {
+		l, err := s.openLocalLedger(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		rc.Ledger = l
 	}
 	s.Room, err = waitroom.New(rc)
 	if err != nil {
@@ -85,6 +92,9 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if err != nil {
 		return err
 	}
+	if l, ok := rc.Ledger.(*waitroom.MemLedger); ok {
+		s.forgetEndedLines(ctx, l, ds, log)
+	}
 	// No stored drop may stop the shop from starting: a drop the room
 	// cannot open (settings stored before the admin API bounded them, a
 	// shared ledger that is down) is logged and reported on /readyz
@@ -95,6 +105,62 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 		_ = s.DropChanged(ctx, d)
 	}
 	return nil
+}
+
+// openLocalLedger returns the waiting room's ledger of a shop that keeps
+// it in process: journaled in the data dir, so that the lines (places, the
+// pre-queue draw, admitted slots) survive a crash and restart, as tickets
+// and access tokens do. Another process holding the journal (a worker
+// sharing the data dir), or no data dir, gets a ledger in memory only: it
+// serves no line. A journal that cannot be replayed is logged and
+// cleared: the shop starts with empty lines rather than not at all.
+func (s *Shop) openLocalLedger(ctx context.Context, cfg Config, log *slog.Logger) (waitroom.Ledger, error) {
+	if cfg.DataDir == "" {
+		return waitroom.NewMemLedger(), nil
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	path := filepath.Join(cfg.DataDir, "waitroom.db")
+	j, err := sqlitestore.OpenJournal(ctx, path)
+	if errors.Is(err, sqlitestore.ErrJournalInUse) {
+		log.Info("waiting room: the journal belongs to another process; this one keeps its lines in memory", "path", path)
+		return waitroom.NewMemLedger(), nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	s.closers = append(s.closers, j.Close)
+	l, err := waitroom.NewJournaledLedger(ctx, j)
+	if errors.Is(err, waitroom.ErrCorruptJournal) {
+		log.Error("waiting room: the journal cannot be replayed; every line starts empty", "path", path, "err", err)
+		if err := j.Clear(ctx); err != nil {
+			return nil, err
+		}
+		l, err = waitroom.NewJournaledLedger(ctx, j)
+	}
+	return l, err
+}
+
+// forgetEndedLines deletes the journaled lines of drops that are closed,
+// ended or gone: nobody can buy through them any more, and they would be
+// replayed at every start.
+func (s *Shop) forgetEndedLines(ctx context.Context, l *waitroom.MemLedger, ds []drop.Drop, log *slog.Logger) {
+	open := map[string]bool{StandbyDrop: true}
+	now := time.Now()
+	for _, d := range ds {
+		if d.StateAt(now) != drop.StateClosed {
+			open[d.ID] = true
+		}
+	}
+	for _, id := range l.Drops() {
+		if open[id] {
+			continue
+		}
+		if err := l.Delete(ctx, id); err != nil && !errors.Is(err, waitroom.ErrUnknownDrop) {
+			log.Warn("waiting room: forget an ended line", "drop", id, "err", err)
+		}
+	}
 }
 
 // DropChanged tells the waiting room about a created or closed drop. A

@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"time"
@@ -19,6 +20,17 @@ type MemLedger struct {
 
 	rngMu sync.Mutex
 	rng   *rand.ChaCha8 // draws epochs and per-drop shuffle seeds
+
+	// journal, when set, gets every change before a call answers (see
+	// NewJournaledLedger); the rest is its queue of entries not yet
+	// written, numbered 1..jseq, of which 1..jdone are written.
+	journal   Journal
+	jmu       sync.Mutex
+	jqueue    []JournalEntry
+	jseq      uint64
+	jdone     uint64
+	jflushing bool
+	jwake     chan struct{} // closed when a write ends
 }
 
 var _ Ledger = (*MemLedger)(nil)
@@ -55,6 +67,12 @@ type memDrop struct {
 	seats    []memSeat         // by seq-1
 	posToSeq []uint32          // pre-queue draw: position-1 -> seq
 	seqToPos []uint32          // and back: seq-1 -> position
+
+	// logged is the journal number of the drop's latest entry: no call
+	// answers before it is written, so no answer rests on a change a
+	// crash could undo.
+	logged  logged
+	deleted bool // by Delete: a caller still holding d changes nothing that counts
 
 	frontier  uint64 // positions 1..frontier had their turn
 	credits   float64
@@ -103,25 +121,54 @@ func (l *MemLedger) Create(ctx context.Context, drop string, cfg QueueConfig) (u
 	}
 	cfg = cfg.withDefaults()
 	l.mu.Lock()
-	defer l.mu.Unlock()
-	if d, ok := l.drops[drop]; ok {
+	d, ok := l.drops[drop]
+	if !ok {
+		epoch, shuffle := l.random()
+		d = l.create(drop, cfg, epoch, shuffle)
 		d.mu.Lock()
-		defer d.mu.Unlock()
-		if !d.frozen {
-			d.cfg.Start = cfg.Start
+		if l.journal != nil {
+			e := record(recCreate)
+			e.uvarint(epoch)
+			e.b = append(e.b, shuffle[:]...)
+			encodeQueueConfig(&e, cfg)
+			l.log(d, drop, e)
 		}
-		start := d.cfg.Start
-		d.cfg = cfg
-		d.cfg.Start = start
-		return d.epoch, nil
+	} else {
+		d.mu.Lock()
+		if d.configure(cfg) && l.journal != nil {
+			e := record(recConfig)
+			encodeQueueConfig(&e, cfg)
+			l.log(d, drop, e)
+		}
 	}
-	epoch, shuffle := l.random()
-	l.drops[drop] = &memDrop{
+	l.mu.Unlock()
+	epoch := d.epoch
+	return epoch, l.unlock(ctx, d)
+}
+
+// create adds a new queue for drop (called with l.mu held).
+func (l *MemLedger) create(drop string, cfg QueueConfig, epoch uint64, shuffle [32]byte) *memDrop {
+	d := &memDrop{
 		cfg: cfg, epoch: epoch, shuffle: shuffle,
 		visitors: make(map[string]uint32),
 		credits:  float64(cfg.Burst),
 	}
-	return epoch, nil
+	l.drops[drop] = d
+	return d
+}
+
+// configure applies cfg to an existing queue (the start only until the
+// pre-queue is drawn) and reports whether anything changed.
+func (d *memDrop) configure(cfg QueueConfig) bool {
+	old := d.cfg
+	if !d.frozen {
+		d.cfg.Start = cfg.Start
+	}
+	start := d.cfg.Start
+	d.cfg = cfg
+	d.cfg.Start = start
+	return !d.cfg.Start.Equal(old.Start) || d.cfg.Burst != old.Burst || d.cfg.MaxActive != old.MaxActive ||
+		d.cfg.NoShowWindow != old.NoShowWindow || d.cfg.AccessTTL != old.AccessTTL || d.cfg.MaxJoins != old.MaxJoins
 }
 
 func (c QueueConfig) withDefaults() QueueConfig {
@@ -136,15 +183,23 @@ func (c QueueConfig) withDefaults() QueueConfig {
 // Delete implements Ledger.
 func (l *MemLedger) Delete(ctx context.Context, drop string) error {
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if _, ok := l.drops[drop]; !ok {
+		l.mu.Unlock()
 		return fmt.Errorf("delete %q: %w", drop, ErrUnknownDrop)
 	}
+	d := l.drops[drop]
 	delete(l.drops, drop)
-	return nil
+	d.mu.Lock()
+	d.deleted = true
+	upTo := l.logReset(drop)
+	d.mu.Unlock()
+	l.mu.Unlock()
+	return l.sync(ctx, upTo)
 }
 
-// lock finds drop, locks it and brings it up to now.
+// lock finds drop, locks it and brings it up to now. With a journal, a
+// clock reading that moved the line (admitted, freed or drew anyone) is
+// written, with the credit the call found, so a replay moves it alike.
 func (l *MemLedger) lock(drop string, now time.Time) (*memDrop, time.Time, error) {
 	l.mu.RLock()
 	d, ok := l.drops[drop]
@@ -157,8 +212,44 @@ func (l *MemLedger) lock(drop string, now time.Time) (*memDrop, time.Time, error
 		now = d.clock
 	}
 	d.clock = now
+	if l.journal == nil {
+		d.advance(now)
+		return d, now, nil
+	}
+	before, bucket := d.mark(), d.bucket()
 	d.advance(now)
+	if d.mark() != before {
+		e := record(recTick)
+		e.nano(now)
+		bucket.encode(&e)
+		l.log(d, drop, e)
+	}
 	return d, now, nil
+}
+
+// unlock releases d and waits until every change of d's, and so every
+// change the caller may have seen, is written: no answer rests on a
+// change a crash could undo.
+func (l *MemLedger) unlock(ctx context.Context, d *memDrop) error {
+	upTo := d.logged
+	d.mu.Unlock()
+	return l.sync(ctx, upTo)
+}
+
+// logCall journals a call's own change (kind, and fields written by
+// more) made at now, with the credit b the call found once it had
+// brought the drop up to now, for the replay to start the change from.
+func (l *MemLedger) logCall(d *memDrop, drop string, kind byte, now time.Time, b bucket, more func(e *encoder)) {
+	if l.journal == nil {
+		return
+	}
+	e := record(kind)
+	e.nano(now)
+	b.encode(&e)
+	if more != nil {
+		more(&e)
+	}
+	l.log(d, drop, e)
 }
 
 // Join implements Ledger.
@@ -167,17 +258,30 @@ func (l *MemLedger) Join(ctx context.Context, drop, visitor string, now time.Tim
 	if err != nil {
 		return Place{}, Counters{}, err
 	}
-	defer d.mu.Unlock()
+	b := d.bucket()
+	p, c, err := d.join(visitor, now)
+	if err != nil {
+		err = fmt.Errorf("join %q: %w", drop, err)
+	} else if !p.Existing {
+		l.logCall(d, drop, recJoin, now, b, func(e *encoder) { e.str(visitor) })
+	}
+	if serr := l.unlock(ctx, d); serr != nil {
+		return Place{}, Counters{}, serr
+	}
+	return p, c, err
+}
+
+func (d *memDrop) join(visitor string, now time.Time) (Place, Counters, error) {
 	if seq, ok := d.visitors[visitor]; ok && d.seats[seq-1].released == relNone {
 		p := d.place(uint64(seq))
 		p.Existing = true
 		return p, d.counters(), nil
 	}
 	if d.closed {
-		return Place{}, d.counters(), fmt.Errorf("join %q: %w", drop, ErrClosed)
+		return Place{}, d.counters(), ErrClosed
 	}
 	if len(d.seats) >= d.cfg.MaxJoins {
-		return Place{}, d.counters(), fmt.Errorf("join %q: %w", drop, ErrQueueFull)
+		return Place{}, d.counters(), ErrQueueFull
 	}
 	d.seats = append(d.seats, memSeat{})
 	seq := uint64(len(d.seats))
@@ -195,8 +299,8 @@ func (l *MemLedger) Counters(ctx context.Context, drop string, now time.Time) (C
 	if err != nil {
 		return Counters{}, err
 	}
-	defer d.mu.Unlock()
-	return d.counters(), nil
+	c := d.counters()
+	return c, l.unlock(ctx, d)
 }
 
 // SetFlow implements Ledger.
@@ -205,21 +309,35 @@ func (l *MemLedger) SetFlow(ctx context.Context, drop string, f Flow, now time.T
 	if err != nil {
 		return Counters{}, err
 	}
-	defer d.mu.Unlock()
-	d.flow = Flow{RatePerMinute: max(0, f.RatePerMinute), Paused: f.Paused}
+	f = Flow{RatePerMinute: max(0, f.RatePerMinute), Paused: f.Paused}
+	if f != d.flow {
+		l.logCall(d, drop, recFlow, now, d.bucket(), func(e *encoder) {
+			e.uvarint(math.Float64bits(f.RatePerMinute))
+			e.flag(f.Paused)
+		})
+	}
+	d.setFlow(f, now)
+	c := d.counters()
+	return c, l.unlock(ctx, d)
+}
+
+func (d *memDrop) setFlow(f Flow, now time.Time) {
+	d.flow = f
 	d.admit(now)
-	return d.counters(), nil
 }
 
 // Close implements Ledger.
 func (l *MemLedger) Close(ctx context.Context, drop string, now time.Time) (Counters, error) {
-	d, _, err := l.lock(drop, now)
+	d, now, err := l.lock(drop, now)
 	if err != nil {
 		return Counters{}, err
 	}
-	defer d.mu.Unlock()
+	if !d.closed {
+		l.logCall(d, drop, recClose, now, d.bucket(), nil)
+	}
 	d.closed = true
-	return d.counters(), nil
+	c := d.counters()
+	return c, l.unlock(ctx, d)
 }
 
 // Position implements Ledger.
@@ -228,11 +346,12 @@ func (l *MemLedger) Position(ctx context.Context, drop string, seq uint64, now t
 	if err != nil {
 		return 0, err
 	}
-	defer d.mu.Unlock()
 	if seq == 0 || seq > uint64(len(d.seats)) {
+		d.mu.Unlock()
 		return 0, fmt.Errorf("position of %d in %q: no such place", seq, drop)
 	}
-	return d.position(seq), nil
+	p := d.position(seq)
+	return p, l.unlock(ctx, d)
 }
 
 // Seat implements Ledger.
@@ -241,28 +360,37 @@ func (l *MemLedger) Seat(ctx context.Context, drop string, seq uint64, now time.
 	if err != nil {
 		return Seat{}, err
 	}
-	defer d.mu.Unlock()
 	if seq == 0 || seq > uint64(len(d.seats)) {
+		d.mu.Unlock()
 		return Seat{}, fmt.Errorf("seat %d in %q: no such place", seq, drop)
 	}
-	return d.seat(seq), nil
+	st := d.seat(seq)
+	return st, l.unlock(ctx, d)
 }
 
 // Arrive implements Ledger.
 func (l *MemLedger) Arrive(ctx context.Context, drop string, seq uint64, now time.Time) (Seat, error) {
-	d, _, err := l.lock(drop, now)
+	d, now, err := l.lock(drop, now)
 	if err != nil {
 		return Seat{}, err
 	}
-	defer d.mu.Unlock()
 	if seq == 0 || seq > uint64(len(d.seats)) {
+		d.mu.Unlock()
 		return Seat{}, fmt.Errorf("arrive %d in %q: no such place", seq, drop)
 	}
+	if s := d.seats[seq-1]; s.admittedAt != 0 && s.released == relNone && !s.arrived {
+		l.logCall(d, drop, recArrive, now, d.bucket(), func(e *encoder) { e.uvarint(seq) })
+		d.arrive(seq)
+	}
+	st := d.seat(seq)
+	return st, l.unlock(ctx, d)
+}
+
+func (d *memDrop) arrive(seq uint64) {
 	s := &d.seats[seq-1]
 	if s.admittedAt != 0 && s.released == relNone {
 		s.arrived = true
 	}
-	return d.seat(seq), nil
 }
 
 // Release implements Ledger.
@@ -271,10 +399,19 @@ func (l *MemLedger) Release(ctx context.Context, drop, visitor string, now time.
 	if err != nil {
 		return false, Counters{}, err
 	}
-	defer d.mu.Unlock()
+	b := d.bucket()
+	released := d.releaseVisitor(visitor, now)
+	if released {
+		l.logCall(d, drop, recRelease, now, b, func(e *encoder) { e.str(visitor) })
+	}
+	c := d.counters()
+	return released, c, l.unlock(ctx, d)
+}
+
+func (d *memDrop) releaseVisitor(visitor string, now time.Time) bool {
 	seq, ok := d.visitors[visitor]
 	if !ok || d.seats[seq-1].released != relNone {
-		return false, d.counters(), nil
+		return false
 	}
 	s := &d.seats[seq-1]
 	if s.admittedAt != 0 {
@@ -285,7 +422,7 @@ func (l *MemLedger) Release(ctx context.Context, drop, visitor string, now time.
 		d.leftWaiting++
 	}
 	d.admit(now)
-	return true, d.counters(), nil
+	return true
 }
 
 // advance brings d up to now: draw the pre-queue at the start, reclaim
