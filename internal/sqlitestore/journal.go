@@ -18,7 +18,8 @@ import (
 // its own writer connection, keeps the joins of a drop's stampede out of
 // the shop database's group commit, where checkouts wait.
 type Journal struct {
-	db *sql.DB
+	db  *sql.DB
+	ins *sql.Stmt
 }
 
 var _ waitroom.Journal = (*Journal)(nil)
@@ -60,7 +61,12 @@ func OpenJournal(ctx context.Context, path string) (*Journal, error) {
 		}
 		return nil, fmt.Errorf("waiting room journal %q: %w", path, err)
 	}
-	return &Journal{db: db}, nil
+	ins, err := db.PrepareContext(ctx, `INSERT INTO waitroom_journal (drop_id, record) VALUES (?, ?)`)
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("waiting room journal %q: %w", path, err)
+	}
+	return &Journal{db: db, ins: ins}, nil
 }
 
 func isBusy(err error) bool {
@@ -90,10 +96,18 @@ func (j *Journal) Replay(ctx context.Context, fn func(waitroom.JournalEntry) err
 	return nil
 }
 
-// Append implements waitroom.Journal: one transaction, so a crash keeps
-// all of entries or none.
+// Append implements waitroom.Journal: all of entries or none survive a
+// crash. One entry, the usual case while joins trickle in, is one INSERT
+// on a prepared statement (a statement is its own transaction): half the
+// cost of BEGIN, INSERT and COMMIT.
 func (j *Journal) Append(ctx context.Context, entries []waitroom.JournalEntry) error {
 	if len(entries) == 0 {
+		return nil
+	}
+	if len(entries) == 1 && !entries[0].Reset {
+		if _, err := j.ins.ExecContext(ctx, entries[0].Drop, entries[0].Record); err != nil {
+			return fmt.Errorf("append to journal: %w", err)
+		}
 		return nil
 	}
 	tx, err := j.db.BeginTx(ctx, nil)
@@ -101,11 +115,7 @@ func (j *Journal) Append(ctx context.Context, entries []waitroom.JournalEntry) e
 		return fmt.Errorf("append to journal: %w", err)
 	}
 	defer tx.Rollback()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO waitroom_journal (drop_id, record) VALUES (?, ?)`)
-	if err != nil {
-		return fmt.Errorf("append to journal: %w", err)
-	}
-	defer ins.Close()
+	ins := tx.StmtContext(ctx, j.ins)
 	for _, e := range entries {
 		if e.Reset {
 			if _, err := tx.ExecContext(ctx, `DELETE FROM waitroom_journal WHERE drop_id = ?`, e.Drop); err != nil {
@@ -136,5 +146,6 @@ func (j *Journal) Clear(ctx context.Context) error {
 
 // Close closes the journal file.
 func (j *Journal) Close() error {
+	j.ins.Close()
 	return j.db.Close()
 }

@@ -3,8 +3,11 @@ package sqlitestore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/waitroom"
@@ -57,4 +60,61 @@ func TestJournalOneOwner(t *testing.T) {
 	if err := again.Replay(ctx, func(waitroom.JournalEntry) error { n++; return nil }); err != nil || n != 1 {
 		t.Errorf("replay: %d entries, %v; want 1", n, err)
 	}
+}
+
+// BenchmarkJournalAppend measures what a join costs the journal: one
+// entry of a typical size, appended in batches as concurrent joins make
+// them (group commit).
+func BenchmarkJournalAppend(b *testing.B) {
+	for _, batch := range []int{1, 16, 64} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			ctx := context.Background()
+			j, err := sqlitestore.OpenJournal(ctx, filepath.Join(b.TempDir(), "waitroom.db"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer j.Close()
+			es := make([]waitroom.JournalEntry, batch)
+			for i := range es {
+				es[i] = waitroom.JournalEntry{Drop: "drop_0123456789abcdef01234567", Record: make([]byte, 60)}
+			}
+			b.ResetTimer()
+			for i := 0; i < b.N; i += batch {
+				if err := j.Append(ctx, es); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkJournaledJoin is a drop's stampede of joins on the embedded
+// default: many at once, each written to the journal before it answers.
+func BenchmarkJournaledJoin(b *testing.B) {
+	ctx := context.Background()
+	j, err := sqlitestore.OpenJournal(ctx, filepath.Join(b.TempDir(), "waitroom.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	l, err := waitroom.NewJournaledLedger(ctx, j)
+	if err != nil {
+		b.Fatal(err)
+	}
+	start := time.Now().Add(time.Hour)
+	if _, err := l.Create(ctx, "d", waitroom.QueueConfig{Start: start, AccessTTL: time.Minute, MaxJoins: 1 << 30}); err != nil {
+		b.Fatal(err)
+	}
+	var n atomic.Int64
+	b.SetParallelism(32)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			v := fmt.Sprintf("v:%d", n.Add(1))
+			if _, _, err := l.Join(ctx, "d", v, start.Add(-time.Minute)); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

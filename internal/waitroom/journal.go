@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
+	"slices"
 	"time"
 )
 
@@ -78,7 +80,6 @@ func NewJournaledLedger(ctx context.Context, j Journal) (*MemLedger, error) {
 		return nil, fmt.Errorf("replay the waiting room journal: %w", err)
 	}
 	l.journal = j
-	l.jwake = make(chan struct{})
 	return l, nil
 }
 
@@ -299,52 +300,98 @@ func (l *MemLedger) logReset(drop string) logged {
 const journalTimeout = 10 * time.Second
 
 // sync returns once every entry up to upTo is written. The first caller
-// to find nobody writing writes everything queued in one Append; the
-// others wait for it, then find their entries written or take the next
-// turn. A departing caller (ctx done) stops waiting, but a write it
-// started runs on for the callers whose entries it holds.
+// to find nobody writing writes everything queued in one Append (group
+// commit); the others wait. When a write ends it wakes only the callers
+// it wrote for, and one more to write the next batch: waking every
+// caller at every write would cost more than the writes at a drop's
+// stampede. A caller that gives up (ctx done) stops waiting, but a write
+// it started runs on for the callers whose entries it holds.
 func (l *MemLedger) sync(ctx context.Context, upTo logged) error {
 	if upTo == 0 {
 		return nil
 	}
+	l.jmu.Lock()
 	for {
-		l.jmu.Lock()
 		if l.jdone >= uint64(upTo) {
 			l.jmu.Unlock()
 			return nil
 		}
-		if l.jflushing {
-			wake := l.jwake
-			l.jmu.Unlock()
-			select {
-			case <-wake:
-				continue
-			case <-ctx.Done():
-				return journalError{ctx.Err()}
+		if !l.jflushing {
+			if err := l.flush(ctx); err != nil {
+				l.jmu.Unlock()
+				return err
 			}
+			continue
 		}
-		batch, end := l.jqueue, l.jseq
-		l.jqueue, l.jflushing = nil, true
+		w := &journalWaiter{upTo: uint64(upTo), wake: make(chan struct{})}
+		l.jwaiters = append(l.jwaiters, w)
 		l.jmu.Unlock()
+		select {
+		case <-w.wake:
+			l.jmu.Lock()
+		case <-ctx.Done():
+			l.jmu.Lock()
+			l.jwaiters = slices.DeleteFunc(l.jwaiters, func(o *journalWaiter) bool { return o == w })
+			l.wakeWaiters() // pass the turn on if it was handed to this caller
+			l.jmu.Unlock()
+			return journalError{ctx.Err()}
+		}
+	}
+}
 
-		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), journalTimeout)
-		err := l.journal.Append(wctx, batch)
-		cancel()
+// journalWaiter is a caller of sync waiting for entries up to upTo.
+type journalWaiter struct {
+	upTo uint64
+	wake chan struct{}
+}
 
-		l.jmu.Lock()
-		l.jflushing = false
-		if err == nil {
-			l.jdone = end
+// flush writes everything queued (called with jmu held, which it lets go
+// of while writing).
+func (l *MemLedger) flush(ctx context.Context) error {
+	// Let the goroutines ready to run go first: under a stampede they are
+	// requests about to queue entries, which then share this write
+	// instead of each paying for one of their own.
+	l.jflushing = true
+	l.jmu.Unlock()
+	runtime.Gosched()
+	l.jmu.Lock()
+	batch, end := l.jqueue, l.jseq
+	l.jqueue = nil
+	l.jmu.Unlock()
+	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), journalTimeout)
+	err := l.journal.Append(wctx, batch)
+	cancel()
+	l.jmu.Lock()
+	l.jflushing = false
+	if err == nil {
+		l.jdone = end
+	} else {
+		// Written by the next turn, still ahead of anything queued since.
+		l.jqueue = append(batch, l.jqueue...)
+	}
+	l.wakeWaiters()
+	if err != nil {
+		return journalError{err}
+	}
+	return nil
+}
+
+// wakeWaiters wakes the waiters whose entries are written and, while
+// nobody writes, one more to write (called with jmu held).
+func (l *MemLedger) wakeWaiters() {
+	keep := l.jwaiters[:0]
+	for _, w := range l.jwaiters {
+		if w.upTo <= l.jdone {
+			close(w.wake)
 		} else {
-			// Written by the next turn, still ahead of anything queued since.
-			l.jqueue = append(batch, l.jqueue...)
+			keep = append(keep, w)
 		}
-		close(l.jwake)
-		l.jwake = make(chan struct{})
-		l.jmu.Unlock()
-		if err != nil {
-			return journalError{err}
-		}
+	}
+	clear(l.jwaiters[len(keep):])
+	l.jwaiters = keep
+	if !l.jflushing && len(l.jwaiters) > 0 {
+		close(l.jwaiters[0].wake)
+		l.jwaiters = l.jwaiters[1:]
 	}
 }
 

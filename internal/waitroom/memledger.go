@@ -30,7 +30,7 @@ type MemLedger struct {
 	jseq      uint64
 	jdone     uint64
 	jflushing bool
-	jwake     chan struct{} // closed when a write ends
+	jwaiters  []*journalWaiter
 }
 
 var _ Ledger = (*MemLedger)(nil)
