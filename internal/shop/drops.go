@@ -17,9 +17,9 @@ import (
 
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/journalfile"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/redisstore"
-	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -121,9 +121,9 @@ func (s *Shop) openLocalLedger(ctx context.Context, cfg Config, log *slog.Logger
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	path := filepath.Join(cfg.DataDir, "waitroom.db")
-	j, err := sqlitestore.OpenJournal(ctx, path)
-	if errors.Is(err, sqlitestore.ErrJournalInUse) {
+	path := filepath.Join(cfg.DataDir, "waitroom.journal")
+	j, err := journalfile.Open(path)
+	if errors.Is(err, journalfile.ErrInUse) {
 		log.Info("waiting room: the journal belongs to another process; this one keeps its lines in memory", "path", path)
 		return waitroom.NewMemLedger(), nil
 	}

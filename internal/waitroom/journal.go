@@ -13,8 +13,8 @@ import (
 // Journal keeps the changes of a journaled MemLedger (NewJournaledLedger)
 // in order, so that replaying them after a crash rebuilds the ledger
 // exactly: the epochs, every place, the pre-queue draw, who was admitted
-// when, who arrived, left or finished. The embedded shop keeps it in a
-// SQLite file in its data directory.
+// when, who arrived, left or finished. The embedded shop keeps it in an
+// append-only file in its data directory (internal/journalfile).
 //
 // Only what cannot be worked out again is written: the calls that change
 // a queue (Create, Join, Release, Arrive, SetFlow, Close, Delete) and the
