@@ -167,3 +167,47 @@ func BenchmarkJournaledJoin(b *testing.B) {
 		}
 	})
 }
+
+// FuzzOpen opens a journal file holding arbitrary bytes: it must never
+// panic; what it replays, it replays again after an append and a reopen,
+// followed by the appended entry.
+func FuzzOpen(f *testing.F) {
+	path := filepath.Join(f.TempDir(), "seed.journal")
+	j, err := journalfile.Open(path)
+	if err != nil {
+		f.Fatal(err)
+	}
+	_ = j.Append(context.Background(), []waitroom.JournalEntry{{Drop: "d", Record: []byte{1, 2, 3}}, {Drop: "e", Reset: true}, {Drop: "e", Record: []byte{4}}})
+	j.Close()
+	seed, _ := os.ReadFile(path)
+	f.Add(seed)
+	f.Add([]byte{})
+	f.Add([]byte{255, 255, 255, 255, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "f.journal")
+		if err := os.WriteFile(path, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		j, err := journalfile.Open(path)
+		if err != nil {
+			if !errors.Is(err, waitroom.ErrCorruptJournal) {
+				t.Fatalf("Open: %v", err)
+			}
+			return
+		}
+		before := entries(t, j)
+		if err := j.Append(context.Background(), []waitroom.JournalEntry{{Drop: "z", Record: []byte{9}}}); err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		j, err = journalfile.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer j.Close()
+		after := entries(t, j)
+		if len(after) != len(before)+1 || after[len(after)-1] != "z:09" {
+			t.Fatalf("replayed %v, then after an append and a reopen %v", before, after)
+		}
+	})
+}
