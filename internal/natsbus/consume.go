@@ -154,8 +154,19 @@ func (b *Bus) Consume(ctx context.Context, c Consumer) (stop func(), err error) 
 		return nil, fmt.Errorf("consume: %w", err)
 	}
 	jc, err := b.upsertConsumer(ctx, c)
-	if err != nil {
+	var apiErr *jetstream.APIError
+	switch {
+	case err == nil:
+	case errors.As(err, &apiErr) && apiErr.Code == 400, ctx.Err() != nil:
 		return nil, fmt.Errorf("consume %s: %w", c.Name, err)
+	default:
+		// A cluster that is down, or electing a leader, answers later. The
+		// consumer starts anyway and creates itself on the server once it
+		// can (run): a worker that starts, or restarts its consumers,
+		// during a bus outage serves as soon as the bus is back instead of
+		// leaving every order unpaid until someone restarts it.
+		b.log.Warn("consumer not set up yet; retrying in the background", "consumer", c.Name, "err", err)
+		jc = nil
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cons := &consumer{
@@ -227,8 +238,9 @@ func (c *consumer) stop() {
 }
 
 // run pulls messages and hands each to a handler goroutine, at most
-// Concurrency at a time. If the iterator breaks (consumer deleted, stream
-// recreated after data loss), it recreates the consumer and carries on.
+// Concurrency at a time. If the consumer is not on the server yet, or the
+// iterator breaks (consumer deleted, stream recreated after data loss,
+// connection trouble), it creates the consumer again and carries on.
 func (c *consumer) run() {
 	var handlers sync.WaitGroup
 	defer handlers.Wait()
@@ -236,7 +248,23 @@ func (c *consumer) run() {
 	sem := make(chan struct{}, c.cfg.Concurrency)
 	retry := 0
 	for c.ctx.Err() == nil {
-		err := c.pullLoop(sem, &handlers)
+		var err error
+		if c.jc == nil {
+			c.jc, err = c.bus.upsertConsumer(c.ctx, c.cfg)
+			if err != nil {
+				err = fmt.Errorf("create consumer: %w", err)
+			}
+		}
+		if c.jc != nil {
+			began := time.Now()
+			err = c.pullLoop(sem, &handlers)
+			if time.Since(began) > healthyPull {
+				// It served a while: this is a new interruption, not the
+				// same one again, and gets the short wait.
+				retry = 0
+			}
+			c.jc = nil
+		}
 		if c.ctx.Err() != nil {
 			return
 		}
@@ -246,14 +274,12 @@ func (c *consumer) run() {
 		if !sleepCtx(c.ctx, wait) {
 			return
 		}
-		jc, err := c.bus.upsertConsumer(c.ctx, c.cfg)
-		if err != nil {
-			c.log.Warn("recreate consumer", "err", err)
-			continue
-		}
-		c.jc = jc
 	}
 }
+
+// healthyPull is how long pulling must have gone on for its interruption
+// to count as a new one (see run).
+const healthyPull = 30 * time.Second
 
 // fetchWait bounds one pull request. Idle consumers renew their request
 // this often; a stopped consumer ends its request at once.

@@ -95,3 +95,37 @@ func TestOpenWaitsForJetStream(t *testing.T) {
 	}
 	mustPublish(t, b, "surge.order.created", "late", "x")
 }
+
+// TestConsumeDuringOutage: a consumer started while the server is down is
+// not an error that leaves orders unhandled: it creates itself on the
+// server once the server is back and handles what is published then.
+func TestConsumeDuringOutage(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, -1)
+	b, err := Open(context.Background(), Config{URL: srv.ClientURL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := srv.Addr().(*net.TCPAddr).Port
+	srv.Shutdown()
+	srv.WaitForShutdown()
+
+	got := make(chan string, 10)
+	mustConsume(t, b, Consumer{Name: "capture", Subject: "surge.order.created", AckWait: time.Second,
+		Handler: func(ctx context.Context, m Message) error {
+			got <- m.ID
+			return nil
+		}})
+
+	srv = startServer(t, dir, port)
+	defer func() { srv.Shutdown(); srv.WaitForShutdown() }()
+	defer b.Close() // before the server goes away
+	eventually(t, "publish after the outage", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		return b.Publish(ctx, "surge.order.created", "after", []byte("y")) == nil
+	})
+	if id := recv(t, got); id != "after" {
+		t.Fatalf("got %s", id)
+	}
+}
