@@ -285,13 +285,10 @@ type accountForm struct {
 	Next    string
 }
 
-// safeNext keeps post-sign-in redirects on this site.
-func safeNext(next string) string {
-	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.Contains(next, "\\") {
-		return "/account"
-	}
-	return next
-}
+// accountNext is where a sign-in or sign-up form sends the visitor
+// afterwards: the page they came from when it is on this site (see
+// localPath), else their account.
+func accountNext(next string) string { return localPath(next, "/account") }
 
 func (s *server) accountPage(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -309,7 +306,7 @@ func (s *server) accountPage(name string) http.Handler {
 			}
 			v = visitor{se, true}
 		}
-		s.personalPage(w, r, http.StatusOK, name, accountForm{CSRF: v.CSRF, Next: safeNext(r.URL.Query().Get("next"))})
+		s.personalPage(w, r, http.StatusOK, name, accountForm{CSRF: v.CSRF, Next: accountNext(r.URL.Query().Get("next"))})
 	})
 }
 
@@ -331,7 +328,7 @@ func (s *server) handleAccountForm(signUp bool) http.Handler {
 		}
 		_, err = act(w, r, in)
 		if err == nil {
-			redirect(w, r, safeNext(r.PostFormValue("next")))
+			redirect(w, r, accountNext(r.PostFormValue("next")))
 			return
 		}
 		status := errorStatus(err)
@@ -339,7 +336,7 @@ func (s *server) handleAccountForm(signUp bool) http.Handler {
 			s.formError(w, r, err)
 			return
 		}
-		s.personalPage(w, r, status, name, accountForm{CSRF: v.CSRF, Email: in.Email, Name: in.Name, Problem: err.Error(), Next: safeNext(r.PostFormValue("next"))})
+		s.personalPage(w, r, status, name, accountForm{CSRF: v.CSRF, Email: in.Email, Name: in.Name, Problem: err.Error(), Next: accountNext(r.PostFormValue("next"))})
 	})
 }
 

@@ -47,10 +47,7 @@ func (s *server) standbyGate(next http.Handler) http.Handler {
 // has gone.
 func (s *server) handleStandbyPage() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next := safeNext(r.URL.Query().Get("next"))
-		if next == "/account" && r.URL.Query().Get("next") == "" {
-			next = "/"
-		}
+		next := localPath(r.URL.Query().Get("next"), "/")
 		if s.Standby == nil || !s.Standby.Active() {
 			redirect(w, r, next)
 			return
