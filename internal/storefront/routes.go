@@ -3,8 +3,10 @@ package storefront
 import (
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/surge-commerce/surge/internal/admission"
+	"github.com/surge-commerce/surge/internal/catalog"
 )
 
 func passThrough(h http.Handler) http.Handler { return h }
@@ -20,11 +22,18 @@ func (s *server) routes(mux handlerMux) {
 	// cached keeps only the query parameters a route reads before the page
 	// cache sees the URL, so junk parameters cannot mint new cache entries.
 	// Admission sits between the two so that cache hits skip the limiter.
+	// Each list names exactly what its handler reads: a parameter listed
+	// but not read would still make a new cache entry per value.
 	cached := func(c admission.Class, h http.Handler, params ...string) http.Handler {
-		return onlyParams(params, admit(c, s.PageCache(h)))
+		return s.onlyParams(params, admit(c, s.PageCache(h)))
 	}
+	// The API listing resolves category to a slug; the pages take prices
+	// in currency units (min, max) as well as minor units.
 	listing := []string{"q", "category", "min_price", "max_price", "in_stock", "sort", "cursor", "limit"}
-	pageListing := append([]string{"min", "max"}, listing...)
+	browsing := []string{"min", "max", "min_price", "max_price", "in_stock", "sort", "cursor", "limit"}
+	// A category page browses its category (no q, no other category);
+	// the search page searches the whole shop (no category).
+	searching := append([]string{"q"}, browsing...)
 	adminAPI := func(h http.Handler) http.Handler { return admit(admission.High, s.requireAdmin(h)) }
 	const (
 		critical   = admission.Critical   // checkout and payment
@@ -35,9 +44,9 @@ func (s *server) routes(mux handlerMux) {
 
 	// Storefront pages.
 	mux.Handle("GET /{$}", cached(browse, s.handleHome()))
-	mux.Handle("GET /categories/{slug}", cached(browse, s.handleCategoryPage(), pageListing...))
+	mux.Handle("GET /categories/{slug}", cached(browse, s.handleCategoryPage(), browsing...))
 	mux.Handle("GET /products/{slug}", cached(browse, s.handleProductPage(), "sku"))
-	mux.Handle("GET /search", cached(browse, s.handleSearchPage(), pageListing...))
+	mux.Handle("GET /search", cached(browse, s.handleSearchPage(), searching...))
 	mux.Handle("GET /images/products/{slug}/{file}", cached(background, s.handleProductImage()))
 	// Embedded assets cost nothing to serve: never shed.
 	mux.Handle("GET /static/{file}", s.handleStatic())
@@ -123,8 +132,10 @@ func (s *server) routes(mux handlerMux) {
 }
 
 // onlyParams drops query parameters not in keep (all of them when keep is
-// empty) before calling next.
-func onlyParams(keep []string, next http.Handler) http.Handler {
+// empty) before calling next, so the page cache keys on nothing else. A
+// malformed query string ("%zz", a ";") is answered 400 here, before the
+// cache: passed on as it is, each one would be a new entry.
+func (s *server) onlyParams(keep []string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.RawQuery == "" {
 			next.ServeHTTP(w, r)
@@ -132,8 +143,7 @@ func onlyParams(keep []string, next http.Handler) http.Handler {
 		}
 		in, err := url.ParseQuery(r.URL.RawQuery)
 		if err != nil {
-			// Left as is for the handler to reject with a 400 that says why.
-			next.ServeHTTP(w, r)
+			s.badQuery(w, r, catalog.Invalidf("query string: %v", err))
 			return
 		}
 		out := url.Values{}
@@ -149,6 +159,16 @@ func onlyParams(keep []string, next http.Handler) http.Handler {
 		r2.URL = &u
 		next.ServeHTTP(w, r2)
 	})
+}
+
+// badQuery answers a request whose query string cannot be read: a problem
+// for the API, the error page for a page; never cached.
+func (s *server) badQuery(w http.ResponseWriter, r *http.Request, err error) {
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		problem(w, r, s.Logger, err)
+		return
+	}
+	s.formError(w, r, err)
 }
 
 // handlerMux is the part of http.ServeMux routes needs; tests record
