@@ -182,15 +182,15 @@ func New(cfg Config) (*Admission, error) {
 			a.bySess.Shared = cfg.SharedRates("session", cfg.PerSession)
 		}
 	}
-	a.overloaded = newCanned(http.StatusServiceUnavailable,
+	a.overloaded = newCanned(http.StatusServiceUnavailable, "overloaded",
 		"the shop is very busy right now and could not take this request; retry after the time in Retry-After",
 		"We're very busy right now", "So many people are shopping at the moment that we couldn't open this page. Please try again in a few seconds.",
 		cfg.ShopName, cfg.RetryAfter)
-	a.tooMany = newCanned(http.StatusTooManyRequests,
+	a.tooMany = newCanned(http.StatusTooManyRequests, "rate-limited",
 		"too many requests from this client; retry after the time in Retry-After",
 		"Slow down a little", "We received a lot of requests from you in a short time. Please wait a moment and try again.",
 		cfg.ShopName, 0)
-	a.tooLarge = newCanned(http.StatusRequestEntityTooLarge,
+	a.tooLarge = newCanned(http.StatusRequestEntityTooLarge, "body-too-large",
 		"the request body is larger than "+strconv.FormatInt(cfg.MaxBodyBytes, 10)+" bytes",
 		"That was too much", "The form you sent is larger than we accept.", cfg.ShopName, 0)
 	return a, nil

@@ -30,13 +30,21 @@ var (
 	hdrNoStore = []string{"no-store"}
 )
 
-func newCanned(status int, detail, heading, message, shop string, retryAfter time.Duration) *canned {
+// ProblemTypeBase starts the type URI of each refusal's problem body; the
+// kind follows. It is the storefront's (storefront.ProblemTypeBase), so
+// one page, docs/problems.md, documents every kind a client can meet.
+const ProblemTypeBase = "https://github.com/surge-commerce/surge/blob/main/docs/problems.md#"
+
+// ProblemKinds lists the kinds of refusal admission answers with.
+func ProblemKinds() []string { return []string{"overloaded", "rate-limited", "body-too-large"} }
+
+func newCanned(status int, kind, detail, heading, message, shop string, retryAfter time.Duration) *canned {
 	body, _ := json.Marshal(struct {
 		Type   string `json:"type"`
 		Title  string `json:"title"`
 		Status int    `json:"status"`
 		Detail string `json:"detail"`
-	}{"about:blank", http.StatusText(status), status, detail})
+	}{ProblemTypeBase + kind, http.StatusText(status), status, detail})
 	body = append(body, '\n')
 	page := fmt.Appendf(nil, pageTemplate, html.EscapeString(heading+" - "+shop), html.EscapeString(heading), html.EscapeString(message))
 	c := &canned{status: status, json: body, html: page,

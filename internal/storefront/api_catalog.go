@@ -139,7 +139,7 @@ func (s *server) handleGetProduct() http.Handler {
 				// Cached too, so a flood of requests for a missing product
 				// does not reach the store; purged when products change.
 				tag(w, catalog.TagMissing)
-				writeProblem(w, Problem{Type: "about:blank", Title: "Not Found", Status: http.StatusNotFound,
+				writeProblem(w, Problem{Type: ProblemType(kindNotFound), Title: "Not Found", Status: http.StatusNotFound,
 					Detail: fmt.Sprintf("no product with slug %q", slug), Instance: r.URL.Path})
 				return
 			}
@@ -153,7 +153,7 @@ func (s *server) handleGetProduct() http.Handler {
 
 func (s *server) handleAPINotFound() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, Problem{Type: "about:blank", Title: "Not Found", Status: http.StatusNotFound,
+		writeProblem(w, Problem{Type: ProblemType(kindNotFound), Title: "Not Found", Status: http.StatusNotFound,
 			Detail: fmt.Sprintf("no API route %s %s", r.Method, r.URL.Path), Instance: r.URL.Path})
 	})
 }

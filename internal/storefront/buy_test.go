@@ -16,6 +16,7 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/shop"
+	"github.com/surge-commerce/surge/internal/storefront"
 )
 
 // buyShop serves a shop over HTTP with one hot SKU of onHand units.
@@ -166,20 +167,21 @@ func TestCheckoutBadRequests(t *testing.T) {
 		body, key string
 		status    int
 		detail    string
+		kind      string
 	}{
-		{checkoutBody, "", 400, "Idempotency-Key"},
-		{checkoutBody, "has space", 400, "Idempotency-Key"},
-		{`{}`, "k1", 400, "email"},
-		{strings.Replace(checkoutBody, `"country":"US"`, `"country":"usa"`, 1), "k2", 400, "country"},
-		{strings.Replace(checkoutBody, "4242424242424242", "4242424242424241", 1), "k3", 400, "card_number"},
-		{strings.Replace(checkoutBody, `"email":"buyer@example.com"`, `"email":"nope"`, 1), "k4", 400, "email"},
-		{`{"email":1}`, "k5", 400, "email"},
-		{checkoutBody + "x", "k6", 400, "after the JSON"},
+		{checkoutBody, "", 400, "Idempotency-Key", "invalid-request"},
+		{checkoutBody, "has space", 400, "Idempotency-Key", "invalid-request"},
+		{`{}`, "k1", 400, "email", "invalid-request"},
+		{strings.Replace(checkoutBody, `"country":"US"`, `"country":"usa"`, 1), "k2", 400, "country", "invalid-request"},
+		{strings.Replace(checkoutBody, "4242424242424242", "4242424242424241", 1), "k3", 400, "card_number", "invalid-request"},
+		{strings.Replace(checkoutBody, `"email":"buyer@example.com"`, `"email":"nope"`, 1), "k4", 400, "email", "invalid-request"},
+		{`{"email":1}`, "k5", 400, "email", "malformed-body"},
+		{checkoutBody + "x", "k6", 400, "after the JSON", "malformed-body"},
 	}
 	for _, tt := range tests {
 		st, body := b.do(t, "POST", "/api/v1/checkout", tt.body, "Idempotency-Key", tt.key)
-		if st != tt.status || !strings.Contains(body, tt.detail) || !strings.Contains(body, `"type":"about:blank"`) {
-			t.Errorf("checkout %q key %q: %d %s; want %d naming %q", tt.body, tt.key, st, body, tt.status, tt.detail)
+		if st != tt.status || !strings.Contains(body, tt.detail) || !strings.Contains(body, `"type":"`+storefront.ProblemType(tt.kind)+`"`) {
+			t.Errorf("checkout %q key %q: %d %s; want %d naming %q, type %s", tt.body, tt.key, st, body, tt.status, tt.detail, tt.kind)
 		}
 	}
 	for _, tt := range []struct {

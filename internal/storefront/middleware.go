@@ -77,7 +77,7 @@ func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, n
 				}
 				log.ErrorContext(r.Context(), "panic serving request", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
 				if sw.status == 0 {
-					writeProblem(sw, Problem{Type: "about:blank", Title: "Internal Server Error", Status: 500,
+					writeProblem(sw, Problem{Type: ProblemType(kindInternal), Title: "Internal Server Error", Status: 500,
 						Detail: "an internal error occurred; quote the request ID when reporting it", RequestID: id})
 				}
 			}

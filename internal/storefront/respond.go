@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
@@ -82,6 +83,8 @@ func decode(w http.ResponseWriter, r *http.Request, v any) error {
 
 // Problem is an RFC 9457 problem details body.
 type Problem struct {
+	// Type names the kind of error as a URI (see ProblemType), one per
+	// kind, so a client can tell them apart without reading Detail.
 	Type      string `json:"type"`
 	Title     string `json:"title"`
 	Status    int    `json:"status"`
@@ -92,55 +95,108 @@ type Problem struct {
 	SKUs []string `json:"skus,omitempty"`
 }
 
-// errorStatus is the one place domain errors become HTTP statuses.
-func errorStatus(err error) int {
-	var soldOut *checkout.SoldOutError
-	switch {
-	case errors.As(err, &soldOut), errors.Is(err, cart.ErrInsufficientStock), errors.Is(err, customer.ErrEmailTaken),
-		errors.Is(err, waitroom.ErrSoldOut):
-		return http.StatusConflict
-	case errors.Is(err, catalog.ErrNotFound), errors.Is(err, order.ErrNotFound), errors.Is(err, cart.ErrNotInCart):
-		return http.StatusNotFound
-	case errors.Is(err, checkout.ErrIdempotencyMismatch), errors.Is(err, checkout.ErrEmptyCart), errors.Is(err, cart.ErrUnknownSKU),
-		errors.Is(err, drop.ErrOverLimit), errors.Is(err, drop.ErrInvalid):
-		return http.StatusUnprocessableEntity
-	case errors.Is(err, drop.ErrNoAccess), errors.Is(err, waitroom.ErrBadAccess):
-		return http.StatusForbidden
-	case errors.Is(err, waitroom.ErrUnknownDrop):
-		return http.StatusNotFound
-	case errors.Is(err, waitroom.ErrBadVisitor), errors.Is(err, waitroom.ErrBadPoW):
-		return http.StatusBadRequest
-	case errors.Is(err, waitroom.ErrPoWRequired):
-		return http.StatusPreconditionRequired
-	case errors.Is(err, waitroom.ErrNotOpen):
-		return http.StatusConflict
-	case errors.Is(err, waitroom.ErrRateLimited):
-		return http.StatusTooManyRequests
-	case errors.Is(err, waitroom.ErrBadTicket):
-		return http.StatusUnauthorized
-	case errors.Is(err, waitroom.ErrQueueFull):
-		return http.StatusServiceUnavailable
-	case errors.Is(err, drop.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, drop.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, customer.ErrBadCredentials):
-		return http.StatusUnauthorized
-	case errors.Is(err, catalog.ErrInvalid), errors.Is(err, errBadBody), errors.Is(err, cart.ErrInvalid),
-		errors.Is(err, checkout.ErrInvalid), errors.Is(err, checkout.ErrNoKey), errors.Is(err, errBadAccount):
-		return http.StatusBadRequest
-	case errors.Is(err, errUnsupportedMedia):
-		return http.StatusUnsupportedMediaType
-	case errors.Is(err, catalog.ErrConflict):
-		return http.StatusConflict
-	case errors.Is(err, errUnauthorized):
-		return http.StatusUnauthorized
-	case errors.Is(err, errForbidden):
-		return http.StatusForbidden
-	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled), isUnavailable(err):
-		return http.StatusServiceUnavailable
+// ProblemTypeBase starts every problem type URI; the kind follows, and
+// docs/problems.md has a section for each.
+const ProblemTypeBase = admission.ProblemTypeBase
+
+// ProblemType is the type URI of a kind of problem.
+func ProblemType(kind string) string { return ProblemTypeBase + kind }
+
+// Kinds of problem answered outside errorKinds.
+const (
+	kindNotFound    = "not-found"
+	kindInternal    = "internal"
+	kindCrossOrigin = "cross-origin"
+	kindWaitingLine = "waiting-line"
+	kindRateLimited = "rate-limited"
+)
+
+// errorKind is how one class of domain error is answered.
+type errorKind struct {
+	is     func(error) bool
+	status int
+	kind   string
+}
+
+func is(target error) func(error) bool { return func(err error) bool { return errors.Is(err, target) } }
+
+// errorKinds is the one place domain errors become HTTP statuses and
+// problem types; the first that matches wins.
+var errorKinds = []errorKind{
+	{func(err error) bool { var e *checkout.SoldOutError; return errors.As(err, &e) }, http.StatusConflict, "sold-out"},
+	{is(waitroom.ErrSoldOut), http.StatusConflict, "sold-out"},
+	{is(cart.ErrInsufficientStock), http.StatusConflict, "insufficient-stock"},
+	{is(customer.ErrEmailTaken), http.StatusConflict, "email-taken"},
+	{is(catalog.ErrNotFound), http.StatusNotFound, kindNotFound},
+	{is(order.ErrNotFound), http.StatusNotFound, kindNotFound},
+	{is(cart.ErrNotInCart), http.StatusNotFound, "not-in-cart"},
+	{is(checkout.ErrIdempotencyMismatch), http.StatusUnprocessableEntity, "idempotency-key-reused"},
+	{is(checkout.ErrEmptyCart), http.StatusUnprocessableEntity, "empty-cart"},
+	{is(cart.ErrUnknownSKU), http.StatusUnprocessableEntity, "unknown-sku"},
+	{is(drop.ErrOverLimit), http.StatusUnprocessableEntity, "over-limit"},
+	{is(drop.ErrNoAccess), http.StatusForbidden, "no-access"},
+	{is(waitroom.ErrBadAccess), http.StatusForbidden, "no-access"},
+	{is(waitroom.ErrUnknownDrop), http.StatusNotFound, kindNotFound},
+	{is(waitroom.ErrBadVisitor), http.StatusBadRequest, "bad-visitor"},
+	{is(waitroom.ErrBadPoW), http.StatusBadRequest, "bad-proof-of-work"},
+	{is(waitroom.ErrPoWRequired), http.StatusPreconditionRequired, "proof-of-work-required"},
+	{is(waitroom.ErrNotOpen), http.StatusConflict, "not-open"},
+	{is(waitroom.ErrRateLimited), http.StatusTooManyRequests, kindRateLimited},
+	{is(waitroom.ErrBadTicket), http.StatusUnauthorized, "bad-ticket"},
+	{is(waitroom.ErrQueueFull), http.StatusServiceUnavailable, "queue-full"},
+	{is(drop.ErrNotFound), http.StatusNotFound, kindNotFound},
+	{is(drop.ErrInvalid), http.StatusUnprocessableEntity, "invalid-field"},
+	{is(drop.ErrConflict), http.StatusConflict, "conflict"},
+	{is(customer.ErrBadCredentials), http.StatusUnauthorized, "bad-credentials"},
+	{is(errBadBody), http.StatusBadRequest, "malformed-body"},
+	{is(catalog.ErrInvalid), http.StatusBadRequest, "invalid-request"},
+	{is(cart.ErrInvalid), http.StatusBadRequest, "invalid-request"},
+	{is(checkout.ErrInvalid), http.StatusBadRequest, "invalid-request"},
+	{is(checkout.ErrNoKey), http.StatusBadRequest, "invalid-request"},
+	{is(errBadAccount), http.StatusBadRequest, "invalid-request"},
+	{is(errUnsupportedMedia), http.StatusUnsupportedMediaType, "unsupported-media-type"},
+	{is(catalog.ErrConflict), http.StatusConflict, "conflict"},
+	{is(errUnauthorized), http.StatusUnauthorized, "unauthorized"},
+	{is(errForbidden), http.StatusForbidden, "forbidden"},
+	{func(err error) bool {
+		return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || isUnavailable(err)
+	}, http.StatusServiceUnavailable, "unavailable"},
+}
+
+// classify finds how err is answered: a status and a problem kind.
+func classify(err error) (status int, kind string) {
+	for _, k := range errorKinds {
+		if k.is(err) {
+			return k.status, k.kind
+		}
 	}
-	return http.StatusInternalServerError
+	return http.StatusInternalServerError, kindInternal
+}
+
+// errorStatus is the HTTP status of err (see errorKinds).
+func errorStatus(err error) int {
+	status, _ := classify(err)
+	return status
+}
+
+// ProblemKinds lists every problem kind the storefront answers with;
+// tests check each is documented.
+func ProblemKinds() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(k string) {
+		if !seen[k] {
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	for _, k := range errorKinds {
+		add(k.kind)
+	}
+	for _, k := range []string{kindNotFound, kindInternal, kindCrossOrigin, kindWaitingLine, kindRateLimited} {
+		add(k)
+	}
+	return out
 }
 
 // isUnavailable reports whether err says a shared dependency could not be
@@ -178,13 +234,14 @@ func connectionFailure(err error) bool {
 // problem writes err as application/problem+json. Internal errors are
 // logged and their text withheld from the client.
 func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
-	status := errorStatus(err)
-	p := Problem{Type: "about:blank", Title: http.StatusText(status), Status: status, Detail: err.Error(),
+	status, kind := classify(err)
+	p := Problem{Type: ProblemType(kind), Title: http.StatusText(status), Status: status, Detail: err.Error(),
 		Instance: r.URL.Path, RequestID: telemetry.RequestID(r.Context())}
 	var soldOut *checkout.SoldOutError
 	if errors.As(err, &soldOut) {
 		p.SKUs = soldOut.SKUs
 	}
+
 	switch {
 	case status >= 500:
 		switch {

@@ -100,7 +100,7 @@ func NewServer(d Deps) (http.Handler, error) {
 	// browser's Sec-Fetch-Site or Origin header must say same origin.
 	cop := http.NewCrossOriginProtection()
 	cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		writeProblem(w, Problem{Type: "about:blank", Title: "Forbidden", Status: http.StatusForbidden,
+		writeProblem(w, Problem{Type: ProblemType(kindCrossOrigin), Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
 	}))
 	return observe(d.Logger, d.Metrics, d.AccessLog, cop.Handler(s.standbyGate(mux))), nil

@@ -32,7 +32,7 @@ func (s *server) standbyGate(next http.Handler) http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		if strings.HasPrefix(r.URL.Path, "/api/") {
 			w.Header().Set("Retry-After", "5")
-			writeProblem(w, Problem{Type: "about:blank", Title: "Service Unavailable", Status: http.StatusServiceUnavailable,
+			writeProblem(w, Problem{Type: ProblemType(kindWaitingLine), Title: "Service Unavailable", Status: http.StatusServiceUnavailable,
 				Detail:   "the shop is very busy and has a waiting line: open /queue in a browser, or retry after the time in Retry-After",
 				Instance: r.URL.Path})
 			return
