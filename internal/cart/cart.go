@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/money"
 )
 
@@ -25,7 +26,20 @@ var (
 	ErrNotInCart = errors.New("sku not in cart")
 	// ErrInsufficientStock means fewer units are available than asked for.
 	ErrInsufficientStock = errors.New("not enough stock")
+	// ErrTooLarge means a total would not fit the money type. Bounded
+	// prices and quantities keep it from happening; it is a refusal the
+	// shopper can act on (remove items), not a fault.
+	ErrTooLarge = errors.New("cart total too large")
 )
+
+// forSale reports whether an offer can be priced into a cart: active, and
+// priced within what the catalog accepts. A price beyond catalog.MaxPrice
+// can only be a row stored before that bound or written around the
+// catalog's checks; such an offer is not for sale, like a withdrawn
+// product, so that one bad row cannot break every cart that holds it.
+func forSale(o Offer) bool {
+	return o.Active && o.Price.Amount >= 0 && o.Price.Amount <= catalog.MaxPrice
+}
 
 // Line is a cart line as stored: a SKU and a quantity.
 type Line struct {
@@ -100,15 +114,16 @@ func (p Pricing) Validate() error {
 }
 
 // Price turns stored lines into priced items using current offers, and
-// totals them. Lines whose SKU has no active offer are dropped (the product
-// was withdrawn); the caller may tell the shopper.
+// totals them. Lines whose SKU has no offer for sale are dropped (the
+// product was withdrawn); the caller may tell the shopper. Every sum is
+// overflow-checked; a total that would not fit is ErrTooLarge.
 func (p Pricing) Price(lines []Line, offers map[string]Offer) ([]Item, Totals, error) {
 	zero := money.Money{Currency: p.Currency}
 	t := Totals{Subtotal: zero, Tax: zero, Shipping: zero, Total: zero}
 	items := make([]Item, 0, len(lines))
 	for _, l := range lines {
 		o, ok := offers[l.SKU]
-		if !ok || !o.Active {
+		if !ok || !forSale(o) {
 			continue
 		}
 		if o.Price.Currency != p.Currency {
@@ -116,10 +131,10 @@ func (p Pricing) Price(lines []Line, offers map[string]Offer) ([]Item, Totals, e
 		}
 		lt, err := o.Price.Mul(l.Quantity)
 		if err != nil {
-			return nil, Totals{}, fmt.Errorf("price %s: %w", l.SKU, err)
+			return nil, Totals{}, tooLarge("price "+l.SKU, err)
 		}
 		if t.Subtotal, err = t.Subtotal.Add(lt); err != nil {
-			return nil, Totals{}, fmt.Errorf("subtotal: %w", err)
+			return nil, Totals{}, tooLarge("subtotal", err)
 		}
 		t.ItemCount += l.Quantity
 		items = append(items, Item{SKU: l.SKU, ProductSlug: o.ProductSlug, ProductName: o.ProductName, VariantTitle: o.VariantTitle,
@@ -127,18 +142,27 @@ func (p Pricing) Price(lines []Line, offers map[string]Offer) ([]Item, Totals, e
 	}
 	var err error
 	if t.Tax, err = t.Subtotal.Percent(p.TaxBasisPoints); err != nil {
-		return nil, Totals{}, fmt.Errorf("tax: %w", err)
+		return nil, Totals{}, tooLarge("tax", err)
 	}
 	if t.ItemCount > 0 && (p.FreeShippingOver == 0 || t.Subtotal.Amount < p.FreeShippingOver) {
 		t.Shipping = money.Money{Amount: p.ShippingFlat, Currency: p.Currency}
 	}
 	if t.Total, err = t.Subtotal.Add(t.Tax); err != nil {
-		return nil, Totals{}, fmt.Errorf("total: %w", err)
+		return nil, Totals{}, tooLarge("total", err)
 	}
 	if t.Total, err = t.Total.Add(t.Shipping); err != nil {
-		return nil, Totals{}, fmt.Errorf("total: %w", err)
+		return nil, Totals{}, tooLarge("total", err)
 	}
 	return items, t, nil
+}
+
+// tooLarge turns an overflow in money arithmetic into ErrTooLarge; any
+// other error (mixed currencies) stays what it is.
+func tooLarge(what string, err error) error {
+	if errors.Is(err, money.ErrOverflow) {
+		return fmt.Errorf("%s: %w: remove some items", what, ErrTooLarge)
+	}
+	return fmt.Errorf("%s: %w", what, err)
 }
 
 // Store keeps carts. Every change is atomic per call.
@@ -211,7 +235,7 @@ func (s *Service) Add(ctx context.Context, cartID, sku string, qty int64) error 
 		return err
 	}
 	o, ok := offers[sku]
-	if !ok || !o.Active {
+	if !ok || !forSale(o) {
 		return fmt.Errorf("add %q: %w", sku, ErrUnknownSKU)
 	}
 	if o.Available < qty {

@@ -1,6 +1,7 @@
 package cart
 
 import (
+	"errors"
 	"testing"
 
 	"github.com/surge-commerce/surge/internal/money"
@@ -44,8 +45,8 @@ func TestPrice(t *testing.T) {
 	if _, _, err := (Pricing{Currency: "EUR"}).Price([]Line{{"A", 1}}, offers); err == nil {
 		t.Error("currency mismatch accepted")
 	}
-	if _, _, err := (Pricing{Currency: "USD"}).Price([]Line{{"A", 1 << 62}}, offers); err == nil {
-		t.Error("overflow accepted")
+	if _, _, err := (Pricing{Currency: "USD"}).Price([]Line{{"A", 1 << 62}}, offers); !errors.Is(err, ErrTooLarge) {
+		t.Errorf("overflow: %v, want ErrTooLarge", err)
 	}
 }
 

@@ -159,44 +159,153 @@ func Slugify(name string) string {
 	return s
 }
 
-// Validate checks a category before it is stored.
-func (c Category) Validate() error {
-	if !ValidSlug(c.Slug) {
-		return Invalidf("category slug %q: use lower-case letters, digits and single hyphens", c.Slug)
-	}
-	if strings.TrimSpace(c.Name) == "" || len(c.Name) > 200 {
-		return Invalidf("category name: must be 1-200 characters")
-	}
-	if c.ParentID < 0 {
-		return Invalidf("category parent_id: must not be negative")
+// Bounds of what the catalog stores. Every number an admin sends is
+// bounded before it is stored, so no stored value can overflow what is
+// computed from it: a cart holds at most cart.MaxLines lines of at most
+// cart.MaxQuantity units, and even MaxLines x MaxQuantity x MaxPrice,
+// taxed at 100%, fits an int64 of minor units many times over.
+const (
+	// MaxPrice is the highest variant price in minor units (100,000,000.00
+	// in a two-decimal currency).
+	MaxPrice = 10_000_000_000
+	// MaxOnHand is the most units of one variant a shop may hold.
+	MaxOnHand = 1_000_000_000
+	// MaxPosition bounds the sort positions of categories and variants.
+	MaxPosition = 1_000_000
+	// MaxOptions, MaxImages and MaxAttributes bound the lists on a
+	// variant and a product.
+	MaxOptions    = 10
+	MaxImages     = 20
+	MaxAttributes = 50
+	// MaxVariants bounds the variants created with one product.
+	MaxVariants = 200
+)
+
+// FieldError says a field of a catalog write holds a value the shop does
+// not accept (out of bounds, empty, malformed): the request was well
+// formed, the value is not. It is ErrInvalid too. The HTTP layer answers
+// it 422 and names Field.
+type FieldError struct {
+	// Field is the JSON path of the value: "price.amount",
+	// "variants[2].on_hand".
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string        { return e.Field + ": " + e.Reason }
+func (e *FieldError) Is(target error) bool { return target == ErrInvalid }
+
+// FieldErrorf returns a *FieldError for field.
+func FieldErrorf(field, format string, args ...any) error {
+	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+}
+
+// CheckOnHand checks a stock count against the bounds (field names it).
+func CheckOnHand(field string, n int64) error {
+	if n < 0 || n > MaxOnHand {
+		return FieldErrorf(field, "%d: must be 0 to %d", n, MaxOnHand)
 	}
 	return nil
 }
 
+// CheckPrice checks a price against the bounds (field names it).
+func CheckPrice(field string, m money.Money) error {
+	if !money.ValidCurrency(m.Currency) {
+		return FieldErrorf(field+".currency", "%q: must be a three-letter ISO 4217 code", m.Currency)
+	}
+	if m.Amount < 0 || m.Amount > MaxPrice {
+		return FieldErrorf(field+".amount", "%d: must be 0 to %d minor units", m.Amount, MaxPrice)
+	}
+	return nil
+}
+
+func checkPosition(field string, n int) error {
+	if n < 0 || n > MaxPosition {
+		return FieldErrorf(field, "%d: must be 0 to %d", n, MaxPosition)
+	}
+	return nil
+}
+
+func checkText(field, s string, minLen, maxLen int) error {
+	n := len(strings.TrimSpace(s))
+	switch {
+	case n < minLen && minLen == 1:
+		return FieldErrorf(field, "required")
+	case n < minLen || len(s) > maxLen:
+		return FieldErrorf(field, "must be %d to %d characters", minLen, maxLen)
+	}
+	return nil
+}
+
+// Validate checks a category before it is stored.
+func (c Category) Validate() error {
+	if !ValidSlug(c.Slug) {
+		return FieldErrorf("slug", "%q: use lower-case letters, digits and single hyphens, at most 120 characters", c.Slug)
+	}
+	if err := checkText("name", c.Name, 1, 200); err != nil {
+		return err
+	}
+	if len(c.Description) > 2000 {
+		return FieldErrorf("description", "at most 2000 characters")
+	}
+	if c.ParentID < 0 {
+		return FieldErrorf("parent_id", "must not be negative")
+	}
+	return checkPosition("position", c.Position)
+}
+
 // Validate checks a product, and its variants if any, before it is stored.
 func (p Product) Validate() error {
-	if strings.TrimSpace(p.Name) == "" || len(p.Name) > 300 {
-		return Invalidf("product name: must be 1-300 characters")
+	if err := checkText("name", p.Name, 1, 300); err != nil {
+		return err
 	}
 	if !ValidSlug(p.Slug) {
-		return Invalidf("product slug %q: use lower-case letters, digits and single hyphens", p.Slug)
+		return FieldErrorf("slug", "%q: use lower-case letters, digits and single hyphens, at most 120 characters", p.Slug)
 	}
 	if len(p.Description) > 20000 {
-		return Invalidf("product description: at most 20000 characters")
+		return FieldErrorf("description", "at most 20000 characters")
 	}
 	if p.Status != StatusDraft && p.Status != StatusActive {
-		return Invalidf("product status %q: must be %q or %q", p.Status, StatusDraft, StatusActive)
+		return FieldErrorf("status", "%q: must be %q or %q", p.Status, StatusDraft, StatusActive)
 	}
 	if p.CategoryID <= 0 {
-		return Invalidf("product category_id: required")
+		return FieldErrorf("category_id", "required")
+	}
+	if len(p.Images) > MaxImages {
+		return FieldErrorf("images", "at most %d", MaxImages)
+	}
+	for i, im := range p.Images {
+		f := fmt.Sprintf("images[%d]", i)
+		if err := checkText(f+".url", im.URL, 1, 2048); err != nil {
+			return err
+		}
+		if len(im.Alt) > 300 {
+			return FieldErrorf(f+".alt", "at most 300 characters")
+		}
+	}
+	if len(p.Attributes) > MaxAttributes {
+		return FieldErrorf("attributes", "at most %d", MaxAttributes)
+	}
+	for i, a := range p.Attributes {
+		f := fmt.Sprintf("attributes[%d]", i)
+		if err := checkText(f+".name", a.Name, 1, 100); err != nil {
+			return err
+		}
+		if err := checkText(f+".value", a.Value, 1, 1000); err != nil {
+			return err
+		}
+	}
+	if len(p.Variants) > MaxVariants {
+		return FieldErrorf("variants", "at most %d", MaxVariants)
 	}
 	seen := make(map[string]bool, len(p.Variants))
-	for _, v := range p.Variants {
-		if err := v.Validate(); err != nil {
+	for i, v := range p.Variants {
+		f := fmt.Sprintf("variants[%d].", i)
+		if err := v.validate(f); err != nil {
 			return err
 		}
 		if seen[v.SKU] {
-			return Invalidf("variant sku %q: listed twice", v.SKU)
+			return FieldErrorf(f+"sku", "%q: listed twice", v.SKU)
 		}
 		seen[v.SKU] = true
 	}
@@ -204,19 +313,32 @@ func (p Product) Validate() error {
 }
 
 // Validate checks a variant before it is stored.
-func (v Variant) Validate() error {
+func (v Variant) Validate() error { return v.validate("") }
+
+// validate is Validate with field names under prefix.
+func (v Variant) validate(prefix string) error {
 	if !ValidSKU(v.SKU) {
-		return Invalidf("variant sku %q: use 1-64 letters, digits, '.', '-' or '_'", v.SKU)
+		return FieldErrorf(prefix+"sku", "%q: use 1-64 letters, digits, '.', '-' or '_'", v.SKU)
 	}
-	if _, err := money.New(v.Price.Amount, v.Price.Currency); err != nil {
-		return Invalidf("variant %s price: %v", v.SKU, err)
+	if err := CheckPrice(prefix+"price", v.Price); err != nil {
+		return err
 	}
-	if v.OnHand < 0 {
-		return Invalidf("variant %s on_hand: must not be negative", v.SKU)
+	if err := CheckOnHand(prefix+"on_hand", v.OnHand); err != nil {
+		return err
 	}
-	for _, o := range v.Options {
-		if strings.TrimSpace(o.Name) == "" || strings.TrimSpace(o.Value) == "" {
-			return Invalidf("variant %s options: name and value are required", v.SKU)
+	if err := checkPosition(prefix+"position", v.Position); err != nil {
+		return err
+	}
+	if len(v.Options) > MaxOptions {
+		return FieldErrorf(prefix+"options", "at most %d", MaxOptions)
+	}
+	for i, o := range v.Options {
+		f := fmt.Sprintf("%soptions[%d]", prefix, i)
+		if err := checkText(f+".name", o.Name, 1, 100); err != nil {
+			return err
+		}
+		if err := checkText(f+".value", o.Value, 1, 200); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -240,7 +240,7 @@ func (s *Service) CreateCategory(ctx context.Context, c Category) (Category, err
 
 // CreateProduct adds a product with its variants.
 func (s *Service) CreateProduct(ctx context.Context, p Product) (Product, error) {
-	if err := s.checkCurrency(p.Variants...); err != nil {
+	if err := s.checkCurrency("variants", p.Variants...); err != nil {
 		return Product{}, err
 	}
 	p, err := s.store.CreateProduct(ctx, p)
@@ -295,7 +295,7 @@ type VariantPatch struct {
 
 // CreateVariant adds a variant to the product with slug.
 func (s *Service) CreateVariant(ctx context.Context, slug string, v Variant) (Variant, error) {
-	if err := s.checkCurrency(v); err != nil {
+	if err := s.checkCurrency("", v); err != nil {
 		return Variant{}, err
 	}
 	p, err := s.store.ProductBySlug(ctx, slug)
@@ -319,7 +319,7 @@ func (s *Service) UpdateVariant(ctx context.Context, sku string, patch VariantPa
 	set(&v.Price, patch.Price)
 	set(&v.Options, patch.Options)
 	set(&v.Position, patch.Position)
-	if err := s.checkCurrency(v); err != nil {
+	if err := s.checkCurrency("", v); err != nil {
 		return Variant{}, err
 	}
 	v, err = s.store.UpdateVariant(ctx, v)
@@ -332,8 +332,8 @@ func (s *Service) UpdateVariant(ctx context.Context, sku string, patch VariantPa
 
 // SetStock sets the on-hand count of sku.
 func (s *Service) SetStock(ctx context.Context, sku string, onHand int64) (Variant, error) {
-	if onHand < 0 {
-		return Variant{}, Invalidf("on_hand: must not be negative")
+	if err := CheckOnHand("on_hand", onHand); err != nil {
+		return Variant{}, err
 	}
 	v, err := s.store.SetStock(ctx, sku, onHand)
 	if err != nil {
@@ -343,10 +343,17 @@ func (s *Service) SetStock(ctx context.Context, sku string, onHand int64) (Varia
 	return v, nil
 }
 
-func (s *Service) checkCurrency(vs ...Variant) error {
-	for _, v := range vs {
+// checkCurrency checks that variants are priced in the shop currency;
+// list names the field holding them ("variants" in a product, "" for one
+// variant on its own).
+func (s *Service) checkCurrency(list string, vs ...Variant) error {
+	for i, v := range vs {
 		if v.Price.Currency != s.currency {
-			return Invalidf("variant %s price: currency must be the shop currency %s, got %q", v.SKU, s.currency, v.Price.Currency)
+			field := "price.currency"
+			if list != "" {
+				field = fmt.Sprintf("%s[%d].%s", list, i, field)
+			}
+			return FieldErrorf(field, "%q: must be the shop currency %s", v.Price.Currency, s.currency)
 		}
 	}
 	return nil

@@ -12,6 +12,10 @@ import (
 // ErrCurrencyMismatch is returned when arithmetic mixes two currencies.
 var ErrCurrencyMismatch = errors.New("currency mismatch")
 
+// ErrOverflow is returned when a result would not fit in an int64 of
+// minor units.
+var ErrOverflow = errors.New("amount overflow")
+
 // Money is an amount in minor units (cents for USD) of one currency.
 // The zero value is not a valid price; use New or Parse.
 type Money struct {
@@ -94,7 +98,7 @@ func (m Money) Add(o Money) (Money, error) {
 	}
 	sum := m.Amount + o.Amount
 	if (sum > m.Amount) != (o.Amount > 0) {
-		return Money{}, fmt.Errorf("add %d to %d: overflow", o.Amount, m.Amount)
+		return Money{}, fmt.Errorf("add %d to %d: %w", o.Amount, m.Amount, ErrOverflow)
 	}
 	return Money{Amount: sum, Currency: m.Currency}, nil
 }
@@ -105,7 +109,7 @@ func (m Money) Mul(qty int64) (Money, error) {
 		return Money{}, fmt.Errorf("multiply by %d: quantity must not be negative", qty)
 	}
 	if qty != 0 && m.Amount > (1<<63-1)/qty {
-		return Money{}, fmt.Errorf("multiply %d by %d: overflow", m.Amount, qty)
+		return Money{}, fmt.Errorf("multiply %d by %d: %w", m.Amount, qty, ErrOverflow)
 	}
 	return Money{Amount: m.Amount * qty, Currency: m.Currency}, nil
 }
@@ -117,7 +121,7 @@ func (m Money) Percent(basisPoints int64) (Money, error) {
 		return Money{}, fmt.Errorf("percent %d: must not be negative", basisPoints)
 	}
 	if basisPoints != 0 && m.Amount > (1<<63-1)/basisPoints {
-		return Money{}, fmt.Errorf("percent of %d: overflow", m.Amount)
+		return Money{}, fmt.Errorf("percent of %d: %w", m.Amount, ErrOverflow)
 	}
 	return Money{Amount: (m.Amount*basisPoints + 5000) / 10000, Currency: m.Currency}, nil
 }

@@ -19,7 +19,7 @@ func (s *Store) CreateCategory(ctx context.Context, c catalog.Category) (catalog
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
 		if c.ParentID != 0 {
-			if err := categoryExists(ctx, tx, c.ParentID, "category parent_id"); err != nil {
+			if err := categoryExists(ctx, tx, c.ParentID, "parent_id"); err != nil {
 				return err
 			}
 		}
@@ -48,7 +48,7 @@ func categoryExists(ctx context.Context, q querier, id int64, field string) erro
 		return err
 	}
 	if !ok {
-		return catalog.Invalidf("%s %d: no such category", field, id)
+		return catalog.FieldErrorf(field, "%d: no such category", id)
 	}
 	return nil
 }
@@ -141,7 +141,7 @@ func (s *Store) CreateProduct(ctx context.Context, p catalog.Product) (catalog.P
 	}
 	var out catalog.Product
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := categoryExists(ctx, tx, p.CategoryID, "product category_id"); err != nil {
+		if err := categoryExists(ctx, tx, p.CategoryID, "category_id"); err != nil {
 			return err
 		}
 		var id int64
@@ -221,7 +221,7 @@ func (s *Store) UpdateProduct(ctx context.Context, p catalog.Product) (catalog.P
 	}
 	var out catalog.Product
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := categoryExists(ctx, tx, p.CategoryID, "product category_id"); err != nil {
+		if err := categoryExists(ctx, tx, p.CategoryID, "category_id"); err != nil {
 			return err
 		}
 		tag, err := tx.Exec(ctx, `

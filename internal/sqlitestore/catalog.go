@@ -18,7 +18,7 @@ func (s *Store) CreateCategory(ctx context.Context, c catalog.Category) (catalog
 	}
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		if c.ParentID != 0 {
-			if err := categoryExists(ctx, tx, c.ParentID, "category parent_id"); err != nil {
+			if err := categoryExists(ctx, tx, c.ParentID, "parent_id"); err != nil {
 				return err
 			}
 		}
@@ -41,14 +41,15 @@ func (s *Store) CreateCategory(ctx context.Context, c catalog.Category) (catalog
 	return c, nil
 }
 
-// categoryExists returns ErrInvalid, naming field, unless category id exists.
+// categoryExists returns a *catalog.FieldError for field unless category id
+// exists.
 func categoryExists(ctx context.Context, q querier, id int64, field string) error {
 	var ok bool
 	if err := q.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM categories WHERE id = ?)`, id).Scan(&ok); err != nil {
 		return err
 	}
 	if !ok {
-		return catalog.Invalidf("%s %d: no such category", field, id)
+		return catalog.FieldErrorf(field, "%d: no such category", id)
 	}
 	return nil
 }
@@ -126,7 +127,7 @@ func (s *Store) CreateProduct(ctx context.Context, p catalog.Product) (catalog.P
 	}
 	var out catalog.Product
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := categoryExists(ctx, tx, p.CategoryID, "product category_id"); err != nil {
+		if err := categoryExists(ctx, tx, p.CategoryID, "category_id"); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, insertProduct, productArgs(p)...)
@@ -208,7 +209,7 @@ func (s *Store) UpdateProduct(ctx context.Context, p catalog.Product) (catalog.P
 	}
 	var out catalog.Product
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if err := categoryExists(ctx, tx, p.CategoryID, "product category_id"); err != nil {
+		if err := categoryExists(ctx, tx, p.CategoryID, "category_id"); err != nil {
 			return err
 		}
 		res, err := tx.ExecContext(ctx, `

@@ -91,6 +91,9 @@ type Problem struct {
 	Detail    string `json:"detail,omitempty"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+	// Field names the request field an invalid-field problem is about,
+	// as a JSON path ("price.amount", "variants[0].on_hand").
+	Field string `json:"field,omitempty"`
 	// SKUs names what is sold out, on a 409 from checkout.
 	SKUs []string `json:"skus,omitempty"`
 }
@@ -109,6 +112,7 @@ const (
 	kindCrossOrigin = "cross-origin"
 	kindWaitingLine = "waiting-line"
 	kindRateLimited = "rate-limited"
+	kindInvalid     = "invalid-field"
 )
 
 // errorKind is how one class of domain error is answered.
@@ -148,6 +152,8 @@ var errorKinds = []errorKind{
 	{is(drop.ErrInvalid), http.StatusUnprocessableEntity, "invalid-field"},
 	{is(drop.ErrConflict), http.StatusConflict, "conflict"},
 	{is(customer.ErrBadCredentials), http.StatusUnauthorized, "bad-credentials"},
+	{func(err error) bool { var e *catalog.FieldError; return errors.As(err, &e) }, http.StatusUnprocessableEntity, kindInvalid},
+	{is(cart.ErrTooLarge), http.StatusUnprocessableEntity, "cart-too-large"},
 	{is(errBadBody), http.StatusBadRequest, "malformed-body"},
 	{is(catalog.ErrInvalid), http.StatusBadRequest, "invalid-request"},
 	{is(cart.ErrInvalid), http.StatusBadRequest, "invalid-request"},
@@ -193,7 +199,7 @@ func ProblemKinds() []string {
 	for _, k := range errorKinds {
 		add(k.kind)
 	}
-	for _, k := range []string{kindNotFound, kindInternal, kindCrossOrigin, kindWaitingLine, kindRateLimited} {
+	for _, k := range []string{kindNotFound, kindInternal, kindCrossOrigin, kindWaitingLine, kindRateLimited, kindInvalid} {
 		add(k)
 	}
 	return out
@@ -240,6 +246,10 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 	var soldOut *checkout.SoldOutError
 	if errors.As(err, &soldOut) {
 		p.SKUs = soldOut.SKUs
+	}
+	var field *catalog.FieldError
+	if errors.As(err, &field) {
+		p.Field = field.Field
 	}
 
 	switch {
