@@ -274,7 +274,7 @@ func (a *Admission) Wrap(class Class, next http.Handler) http.Handler {
 // answers 429 when either is empty.
 func (a *Admission) allowClient(w http.ResponseWriter, r *http.Request) bool {
 	if a.byClient != nil {
-		if ok, wait := a.byClient.Allow(r.Context(), clientKey(a.clientIP.Addr(r))); !ok {
+		if ok, wait := a.byClient.Allow(r.Context(), ClientKey(a.clientIP.Addr(r))); !ok {
 			a.m.rateLimited[0].Inc()
 			a.tooMany.write(w, r, wait)
 			return false

@@ -127,10 +127,10 @@ func ParseTrustedProxies(list []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// clientKey is the rate-limit key for a client address. IPv6 clients are
+// ClientKey is the rate-limit key for a client address. IPv6 clients are
 // grouped by /64, the block one subscriber usually gets, so rotating
 // through addresses inside it buys nothing.
-func clientKey(a netip.Addr) string {
+func ClientKey(a netip.Addr) string {
 	if !a.IsValid() {
 		return "unknown"
 	}

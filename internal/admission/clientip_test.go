@@ -81,13 +81,13 @@ func TestParseTrustedProxies(t *testing.T) {
 }
 
 func TestClientKeyGroupsIPv6By64(t *testing.T) {
-	a := clientKey(netip.MustParseAddr("2001:db8:1:2:aaaa::1"))
-	b := clientKey(netip.MustParseAddr("2001:db8:1:2:bbbb::2"))
-	c := clientKey(netip.MustParseAddr("2001:db8:1:3::1"))
+	a := ClientKey(netip.MustParseAddr("2001:db8:1:2:aaaa::1"))
+	b := ClientKey(netip.MustParseAddr("2001:db8:1:2:bbbb::2"))
+	c := ClientKey(netip.MustParseAddr("2001:db8:1:3::1"))
 	if a != b || a == c {
 		t.Fatalf("keys %q %q %q: want the first two equal and the third different", a, b, c)
 	}
-	if k := clientKey(netip.MustParseAddr("203.0.113.7")); k != "203.0.113.7" {
+	if k := ClientKey(netip.MustParseAddr("203.0.113.7")); k != "203.0.113.7" {
 		t.Fatalf("v4 key %q", k)
 	}
 }

@@ -2,15 +2,19 @@
 package customer
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/mail"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/crypto/argon2"
 )
 
@@ -111,4 +115,87 @@ func VerifyPassword(hash, pw string) bool {
 	}
 	got := argon2.IDKey([]byte(pw), salt, t, m, p, uint32(len(want)))
 	return subtle.ConstantTimeCompare(got, want) == 1
+}
+
+// Passwords hashes and verifies passwords with at most a fixed number of
+// argon2id computations at once. Each one holds argonMemory (19 MiB)
+// while it runs, so a burst of sign-ins, honest or not, would otherwise
+// take memory in proportion to the burst; and each is CPU-bound, so more
+// of them at once than there are CPUs finish no sooner. The rest wait
+// their turn, as long as their context lets them.
+type Passwords struct {
+	slots   chan struct{}
+	hashes  atomic.Uint64 // argon2id computations done
+	waiting atomic.Int64  // checks waiting for a slot
+}
+
+// NewPasswords returns a Passwords running at most concurrent hashes at
+// once; 0 means one per CPU (GOMAXPROCS).
+func NewPasswords(concurrent int) *Passwords {
+	if concurrent <= 0 {
+		concurrent = runtime.GOMAXPROCS(0)
+	}
+	return &Passwords{slots: make(chan struct{}, concurrent)}
+}
+
+// Concurrent is how many hashes may run at once.
+func (p *Passwords) Concurrent() int { return cap(p.slots) }
+
+func (p *Passwords) acquire(ctx context.Context) error {
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	p.waiting.Add(1)
+	defer p.waiting.Add(-1)
+	select {
+	case p.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("waiting to check a password: %w", ctx.Err())
+	}
+}
+
+func (p *Passwords) release() {
+	p.hashes.Add(1)
+	<-p.slots
+}
+
+// Register adds the password metrics to reg: hashes done, running and
+// waiting.
+func (p *Passwords) Register(reg prometheus.Registerer) error {
+	for _, c := range []prometheus.Collector{
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "surge_password_hashes_total",
+			Help: "argon2id computations done (sign-up hashes and sign-in checks, an unknown email's included)."},
+			func() float64 { return float64(p.hashes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "surge_password_hashes_running", Help: "argon2id computations running now."},
+			func() float64 { return float64(len(p.slots)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "surge_password_hashes_waiting", Help: "Password checks waiting for a free slot."},
+			func() float64 { return float64(p.waiting.Load()) }),
+	} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register password metrics: %w", err)
+		}
+	}
+	return nil
+}
+
+// Hash is HashPassword in a slot.
+func (p *Passwords) Hash(ctx context.Context, pw string) (string, error) {
+	if err := p.acquire(ctx); err != nil {
+		return "", err
+	}
+	defer p.release()
+	return HashPassword(pw)
+}
+
+// Verify is VerifyPassword in a slot. It returns an error only when ctx
+// ended before a slot was free.
+func (p *Passwords) Verify(ctx context.Context, hash, pw string) (bool, error) {
+	if err := p.acquire(ctx); err != nil {
+		return false, err
+	}
+	defer p.release()
+	return VerifyPassword(hash, pw), nil
 }

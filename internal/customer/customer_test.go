@@ -1,8 +1,13 @@
 package customer
 
 import (
+	"context"
+	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"testing/synctest"
+	"time"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -54,5 +59,47 @@ func TestEmailAndPasswordRules(t *testing.T) {
 		if err := CheckPassword(pw); (err == nil) != ok {
 			t.Errorf("CheckPassword(%q) = %v", pw, err)
 		}
+	}
+}
+
+// TestPasswordsBoundConcurrentHashes: with every slot taken, a check
+// waits (it does not hash alongside), goes ahead once a slot frees, and
+// gives up when its context ends first.
+func TestPasswordsBoundConcurrentHashes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := NewPasswords(2)
+		hash, err := p.Hash(t.Context(), "correct horse")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range p.Concurrent() {
+			if err := p.acquire(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var done atomic.Bool
+		var ok bool
+		go func() {
+			ok, _ = p.Verify(context.Background(), hash, "correct horse")
+			done.Store(true)
+		}()
+		synctest.Wait()
+		if done.Load() {
+			t.Fatal("a password was checked while every slot was taken")
+		}
+		ctx, cancel := context.WithTimeout(t.Context(), time.Second)
+		defer cancel()
+		if _, err := p.Verify(ctx, hash, "correct horse"); !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("waiting past the deadline: %v, want DeadlineExceeded", err)
+		}
+		p.release()
+		synctest.Wait()
+		if !done.Load() || !ok {
+			t.Errorf("after a slot freed: done %v, verified %v", done.Load(), ok)
+		}
+		p.release()
+	})
+	if n := NewPasswords(0).Concurrent(); n < 1 {
+		t.Errorf("default concurrency %d", n)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/cdnpurge"
 	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/mail"
@@ -127,6 +128,10 @@ type Config struct {
 	// current first), shared by every replica. Empty keeps a generated key
 	// in DataDir.
 	WaitroomKeys string
+
+	// Now is the clock of the sign-in limits; nil is time.Now (and Redis's
+	// own clock for the buckets shared there).
+	Now func() time.Time
 
 	// Admission turns on overload protection with AdmissionConfig; its
 	// Cheap probe is set to the page cache.
@@ -373,6 +378,17 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	// overload protection (joins are rate limited by it).
 	clientIP := admission.NewClientIP(cfg.AdmissionConfig.ClientIPHeader, cfg.AdmissionConfig.TrustedProxies)
 	deps.ClientAddr = func(r *http.Request) string { return clientIP.Addr(r).String() }
+	deps.Passwords = customer.NewPasswords(0)
+	if err := deps.Passwords.Register(reg); err != nil {
+		return err
+	}
+	// Sign-in limits count across replicas through Redis, each replica
+	// counting alone while Redis does not answer.
+	deps.SignIn = storefront.NewSignInLimits(cfg.Now)
+	if s.Redis != nil {
+		deps.SignIn.PerAccount.Shared = redisstore.NewRateLimiter(s.Redis, "signin-account", storefront.SignInPerAccount, cfg.Now)
+		deps.SignIn.PerClient.Shared = redisstore.NewRateLimiter(s.Redis, "signin-client", storefront.SignInPerClient, cfg.Now)
+	}
 	if s.Cache != nil {
 		deps.PageCache = s.Cache.Middleware
 		deps.PurgeCache = purgeAll

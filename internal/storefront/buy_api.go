@@ -307,7 +307,10 @@ func (s *server) signUp(w http.ResponseWriter, r *http.Request, in credentials) 
 	if len(in.Name) > 200 {
 		return customer.Customer{}, fmt.Errorf("%w: name: at most 200 characters", errBadAccount)
 	}
-	hash, err := customer.HashPassword(in.Password)
+	if err := s.allowClient(r.Context(), r); err != nil {
+		return customer.Customer{}, err
+	}
+	hash, err := s.Passwords.Hash(r.Context(), in.Password)
 	if err != nil {
 		return customer.Customer{}, err
 	}
@@ -318,22 +321,36 @@ func (s *server) signUp(w http.ResponseWriter, r *http.Request, in credentials) 
 	return c, s.startCustomerSession(w, r, c)
 }
 
-// signIn checks credentials and starts a customer session.
+// signIn checks credentials and starts a customer session. Attempts are
+// limited per client address and per account (see SignInLimits), counted
+// before any password is hashed, and an unknown email goes through the
+// same steps as a known one: the same limits, one hash (against a dummy),
+// the same answer.
 func (s *server) signIn(w http.ResponseWriter, r *http.Request, in credentials) (customer.Customer, error) {
+	ctx := r.Context()
+	if err := s.allowClient(ctx, r); err != nil {
+		return customer.Customer{}, err
+	}
 	email, err := customer.NormalizeEmail(in.Email)
 	if err != nil {
 		return customer.Customer{}, customer.ErrBadCredentials
 	}
-	c, err := s.Accounts.CustomerByEmail(r.Context(), email)
-	if errors.Is(err, customer.ErrNotFound) {
-		// Hash anyway so timing does not tell which emails have accounts.
-		_ = customer.VerifyPassword(s.dummyHash, in.Password)
-		return customer.Customer{}, customer.ErrBadCredentials
+	if err := s.allowAccount(ctx, email); err != nil {
+		return customer.Customer{}, err
 	}
+	c, err := s.Accounts.CustomerByEmail(ctx, email)
+	hash := c.PasswordHash
+	switch {
+	case errors.Is(err, customer.ErrNotFound):
+		hash = s.dummyHash
+	case err != nil:
+		return customer.Customer{}, err
+	}
+	ok, err := s.Passwords.Verify(ctx, hash, in.Password)
 	if err != nil {
 		return customer.Customer{}, err
 	}
-	if !customer.VerifyPassword(c.PasswordHash, in.Password) {
+	if !ok || hash == s.dummyHash {
 		return customer.Customer{}, customer.ErrBadCredentials
 	}
 	return c, s.startCustomerSession(w, r, c)

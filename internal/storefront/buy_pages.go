@@ -336,7 +336,8 @@ func (s *server) handleAccountForm(signUp bool) http.Handler {
 			s.formError(w, r, err)
 			return
 		}
-		s.personalPage(w, r, status, name, accountForm{CSRF: v.CSRF, Email: in.Email, Name: in.Name, Problem: err.Error(), Next: accountNext(r.PostFormValue("next"))})
+		setRetryAfter(w, err)
+		s.personalPage(w, r, status, name, accountForm{CSRF: v.CSRF, Email: in.Email, Name: in.Name, Problem: pageMessage(err), Next: accountNext(r.PostFormValue("next"))})
 	})
 }
 

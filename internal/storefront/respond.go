@@ -146,6 +146,7 @@ var errorKinds = []errorKind{
 	{is(waitroom.ErrPoWRequired), http.StatusPreconditionRequired, "proof-of-work-required"},
 	{is(waitroom.ErrNotOpen), http.StatusConflict, "not-open"},
 	{is(waitroom.ErrRateLimited), http.StatusTooManyRequests, kindRateLimited},
+	{is(errThrottled), http.StatusTooManyRequests, kindRateLimited},
 	{is(waitroom.ErrBadTicket), http.StatusUnauthorized, "bad-ticket"},
 	{is(waitroom.ErrQueueFull), http.StatusServiceUnavailable, "queue-full"},
 	{is(drop.ErrNotFound), http.StatusNotFound, kindNotFound},
@@ -278,6 +279,7 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 	case status == http.StatusUnauthorized:
 		w.Header().Set("WWW-Authenticate", `Bearer realm="surge-admin"`)
 	}
+	setRetryAfter(w, err)
 	// Errors are never cached: a passing failure must not stick.
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Del("Surrogate-Key")

@@ -53,6 +53,12 @@ type Deps struct {
 	DropGate DropGate
 	// Standby, when set, holds visitors in a FIFO line while it is on.
 	Standby *waitroom.Standby
+	// SignIn limits password attempts per account and per client
+	// address; nil limits them in process at the default rates.
+	SignIn *SignInLimits
+	// Passwords runs the password hashes, a bounded number at once; nil
+	// runs one per CPU at a time.
+	Passwords *customer.Passwords
 	// ClientAddr gives a request's client address (trusted-proxy aware);
 	// nil uses the connection's peer.
 	ClientAddr func(*http.Request) string
@@ -81,6 +87,12 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	if d.ShopName == "" {
 		d.ShopName = "Surge Demo Shop"
+	}
+	if d.SignIn == nil {
+		d.SignIn = NewSignInLimits(nil)
+	}
+	if d.Passwords == nil {
+		d.Passwords = customer.NewPasswords(0)
 	}
 	pages, err := parsePages()
 	if err != nil {
