@@ -224,6 +224,20 @@ func TestComposeSurgeSettings(t *testing.T) {
 				t.Errorf("stop_grace_period must exceed drain delay + shutdown timeout (%v)", drain+shutdown)
 			}
 
+			if surgeSubcommand(s.Command) == "serve" {
+				// Cookies follow the scheme HAProxy reports, believed only
+				// from HAProxy, which must report it.
+				if mode := envValue(s, "SURGE_COOKIE_SECURE"); mode != "auto" && mode != "always" {
+					t.Errorf("SURGE_COOKIE_SECURE = %q, want auto or always", mode)
+				}
+				if envValue(s, "SURGE_COOKIE_SECURE") == "auto" && envValue(s, "SURGE_TRUSTED_PROXIES") == "" {
+					t.Errorf("SURGE_COOKIE_SECURE=auto without SURGE_TRUSTED_PROXIES: X-Forwarded-Proto is never believed")
+				}
+				if cfg, err := os.ReadFile("haproxy/haproxy.cfg"); err != nil || !strings.Contains(string(cfg), "set-header X-Forwarded-Proto https if { ssl_fc }") {
+					t.Errorf("haproxy.cfg does not tell Surge the scheme (X-Forwarded-Proto): %v", err)
+				}
+			}
+
 			checkSurgeEnv(t, "compose "+name, surgeSubcommand(s.Command), slices.Collect(maps.Keys(s.Environment)))
 		})
 	}

@@ -650,6 +650,17 @@ func TestK8sSurge(t *testing.T) {
 			if env["SURGE_CLIENT_IP_HEADER"] != "" && env["SURGE_TRUSTED_PROXIES"] == "" {
 				t.Errorf("SURGE_CLIENT_IP_HEADER without SURGE_TRUSTED_PROXIES: Surge refuses to start")
 			}
+			// The Ingress serves the shop over TLS: session cookies must
+			// never travel in clear.
+			switch env["SURGE_COOKIE_SECURE"] {
+			case "always":
+			case "auto":
+				if env["SURGE_TRUSTED_PROXIES"] == "" {
+					t.Errorf("SURGE_COOKIE_SECURE=auto without SURGE_TRUSTED_PROXIES: X-Forwarded-Proto is never believed")
+				}
+			default:
+				t.Errorf("SURGE_COOKIE_SECURE = %q, want always (or auto with trusted proxies)", env["SURGE_COOKIE_SECURE"])
+			}
 		})
 	}
 }

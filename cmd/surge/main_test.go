@@ -346,6 +346,7 @@ func TestBadFlags(t *testing.T) {
 		{"serve", "--addr", "nonsense"},
 		{"serve", "--admin-token", "short"},
 		{"serve", "--page-cache-bytes", "10"},
+		{"serve", "--cookie-secure", "sometimes"},
 		{"seed", "--products", "0"},
 	} {
 		err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard)

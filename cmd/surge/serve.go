@@ -20,6 +20,7 @@ import (
 	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/ops"
 	"github.com/surge-commerce/surge/internal/shop"
+	"github.com/surge-commerce/surge/internal/storefront"
 	"github.com/surge-commerce/surge/internal/telemetry"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
@@ -89,6 +90,7 @@ type serveConfig struct {
 	ClientIPHeader      string
 	TrustedProxies      []string
 	MaxConns            int
+	CookieSecure        string
 
 	CDN cdnFlags
 	Pay payFlags
@@ -176,6 +178,9 @@ func (c serveConfig) validate() error {
 	}
 	if c.PageCacheTTL <= 0 || c.PageCacheSWR < 0 {
 		errs = append(errs, errors.New("--page-cache-ttl must be positive and --page-cache-swr not negative"))
+	}
+	if _, err := storefront.ParseCookieSecure(c.CookieSecure); err != nil {
+		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	if c.DrainDelay < 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
@@ -306,6 +311,8 @@ over the file.`,
 	f.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "header carrying the client address (e.g. X-Forwarded-For), believed only from --trusted-proxies")
 	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "addresses or CIDRs of load balancers whose client-ip header is trusted")
 	f.IntVar(&cfg.MaxConns, "max-conns", 0, "cap on open connections to the public listener (0: no cap)")
+	f.StringVar(&cfg.CookieSecure, "cookie-secure", "auto",
+		"mark cookies Secure: auto (when the request came over HTTPS: TLS, or X-Forwarded-Proto: https from --trusted-proxies), always or never")
 	cfg.CDN.add(f)
 	cfg.Pay.add(f, getenv)
 	return cmd
@@ -352,6 +359,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.WarmBefore, sc.WaitroomKeys = cfg.DropWarmup, cfg.WaitroomKeys
 	sc.Standby, sc.StandbyOnActive, sc.StandbyOnLatency, sc.StandbyRate, sc.StandbyMaxActive = cfg.Standby, cfg.StandbyActive, cfg.StandbyLatency, cfg.StandbyRate, cfg.StandbyMax
 	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
+	sc.CookieSecure, _ = storefront.ParseCookieSecure(cfg.CookieSecure)
 	sc.Admission = cfg.Admission
 	sc.CDN = cfg.CDN.config()
 	if sc.PaymentProvider, sc.Stripe, err = cfg.Pay.config(); err != nil {

@@ -95,6 +95,14 @@ func parseHop(s string) netip.Addr {
 	return a.Unmap().WithZone("")
 }
 
+// PeerTrusted reports whether a connection's peer ("host:port", as in
+// http.Request.RemoteAddr) is one of the trusted proxies, whose
+// forwarding headers may be believed.
+func PeerTrusted(remote string, trusted []netip.Prefix) bool {
+	a := parseHop(remote)
+	return a.IsValid() && isTrusted(a, trusted)
+}
+
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
 	for _, p := range trusted {
 		if p.Contains(a) {

@@ -83,7 +83,9 @@ type Config struct {
 	ShippingFlat     int64
 	FreeShippingOver int64
 	ReservationTTL   time.Duration
-	SecureCookies    bool
+	// CookieSecure says when cookies are marked Secure (default auto: on
+	// requests that came over HTTPS, directly or through a trusted proxy).
+	CookieSecure storefront.CookieSecure
 
 	// NATSURL names an external NATS server or cluster; empty embeds one
 	// with its files in DataDir/nats. NATSListen lets other processes reach
@@ -296,6 +298,10 @@ func openStore(ctx context.Context, cfg Config, reg prometheus.Registerer, log *
 }
 
 func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
+	cookieSecure, err := storefront.ParseCookieSecure(string(cfg.CookieSecure))
+	if err != nil {
+		return err
+	}
 	if err := s.openCDN(cfg, log, reg); err != nil {
 		return err
 	}
@@ -340,7 +346,6 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		sessions = redisstore.NewSessions(s.Redis, nil)
 		shared = redisstore.NewCache(s.Redis)
 	}
-	var err error
 	s.Catalog, err = catalog.NewService(s.Store, catalog.ServiceOptions{ObjectCacheSize: cfg.ObjectCache,
 		ObjectTTL: cfg.PageCacheTTL, Purge: purge, Currency: cfg.Currency, Shared: shared,
 		RepeatPurge: repeatPurge(cfg)})
@@ -365,7 +370,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	deps := storefront.Deps{Catalog: s.Catalog, Logger: log, Metrics: metrics, AdminToken: cfg.AdminToken,
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
-		Sessions: &session.Manager{Store: sessions, Secure: cfg.SecureCookies}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
+		Sessions: &session.Manager{Store: sessions, Secure: cookieSecure == storefront.CookieSecureAlways}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
 		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
 		PaymentWebhook: s.paymentWebhook(log), StripeKey: s.stripeKey(),
 		OnDropChange: func(d drop.Drop) {
@@ -418,10 +423,14 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	s.Handler, err = storefront.NewServer(deps)
 	if err == nil && len(cfg.DBReplicaURLs) > 0 {
-		s.Handler = readYourWrites(s.Handler, cfg.SecureCookies)
+		s.Handler = readYourWrites(s.Handler, cookieSecure == storefront.CookieSecureAlways)
 	}
 	if err == nil && s.meter != nil {
 		s.Handler = s.meter.wrap(s.Handler)
+	}
+	if err == nil {
+		// Outermost, so that it sees every cookie any layer sets.
+		s.Handler = storefront.SecureCookies(cookieSecure, cfg.AdmissionConfig.TrustedProxies)(s.Handler)
 	}
 	return err
 }
