@@ -53,12 +53,24 @@ const testToken = "test-admin-token-0123456789"
 // waits until /readyz says ready.
 func startShop(t *testing.T, extra ...string) *runningShop {
 	t.Helper()
+	return startServe(t, append([]string{"--data-dir", t.TempDir(), "--admin-token", testToken}, extra...)...)
+}
+
+// startServe is startShop without a data dir or an admin token of its
+// own: extra gives them. Token is the one given or the one the demo
+// printed.
+func startServe(t *testing.T, extra ...string) *runningShop {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &lineWriter{lines: make(chan string, 64)}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
-		"--data-dir", t.TempDir(), "--demo", "--demo-products", "300", "--admin-token", testToken,
-		"--access-log=false", "--log-level", "warn"}, extra...)
-	s := &runningShop{Token: testToken, stop: cancel, done: make(chan error, 1)}
+		"--demo", "--demo-products", "300", "--access-log=false", "--log-level", "warn"}, extra...)
+	s := &runningShop{stop: cancel, done: make(chan error, 1)}
+	for i, a := range extra {
+		if a == "--admin-token" && i+1 < len(extra) {
+			s.Token = extra[i+1]
+		}
+	}
 	go func() { s.done <- run(ctx, args, func(string) string { return "" }, out, io.Discard) }()
 	deadline := time.After(60 * time.Second)
 	for s.URL == "" || s.AdminURL == "" {
@@ -69,6 +81,9 @@ func startShop(t *testing.T, extra ...string) *runningShop {
 			}
 			if v, ok := strings.CutPrefix(line, "admin: "); ok {
 				s.AdminURL = v
+			}
+			if _, v, ok := strings.Cut(line, "admin token (demo, kept in "); ok {
+				_, s.Token, _ = strings.Cut(v, "): ")
 			}
 		case err := <-s.done:
 			t.Fatalf("serve exited early: %v", err)
@@ -255,9 +270,9 @@ func TestServeEndToEnd(t *testing.T) {
 			t.Fatalf("after admin updates: %+v", v)
 		}
 	}
-	for _, body := range []string{`{"on_hand": -1}`, `{"on_hand": "x"}`, `{}`, `{"on_hand": 1, "extra": 2}`, `not json`} {
-		if r := do(t, "PUT", s.URL+"/api/v1/admin/variants/"+sku+"/stock", s.Token, body); r.Status != 400 {
-			t.Errorf("set stock %s = %d %s, want 400", body, r.Status, r.Body)
+	for body, want := range map[string]int{`{"on_hand": -1}`: 422, `{"on_hand": "x"}`: 400, `{}`: 400, `{"on_hand": 1, "extra": 2}`: 400, `not json`: 400} {
+		if r := do(t, "PUT", s.URL+"/api/v1/admin/variants/"+sku+"/stock", s.Token, body); r.Status != want {
+			t.Errorf("set stock %s = %d %s, want %d", body, r.Status, r.Body, want)
 		}
 	}
 
