@@ -7,10 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -60,6 +63,8 @@ type serveConfig struct {
 	Demo            bool
 	DemoProducts    int
 	AdminToken      string
+	AdminTokenFile  string
+	Pprof           bool
 	ShopName        string
 	PublicURL       string
 	Currency        string
@@ -94,6 +99,27 @@ type serveConfig struct {
 
 	CDN cdnFlags
 	Pay payFlags
+
+	// Cmdline is the command line with secrets redacted, for
+	// /debug/pprof/cmdline.
+	Cmdline []string
+}
+
+// readAdminTokenFile reads --admin-token-file into AdminToken, checking
+// it as --admin-token is checked.
+func (c *serveConfig) readAdminTokenFile() error {
+	if c.AdminTokenFile == "" {
+		return nil
+	}
+	b, err := os.ReadFile(c.AdminTokenFile)
+	if err != nil {
+		return fmt.Errorf("--admin-token-file: %w", err)
+	}
+	c.AdminToken = strings.TrimSpace(string(b))
+	if len(c.AdminToken) < 16 {
+		return fmt.Errorf("--admin-token-file %s: the token must be at least 16 characters", c.AdminTokenFile)
+	}
+	return nil
 }
 
 // admissionConfig turns the flags into the admission package's config;
@@ -173,6 +199,9 @@ func (c serveConfig) validate() error {
 	if c.AdminToken != "" && len(c.AdminToken) < 16 {
 		errs = append(errs, errors.New("--admin-token: use at least 16 characters"))
 	}
+	if c.AdminToken != "" && c.AdminTokenFile != "" {
+		errs = append(errs, errors.New("--admin-token and --admin-token-file: give one"))
+	}
 	if c.PageCacheBytes < 1<<20 {
 		errs = append(errs, errors.New("--page-cache-bytes: at least 1 MiB"))
 	}
@@ -243,6 +272,10 @@ over the file.`,
 			if err := cfg.validate(); err != nil {
 				return err
 			}
+			if err := cfg.readAdminTokenFile(); err != nil {
+				return err
+			}
+			cfg.Cmdline = redactedCmdline(cmd)
 			return serve(cmd.Context(), cfg, stdout, stderr)
 		},
 	}
@@ -276,11 +309,14 @@ over the file.`,
 	f.StringVar(&cfg.SMTPUser, "smtp-user", "", "SMTP user (PLAIN auth, only over TLS or to this machine)")
 	f.StringVar(&cfg.SMTPPassword, "smtp-password", "", "SMTP password")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics /debug/pprof")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics (and /debug/pprof with --pprof)")
 	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database, the embedded NATS server and a generated waiting-room key; created when needed")
 	f.BoolVar(&cfg.Demo, "demo", false, "seed the demo catalog on first start when the store is empty")
 	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")
-	f.StringVar(&cfg.AdminToken, "admin-token", "", "bearer token for /api/v1/admin (with --demo and none set, one is generated and printed)")
+	f.StringVar(&cfg.AdminToken, "admin-token", "",
+		"bearer token for /api/v1/admin, at least 16 characters; prefer SURGE_ADMIN_TOKEN or --admin-token-file, since a command line is visible to every local user (with --demo and none set, one is generated)")
+	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file holding the admin token (surrounding white space ignored), e.g. a mounted secret")
+	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof on the operations listener (behind the admin token when one is set)")
 	f.StringVar(&cfg.ShopName, "shop-name", "Surge Demo Shop", "name shown in the storefront")
 	f.StringVar(&cfg.PublicURL, "public-url", "", "where shoppers reach the shop (https://shop.example.com), for the order links in mail (empty: http:// and --addr)")
 	f.StringVar(&cfg.Currency, "currency", "USD", "shop currency (ISO 4217)")
@@ -318,6 +354,39 @@ over the file.`,
 	return cmd
 }
 
+// demoAdminTokenFile is where a demo shop keeps the admin token it made,
+// in its data directory.
+const demoAdminTokenFile = "admin-token"
+
+// demoAdminToken returns the admin token of a demo shop without one
+// configured: the one kept in dataDir, or a new one kept there from now
+// on (readable by its owner only), so that it stays the same across
+// restarts. It returns the file's path too.
+func demoAdminToken(dataDir string) (token, path string, err error) {
+	path = filepath.Join(dataDir, demoAdminTokenFile)
+	if b, err := os.ReadFile(path); err == nil {
+		if t := strings.TrimSpace(string(b)); len(t) >= 16 {
+			return t, path, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", path, fmt.Errorf("demo admin token: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return "", path, fmt.Errorf("data dir: %w", err)
+	}
+	b := make([]byte, 16)
+	_, _ = rand.Read(b)
+	token = hex.EncodeToString(b)
+	tmp := path + ".new"
+	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
+		return "", path, fmt.Errorf("demo admin token: %w", err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", path, fmt.Errorf("demo admin token: %w", err)
+	}
+	return token, path, nil
+}
+
 func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error {
 	log, err := telemetry.NewLogger(stderr, cfg.LogLevel, cfg.LogFormat)
 	if err != nil {
@@ -329,23 +398,30 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 
+	if cfg.Demo && cfg.AdminToken == "" {
+		token, path, err := demoAdminToken(cfg.DataDir)
+		if err != nil {
+			return err
+		}
+		cfg.AdminToken = token
+		fmt.Fprintf(stdout, "admin token (demo, kept in %s): %s\n", path, token)
+	}
+
 	// The admin listener comes up first so that probes and scrapes work
 	// while the store migrates and the demo seeds.
 	adminLn, err := net.Listen("tcp", cfg.AdminAddr)
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	adminSrv := &http.Server{Handler: ops.NewHandler(health, reg), ReadHeaderTimeout: 5 * time.Second}
+	var opsOpts []ops.Option
+	if cfg.Pprof {
+		opsOpts = append(opsOpts, ops.WithPprof(cfg.AdminToken, cfg.Cmdline))
+	}
+	adminSrv := &http.Server{Handler: ops.NewHandler(health, reg, opsOpts...), ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = adminSrv.Serve(adminLn) }()
 	defer adminSrv.Close()
 	fmt.Fprintf(stdout, "admin: http://%s\n", adminLn.Addr())
 
-	if cfg.Demo && cfg.AdminToken == "" {
-		b := make([]byte, 16)
-		_, _ = rand.Read(b)
-		cfg.AdminToken = hex.EncodeToString(b)
-		fmt.Fprintf(stdout, "admin token (generated for this demo run): %s\n", cfg.AdminToken)
-	}
 	sc := shop.Defaults()
 	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
 	sc.PublicURL, _ = cfg.publicURL() // checked by validate

@@ -6,10 +6,12 @@ package ops
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -152,8 +154,30 @@ wait:
 	return len(why) == 0, why, degraded
 }
 
+// Option configures NewHandler.
+type Option func(*options)
+
+type options struct {
+	pprof   bool
+	token   string
+	cmdline []string
+}
+
+// WithPprof serves Go's profiles under /debug/pprof. They are off unless
+// asked for: a profile exposes the program's internals and costs it CPU.
+// token, when not empty, is required as "Authorization: Bearer <token>";
+// cmdline is what /debug/pprof/cmdline shows in place of the process's
+// real arguments, which may hold secrets: pass it with them redacted.
+func WithPprof(token string, cmdline []string) Option {
+	return func(o *options) { o.pprof, o.token, o.cmdline = true, token, cmdline }
+}
+
 // NewHandler returns the operations mux.
-func NewHandler(h *Health, gatherer prometheus.Gatherer) http.Handler {
+func NewHandler(h *Health, gatherer prometheus.Gatherer, opts ...Option) http.Handler {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	mux := http.NewServeMux()
 	// Liveness answers from the process alone: it must never fail because
 	// the shop is busy or a database is down, or a restart loop follows.
@@ -181,10 +205,44 @@ func NewHandler(h *Health, gatherer prometheus.Gatherer) http.Handler {
 		}{status, why, degraded})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
-	mux.HandleFunc("/debug/pprof/", pprof.Index)
-	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
-	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
-	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
-	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	if o.pprof {
+		guard := bearer(o.token)
+		mux.Handle("/debug/pprof/", guard(http.HandlerFunc(pprof.Index)))
+		mux.Handle("/debug/pprof/cmdline", guard(cmdline(o.cmdline)))
+		mux.Handle("/debug/pprof/profile", guard(http.HandlerFunc(pprof.Profile)))
+		mux.Handle("/debug/pprof/symbol", guard(http.HandlerFunc(pprof.Symbol)))
+		mux.Handle("/debug/pprof/trace", guard(http.HandlerFunc(pprof.Trace)))
+	}
 	return mux
+}
+
+// cmdline answers as pprof.Cmdline does (arguments separated by NUL
+// bytes), with args instead of os.Args.
+func cmdline(args []string) http.Handler {
+	body := []byte(strings.Join(args, "\x00"))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write(body)
+	})
+}
+
+// bearer requires token as a bearer token; an empty token requires
+// nothing.
+func bearer(token string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		if token == "" {
+			return next
+		}
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="surge-admin"`)
+				w.Header().Set("Cache-Control", "no-store")
+				http.Error(w, "profiling needs the admin token: Authorization: Bearer <token>", http.StatusUnauthorized)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	}
 }

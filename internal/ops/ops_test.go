@@ -70,3 +70,39 @@ func TestReadyz(t *testing.T) {
 		})
 	}
 }
+
+// TestPprofOnlyWhenAsked: no profiles by default; WithPprof serves them
+// behind its token, and cmdline shows the arguments it was given.
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	get := func(h http.Handler, path, token string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest("GET", path, nil)
+		if token != "" {
+			r.Header.Set("Authorization", "Bearer "+token)
+		}
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, r)
+		return w
+	}
+	off := ops.NewHandler(ops.NewHealth(), prometheus.NewRegistry())
+	for _, p := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/symbol"} {
+		if w := get(off, p, ""); w.Code != 404 {
+			t.Errorf("by default GET %s = %d, want 404", p, w.Code)
+		}
+	}
+	on := ops.NewHandler(ops.NewHealth(), prometheus.NewRegistry(), ops.WithPprof("ops-token-0123456789", []string{"surge", "serve", "--admin-token=[redacted]"}))
+	for _, tok := range []string{"", "wrong"} {
+		if w := get(on, "/debug/pprof/cmdline", tok); w.Code != 401 {
+			t.Errorf("token %q: %d, want 401", tok, w.Code)
+		}
+	}
+	if w := get(on, "/debug/pprof/cmdline", "ops-token-0123456789"); w.Code != 200 || w.Body.String() != "surge\x00serve\x00--admin-token=[redacted]" {
+		t.Errorf("cmdline: %d %q", w.Code, w.Body.String())
+	}
+	if w := get(on, "/livez", ""); w.Code != 200 {
+		t.Errorf("livez needs no token: %d", w.Code)
+	}
+	open := ops.NewHandler(ops.NewHealth(), prometheus.NewRegistry(), ops.WithPprof("", nil))
+	if w := get(open, "/debug/pprof/", ""); w.Code != 200 {
+		t.Errorf("pprof without a token configured: %d", w.Code)
+	}
+}
