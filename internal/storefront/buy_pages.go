@@ -88,8 +88,38 @@ func (s *server) handleCartPage() http.Handler {
 			Notice  string
 			MaxQty  int
 			Problem string
-		}{c, r.URL.Query().Get("added"), cart.MaxQuantity, r.URL.Query().Get("problem")})
+		}{c, r.URL.Query().Get("added"), cart.MaxQuantity, cartProblems[r.URL.Query().Get("problem")]})
 	})
+}
+
+// cartProblems are the sentences the cart page shows for ?problem=<code>.
+// A code is the kind of problem (see errorKinds) or one of the cart's
+// own; the words are always the shop's, never the URL's, so a link
+// cannot make the shop's page say what its sender wants. An unknown code
+// shows nothing.
+var cartProblems = map[string]string{
+	"unknown-sku":        "That item is no longer for sale.",
+	"insufficient-stock": "There is not enough stock for that quantity; the cart shows how many are left.",
+	"quantity":           fmt.Sprintf("Choose an option and a quantity from 1 to %d.", cart.MaxQuantity),
+	"over-limit":         "That is more than this drop allows per customer.",
+	"no-access":          "That item is part of a drop: join the drop's line to buy it.",
+	"sold-out":           "Sorry, that has sold out.",
+	"not-open":           "That drop is not open right now.",
+	"not-in-cart":        "That item is not in your cart any more.",
+	"order-unavailable":  "Some items from your order are no longer available.",
+	"cart":               "That change could not be made; please try again.",
+}
+
+// cartProblemURL is the cart page showing the sentence for err.
+func cartProblemURL(err error) string {
+	_, kind := classify(err)
+	switch {
+	case errors.Is(err, cart.ErrInvalid):
+		kind = "quantity"
+	case cartProblems[kind] == "":
+		kind = "cart"
+	}
+	return "/cart?problem=" + kind
 }
 
 // handleCartAddForm serves the product page's add-to-cart form.
@@ -119,7 +149,7 @@ func (s *server) handleCartAddForm() http.Handler {
 		}
 		if err != nil {
 			if errorStatus(err) < 500 {
-				redirect(w, r, "/cart?problem="+url.QueryEscape(err.Error()))
+				redirect(w, r, cartProblemURL(err))
 				return
 			}
 			s.formError(w, r, err)
@@ -142,7 +172,7 @@ func (s *server) handleCartUpdateForm() http.Handler {
 			qty, err = 0, nil
 		}
 		if err != nil {
-			redirect(w, r, "/cart?problem="+url.QueryEscape("quantity must be a whole number"))
+			redirect(w, r, "/cart?problem=quantity")
 			return
 		}
 		err = s.checkDropRaise(r.Context(), r, v.Session, r.PathValue("sku"), qty)
@@ -151,7 +181,7 @@ func (s *server) handleCartUpdateForm() http.Handler {
 		}
 		if err != nil {
 			if errorStatus(err) < 500 {
-				redirect(w, r, "/cart?problem="+url.QueryEscape(err.Error()))
+				redirect(w, r, cartProblemURL(err))
 				return
 			}
 			s.formError(w, r, err)
@@ -424,7 +454,7 @@ func (s *server) handleOrderRetry() http.Handler {
 			}
 		}
 		if missing > 0 {
-			redirect(w, r, "/cart?problem="+url.QueryEscape("Some items from your order are no longer available."))
+			redirect(w, r, "/cart?problem=order-unavailable")
 			return
 		}
 		redirect(w, r, "/checkout")

@@ -115,7 +115,7 @@ func NewServer(d Deps) (http.Handler, error) {
 		writeProblem(w, Problem{Type: ProblemType(kindCrossOrigin), Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
 	}))
-	return observe(d.Logger, d.Metrics, d.AccessLog, cop.Handler(s.standbyGate(mux))), nil
+	return observe(d.Logger, d.Metrics, d.AccessLog, securityHeaders(cop.Handler(s.standbyGate(mux)))), nil
 }
 
 type server struct {
