@@ -129,9 +129,10 @@ func TestBrowserJourney(t *testing.T) {
 	do(t, ctx, chromedp.EmulateViewport(390, 844))
 	expectStatus(t, "home at 390px", run(t, ctx, chromedp.NavigateResponse(shop.URL+"/")), 200)
 	do(t, ctx, chromedp.WaitVisible(chromedp.CSS("ul.grid li.card")))
-	w := run(t, ctx, chromedp.Evaluate[overflow](overflowJS))
-	if w.Inner != 390 || w.Scroll > w.Inner {
-		t.Errorf("home at 390px: scrollWidth %d, innerWidth %d; elements past the right edge: %q", w.Scroll, w.Inner, w.Wide)
+	l, err := browsertest.CheckLayout(ctx)
+	must(t, err)
+	if l.InnerWidth != 390 || !l.OK() {
+		t.Errorf("home at 390px: %s", l)
 	}
 
 	if p := problems.list(); len(p) > 0 {
@@ -239,28 +240,6 @@ func stockText(n int64) string {
 		return "In stock"
 	}
 }
-
-// overflow is what overflowJS measures.
-type overflow struct {
-	Scroll int      `json:"scroll"`
-	Inner  int      `json:"inner"`
-	Wide   []string `json:"wide"`
-}
-
-// overflowJS measures the page against the window and names the first
-// elements that reach past the window's right edge.
-const overflowJS = `(() => {
-	const inner = window.innerWidth;
-	const wide = [];
-	for (const el of document.querySelectorAll("body *")) {
-		const r = el.getBoundingClientRect();
-		if (r.right > inner + 0.5 && wide.length < 10) {
-			const cls = typeof el.className === "string" && el.className ? "." + el.className.trim().split(/\s+/).join(".") : "";
-			wide.push(el.tagName.toLowerCase() + cls + " right=" + Math.round(r.right));
-		}
-	}
-	return {scroll: document.documentElement.scrollWidth, inner, wide};
-})()`
 
 // pageProblems collects what a shopper's browser would complain about:
 // uncaught exceptions, console errors and failed responses, except for the

@@ -440,13 +440,15 @@ func waitHeaderText(t *testing.T, ctx context.Context, sel, want string) {
 	}
 }
 
-// expectNoOverflow checks nothing on the page reaches past the window's
-// right edge.
+// expectNoOverflow checks the page's layout: nothing reaches past the
+// window's right edge and nothing is drawn over anything else (see
+// browsertest.CheckLayout).
 func expectNoOverflow(t *testing.T, ctx context.Context, page string) {
 	t.Helper()
-	w := run(t, ctx, chromedp.Evaluate[overflow](overflowJS))
-	if w.Scroll > w.Inner {
-		t.Errorf("%s: scrollWidth %d, innerWidth %d; elements past the right edge: %q", page, w.Scroll, w.Inner, w.Wide)
+	l, err := browsertest.CheckLayout(ctx)
+	must(t, err)
+	if !l.OK() {
+		t.Errorf("%s: %s", page, l)
 	}
 }
 
