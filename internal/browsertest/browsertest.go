@@ -64,7 +64,9 @@ type Layout struct {
 }
 
 // OK reports whether nothing overlaps and nothing sticks out sideways.
-func (l Layout) OK() bool { return len(l.Overlaps) == 0 && len(l.Wide) == 0 && l.ScrollWidth <= l.InnerWidth }
+func (l Layout) OK() bool {
+	return len(l.Overlaps) == 0 && len(l.Wide) == 0 && l.ScrollWidth <= l.InnerWidth
+}
 
 func (l Layout) String() string {
 	return fmt.Sprintf("page %dpx wide in a %dpx window; past the right edge: %q; overlapping: %q",
