@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -57,6 +58,27 @@ func (c adminClient) call(ctx context.Context, method, path string, body any, ou
 		return fmt.Errorf("%s %s: %s", method, path, resp.Status)
 	}
 	return json.Unmarshal(b, out)
+}
+
+// dropID returns the ID of the drop named by ref, its ID or its slug: an
+// ID the shop knows is taken as it is, anything else is looked up among
+// the drops by slug.
+func (c adminClient) dropID(ctx context.Context, ref string) (string, error) {
+	var d dropOut
+	err := c.call(ctx, "GET", "/api/v1/admin/drops/"+url.PathEscape(ref), nil, &d)
+	if err == nil {
+		return d.ID, nil
+	}
+	var out struct{ Items []dropOut }
+	if lerr := c.call(ctx, "GET", "/api/v1/admin/drops", nil, &out); lerr != nil {
+		return "", err
+	}
+	for _, d := range out.Items {
+		if d.Slug == ref {
+			return d.ID, nil
+		}
+	}
+	return "", fmt.Errorf("no drop with ID or slug %q: %w", ref, err)
 }
 
 type dropOut struct {
@@ -187,25 +209,53 @@ func newDropCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 			return print(out.Items...)
 		},
 	}
+	// completeDrops offers the shop's drops, by ID and by slug, for
+	// shell completion; it needs the same --url and token as the command.
+	completeDrops := func(cmd *cobra.Command, args []string, _ string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		if len(args) > 0 || bindConfig(cmd.Flags(), getenv) != nil || c.token == "" {
+			return nil, cobra.ShellCompDirectiveNoFileComp
+		}
+		c.http = &http.Client{Timeout: 5 * time.Second}
+		var out struct{ Items []dropOut }
+		if err := c.call(cmd.Context(), "GET", "/api/v1/admin/drops", nil, &out); err != nil {
+			return nil, cobra.ShellCompDirectiveNoFileComp | cobra.ShellCompDirectiveError
+		}
+		var comps []cobra.Completion
+		for _, d := range out.Items {
+			comps = append(comps, cobra.CompletionWithDesc(d.Slug, d.Name+" ("+string(d.State)+")"),
+				cobra.CompletionWithDesc(d.ID, d.Slug))
+		}
+		return comps, cobra.ShellCompDirectiveNoFileComp
+	}
 	show := &cobra.Command{
-		Use:   "show ID",
-		Short: "Show one drop with its state and stock left",
-		Args:  cobra.ExactArgs(1),
+		Use:               "show ID|SLUG",
+		Short:             "Show one drop, by its ID or its slug, with its state and stock left",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDrops,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := c.dropID(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
 			var out dropOut
-			if err := c.call(cmd.Context(), "GET", "/api/v1/admin/drops/"+args[0], nil, &out); err != nil {
+			if err := c.call(cmd.Context(), "GET", "/api/v1/admin/drops/"+id, nil, &out); err != nil {
 				return err
 			}
 			return print(out)
 		},
 	}
 	closeCmd := &cobra.Command{
-		Use:   "close ID",
-		Short: "Close a drop now: everyone waiting is told it is closed",
-		Args:  cobra.ExactArgs(1),
+		Use:               "close ID|SLUG",
+		Short:             "Close a drop now, by its ID or its slug: everyone waiting is told it is closed",
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: completeDrops,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			id, err := c.dropID(cmd.Context(), args[0])
+			if err != nil {
+				return err
+			}
 			var out dropOut
-			if err := c.call(cmd.Context(), "POST", "/api/v1/admin/drops/"+args[0]+"/close", struct{}{}, &out); err != nil {
+			if err := c.call(cmd.Context(), "POST", "/api/v1/admin/drops/"+id+"/close", struct{}{}, &out); err != nil {
 				return err
 			}
 			return print(out)

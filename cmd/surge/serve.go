@@ -243,14 +243,49 @@ func (c serveConfig) publicURL() (string, error) {
 	return strings.TrimRight(c.PublicURL, "/"), nil
 }
 
-// newWorkerCmd is `surge serve --role worker`: the order consumers and the
-// expiry sweep, with the operations listener but no shop listener.
+// workerFlags are the serve flags that concern the order pipeline: its
+// database, bus, payments, mail, the operations listener and logging.
+// The storefront's (listener, caches, waiting room, admission, cookies)
+// do nothing in a worker, so `surge worker` neither takes nor lists them.
+var workerFlags = []string{"config", "data-dir", "db-url", "db-replica-url", "db-max-replica-lag", "redis-url", "redis-prefix",
+	"nats-url", "nats-listen", "nats-replicas", "consumer-ack-wait", "payment-latency", "payment-failure-rate",
+	"reservation-ttl", "payment-claim-lease", "expiry-sweep", "smtp-addr", "smtp-from", "smtp-user", "smtp-password",
+	"shop-name", "currency", "admin-addr", "admin-token", "admin-token-file", "pprof", "log-level", "log-format",
+	"drain-delay", "shutdown-timeout", "public-url", "payment-provider", "stripe-secret-key-file", "stripe-webhook-secret-file",
+	"stripe-publishable-key", "stripe-api-url"}
+
+// newWorkerCmd is `surge serve --role worker` with its own help and only
+// the flags a worker uses: the order consumers and the expiry sweep, with
+// the operations listener but no shop listener.
 func newWorkerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	cmd := newServeCmd(getenv, stdout, stderr)
-	cmd.Use = "worker"
-	cmd.Short = "Run the order pipeline consumers alone (same flags as serve, --role worker)"
-	_ = cmd.Flags().Set("role", string(shop.RoleWorker))
-	cmd.Flags().Lookup("role").DefValue = string(shop.RoleWorker)
+	serveCmd := newServeCmd(getenv, stdout, stderr)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "Run the order pipeline consumers alone: payments, stock, order mail, expiry",
+		Long: `Run the order pipeline without the storefront: the consumers of order events
+(payment capture, stock commit, confirmation mail) and the sweep that releases
+the stock of orders never paid. It serves no shop, only the operations
+listener (--admin-addr: /livez /readyz /metrics). Run it beside
+` + "`surge serve --role api`" + ` replicas, against the same database and NATS.
+
+Every flag can also be set as an environment variable (SURGE_ plus the flag
+name in upper snake case) or in a YAML file given by --config; a file shared
+with the API replicas may hold their settings too, which a worker ignores.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := serveCmd.Flags().Set("role", string(shop.RoleWorker)); err != nil {
+				return err
+			}
+			// The flags are serve's own (shared, not copied), so serve
+			// reads the environment and file for them and validates.
+			serveCmd.SetContext(cmd.Context())
+			return serveCmd.RunE(serveCmd, args)
+		},
+	}
+	for _, name := range workerFlags {
+		cmd.Flags().AddFlag(serveCmd.Flags().Lookup(name))
+	}
+	completeFlagValues(cmd)
 	return cmd
 }
 
@@ -351,7 +386,36 @@ over the file.`,
 		"mark cookies Secure: auto (when the request came over HTTPS: TLS, or X-Forwarded-Proto: https from --trusted-proxies), always or never")
 	cfg.CDN.add(f)
 	cfg.Pay.add(f, getenv)
+	completeFlagValues(cmd)
 	return cmd
+}
+
+// flagValues are the values shell completion offers for flags that take
+// one of a few words.
+var flagValues = map[string][]string{
+	"role":          {string(shop.RoleAPI), string(shop.RoleWorker), string(shop.RoleAll)},
+	"cookie-secure": storefront.CookieSecureModes,
+	"log-level":     {"debug", "info", "warn", "error"},
+	"log-format":    {"json", "text"},
+}
+
+// completeFlagValues registers completion of the values of cmd's flags
+// listed in flagValues, and of file names for the flags that take files.
+func completeFlagValues(cmd *cobra.Command) {
+	for name, values := range flagValues {
+		if cmd.Flags().Lookup(name) == nil {
+			continue
+		}
+		_ = cmd.RegisterFlagCompletionFunc(name, cobra.FixedCompletions(values, cobra.ShellCompDirectiveNoFileComp))
+	}
+	for _, name := range []string{"config", "admin-token-file"} {
+		if cmd.Flags().Lookup(name) != nil {
+			_ = cmd.MarkFlagFilename(name)
+		}
+	}
+	if cmd.Flags().Lookup("data-dir") != nil {
+		_ = cmd.MarkFlagDirname("data-dir")
+	}
 }
 
 // demoAdminTokenFile is where a demo shop keeps the admin token it made,
