@@ -80,7 +80,7 @@ func appendSources(f []string, extra []string) []string {
 func (s *server) handlePaymentWebhook() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s.PaymentWebhook == nil {
-			writeProblem(w, Problem{Type: "about:blank", Title: "Not Found", Status: http.StatusNotFound,
+			writeProblem(w, Problem{Type: ProblemType(kindNotFound), Title: "Not Found", Status: http.StatusNotFound,
 				Detail: "this shop does not take payments with Stripe (--payment-provider stripe)", Instance: r.URL.Path})
 			return
 		}
