@@ -25,7 +25,7 @@ func TestWorkerHelp(t *testing.T) {
 		}
 	}
 	flags := parseFlagLines(help)
-	for _, f := range []string{"addr", "page-cache", "standby", "cookie-secure", "admission", "role", "demo", "waitroom-keys", "trusted-proxies"} {
+	for _, f := range []string{"addr", "page-cache", "standby", "cookie-secure", "admission", "role", "demo", "trusted-proxies", "access-log", "cdn-purge-url"} {
 		if flags[f] {
 			t.Errorf("worker --help lists the storefront flag --%s", f)
 		}

@@ -121,20 +121,20 @@ func TestWaitroomKeysChecked(t *testing.T) {
 		{[]string{"worker", "--waitroom-keys", short}, "32"},
 		{[]string{"serve", "--role", "api", "--redis-url", "redis://127.0.0.1:1/0"}, "--waitroom-keys: required with --redis-url"},
 	} {
-		err := run(context.Background(), append(tt.args, "--addr", "nonsense"), func(string) string { return "" }, io.Discard, io.Discard)
+		err := run(context.Background(), append(tt.args, "--admin-addr", "nonsense"), func(string) string { return "" }, io.Discard, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("run %v: err = %v, want one saying %q", tt.args, err, tt.want)
 		}
 	}
-	// The same flags with good keys fail only for the bad address.
+	// The same flags with good keys fail only for the bad operations address.
 	for _, args := range [][]string{
 		{"serve", "--waitroom-keys", good},
 		{"serve", "--role", "api", "--redis-url", "redis://127.0.0.1:1/0", "--waitroom-keys", good},
 		{"worker", "--redis-url", "redis://127.0.0.1:1/0"},
 	} {
-		err := run(context.Background(), append(args, "--addr", "nonsense"), func(string) string { return "" }, io.Discard, io.Discard)
+		err := run(context.Background(), append(args, "--admin-addr", "nonsense"), func(string) string { return "" }, io.Discard, io.Discard)
 		if err == nil || strings.Contains(err.Error(), "waitroom") {
-			t.Errorf("run %v: err = %v, want only the --addr error", args, err)
+			t.Errorf("run %v: err = %v, want only the --admin-addr error", args, err)
 		}
 	}
 }

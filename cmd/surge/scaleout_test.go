@@ -43,7 +43,7 @@ func TestScaleOutDropThroughHAProxy(t *testing.T) {
 	common := []string{"--db-url", primary, "--redis-url", redisURL, "--redis-prefix", prefix,
 		"--nats-url", strings.Join(natsURLs, ","), "--nats-replicas", "3",
 		"--waitroom-keys", "k1:" + base64.StdEncoding.EncodeToString(secret), "--admin-token", testToken,
-		"--log-level", "warn", "--access-log=false", "--admin-addr", "127.0.0.1:0"}
+		"--log-level", "warn", "--admin-addr", "127.0.0.1:0"}
 	if out, err := exec.Command(bin, "migrate", "--db-url", primary).CombinedOutput(); err != nil {
 		t.Fatalf("migrate: %v\n%s", err, out)
 	}
@@ -53,7 +53,7 @@ func TestScaleOutDropThroughHAProxy(t *testing.T) {
 	for range 3 {
 		args := append([]string{"serve", "--role", "api", "--data-dir", t.TempDir(), "--addr", "127.0.0.1:0",
 			"--db-replica-url", replica, "--client-ip-header", "X-Forwarded-For", "--trusted-proxies", "127.0.0.1/32",
-			"--admission=false"}, common...)
+			"--admission=false", "--access-log=false"}, common...)
 		apis = append(apis, startProc(t, args...))
 	}
 	lb := startHAProxy(t, haproxy, apis)

@@ -252,7 +252,7 @@ var workerFlags = []string{"config", "data-dir", "db-url", "db-replica-url", "db
 	"reservation-ttl", "payment-claim-lease", "expiry-sweep", "smtp-addr", "smtp-from", "smtp-user", "smtp-password",
 	"shop-name", "currency", "admin-addr", "admin-token", "admin-token-file", "pprof", "log-level", "log-format",
 	"drain-delay", "shutdown-timeout", "public-url", "payment-provider", "stripe-secret-key-file", "stripe-webhook-secret-file",
-	"stripe-publishable-key", "stripe-api-url"}
+	"stripe-publishable-key", "stripe-api-url", "waitroom-keys"}
 
 // newWorkerCmd is `surge serve --role worker` with its own help and only
 // the flags a worker uses: the order consumers and the expiry sweep, with
