@@ -150,7 +150,7 @@ var errorKinds = []errorKind{
 	{is(waitroom.ErrBadTicket), http.StatusUnauthorized, "bad-ticket"},
 	{is(waitroom.ErrQueueFull), http.StatusServiceUnavailable, "queue-full"},
 	{is(drop.ErrNotFound), http.StatusNotFound, kindNotFound},
-	{is(drop.ErrInvalid), http.StatusUnprocessableEntity, "invalid-field"},
+	{is(drop.ErrInvalid), http.StatusUnprocessableEntity, kindInvalid},
 	{is(drop.ErrConflict), http.StatusConflict, "conflict"},
 	{is(customer.ErrBadCredentials), http.StatusUnauthorized, "bad-credentials"},
 	{func(err error) bool { var e *catalog.FieldError; return errors.As(err, &e) }, http.StatusUnprocessableEntity, kindInvalid},
