@@ -457,6 +457,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	reg := telemetry.NewRegistry()
+	if err := telemetry.RegisterBuildInfo(reg, version); err != nil {
+		return err
+	}
 	health := ops.NewHealth()
 	if err := health.Register(reg); err != nil {
 		return err

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"runtime"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -86,4 +87,17 @@ func NewRegistry() *prometheus.Registry {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 	return reg
+}
+
+// RegisterBuildInfo adds surge_build_info{version, goversion}, a gauge
+// that is always 1: what binary a scrape came from, for dashboards and
+// for the capacity profile `surge plan calibrate` writes.
+func RegisterBuildInfo(reg prometheus.Registerer, version string) error {
+	g := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "surge_build_info",
+		Help:        "The running binary: its version and the Go release it was built with (always 1).",
+		ConstLabels: prometheus.Labels{"version": version, "goversion": runtime.Version()},
+	})
+	g.Set(1)
+	return reg.Register(g)
 }

@@ -4,8 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"runtime"
 	"strconv"
+	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 func TestStatusLabel(t *testing.T) {
@@ -53,5 +57,19 @@ func TestRouteTemplate(t *testing.T) {
 		if got := RouteTemplate(pattern); got != want {
 			t.Errorf("RouteTemplate(%q) = %q, want %q", pattern, got, want)
 		}
+	}
+}
+
+func TestBuildInfo(t *testing.T) {
+	reg := NewRegistry()
+	if err := RegisterBuildInfo(reg, "v1.2.3"); err != nil {
+		t.Fatal(err)
+	}
+	want := `# HELP surge_build_info The running binary: its version and the Go release it was built with (always 1).
+# TYPE surge_build_info gauge
+surge_build_info{goversion="` + runtime.Version() + `",version="v1.2.3"} 1
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "surge_build_info"); err != nil {
+		t.Error(err)
 	}
 }
