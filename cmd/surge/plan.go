@@ -117,6 +117,12 @@ func newPlanCalibrateCmd(getenv func(string) string, stdout, stderr io.Writer) *
 			if c.Step < time.Second || c.Step > 5*time.Minute {
 				return errors.New("--step: want 1s to 5m")
 			}
+			if c.MaxSteps < 1 || c.MaxSteps > 50 {
+				return errors.New("--max-steps: want 1 to 50")
+			}
+			if c.RetryWait < time.Second || c.RetryWait > 10*time.Minute {
+				return errors.New("--retry-wait: want 1s to 10m")
+			}
 			if classes != "" {
 				for _, cl := range strings.Split(classes, ",") {
 					cl = strings.TrimSpace(cl)
@@ -175,6 +181,8 @@ func newPlanCalibrateCmd(getenv func(string) string, stdout, stderr io.Writer) *
 	f.DurationVar(&c.Step, "step", 5*time.Second, "length of each step of load")
 	f.StringVar(&c.SourceIPs, "source-ips", "", "local addresses for the drop classes' buyers, e.g. 127.0.1.0/20 (the shop limits joins per address)")
 	f.Float64Var(&c.MaxRate, "max-rate", 20000, "highest requests per second any step sends")
+	f.IntVar(&c.MaxSteps, "max-steps", 10, "most steps of load per class after the probe")
+	f.DurationVar(&c.RetryWait, "retry-wait", 30*time.Second, "how long one setup call or scrape waits on 503/429 answers (as their Retry-After asks) before the class is reported unmeasured")
 	f.DurationVar(&pageSLO, "page-p99", 500*time.Millisecond, "p99 objective of pages and search, for the knee")
 	f.DurationVar(&checkoutSLO, "checkout-p99", time.Second, "p99 objective of add to cart and checkout")
 	f.DurationVar(&queueSLO, "queue-p99", 500*time.Millisecond, "p99 objective of the drop's join and status")

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"fmt"
 	"io"
-	"net/http"
 	"strings"
 
 	"github.com/google/pprof/profile"
@@ -27,7 +25,8 @@ type Scrape struct {
 	RSS       float64            // process_resident_memory_bytes
 	FDs       float64            // process_open_fds
 	MaxProcs  float64            // go_sched_gomaxprocs_threads
-	GoVersion string
+	GoVersion string             // go_info's, or surge_build_info's goversion
+	Version   string             // surge_build_info's version; "" when the server does not say
 }
 
 // ParseMetrics reads the Prometheus text exposition.
@@ -58,6 +57,16 @@ func ParseMetrics(r io.Reader) (*Scrape, error) {
 	if f := fams["go_info"]; f != nil && len(f.Metric) > 0 {
 		for _, l := range f.Metric[0].Label {
 			if l.GetName() == "version" {
+				s.GoVersion = l.GetValue()
+			}
+		}
+	}
+	if f := fams["surge_build_info"]; f != nil && len(f.Metric) > 0 {
+		for _, l := range f.Metric[0].Label {
+			switch l.GetName() {
+			case "version":
+				s.Version = l.GetValue()
+			case "goversion":
 				s.GoVersion = l.GetValue()
 			}
 		}
@@ -102,33 +111,13 @@ func value(m *dto.Metric) float64 {
 	return 0
 }
 
-// ScrapeMetrics fetches and parses admin + "/metrics".
-func ScrapeMetrics(ctx context.Context, c *http.Client, admin string) (*Scrape, error) {
-	b, err := get(ctx, c, strings.TrimRight(admin, "/")+"/metrics")
+// scrape fetches and parses admin + "/metrics".
+func (c *caller) scrape(ctx context.Context, admin string) (*Scrape, error) {
+	b, err := c.get(ctx, strings.TrimRight(admin, "/")+"/metrics")
 	if err != nil {
 		return nil, err
 	}
 	return ParseMetrics(bytes.NewReader(b))
-}
-
-func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return nil, err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return b, nil
 }
 
 // Split is the share of a process's CPU samples spent in each component,
@@ -136,6 +125,19 @@ func get(ctx context.Context, c *http.Client, url string) ([]byte, error) {
 type Split struct {
 	API, Worker, Database, NATS, Redis float64
 	Samples                            int64
+	CPU                                float64 // seconds of CPU the samples cover
+}
+
+// Merge combines the splits of two profiles, each weighed by the CPU it
+// covers.
+func (s Split) Merge(o Split) Split {
+	cpu := s.CPU + o.CPU
+	if cpu <= 0 {
+		return Split{Samples: s.Samples + o.Samples}
+	}
+	w := func(a, b float64) float64 { return (a*s.CPU + b*o.CPU) / cpu }
+	return Split{API: w(s.API, o.API), Worker: w(s.Worker, o.Worker), Database: w(s.Database, o.Database),
+		NATS: w(s.NATS, o.NATS), Redis: w(s.Redis, o.Redis), Samples: s.Samples + o.Samples, CPU: cpu}
 }
 
 // componentOf names the component a stack belongs to: the embedded NATS
@@ -202,5 +204,5 @@ func SplitProfile(b []byte) (Split, error) {
 		return Split{API: 1}, nil
 	}
 	return Split{API: by["api"] / total, Worker: by["worker"] / total, Database: by["database"] / total,
-		NATS: by["nats"] / total, Redis: by["redis"] / total, Samples: n}, nil
+		NATS: by["nats"] / total, Redis: by["redis"] / total, Samples: n, CPU: total / 1e9}, nil
 }

@@ -124,6 +124,9 @@ func Make(p *Profile, e *Event, c *Cluster) (*Plan, error) {
 	for class, n := range per {
 		cost, ok := p.Cost(class)
 		if !ok {
+			if why := p.Unmeasured[class]; why != "" {
+				return nil, fmt.Errorf("the mix uses %s, which calibration could not measure: %s", class, why)
+			}
 			return nil, fmt.Errorf("the mix uses %s, which the profile did not measure (it has %v)", class, p.MeasuredClasses())
 		}
 		out.SessionCPU = out.SessionCPU.Add(cost, n)

@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 	"time"
@@ -46,6 +47,10 @@ func (c Components) Add(o Components, f float64) Components {
 	return Components{c.API + o.API*f, c.Worker + o.Worker*f, c.Database + o.Database*f, c.NATS + o.NATS*f, c.Redis + o.Redis*f}
 }
 
+func (c Components) atLeastZero() Components {
+	return Components{max(c.API, 0), max(c.Worker, 0), max(c.Database, 0), max(c.NATS, 0), max(c.Redis, 0)}
+}
+
 // Total is the CPU over every component.
 func (c Components) Total() float64 { return c.API + c.Worker + c.Database + c.NATS + c.Redis }
 
@@ -60,7 +65,10 @@ type Profile struct {
 	Classes map[string]*ClassCost `yaml:"classes" json:"classes"`
 	Memory  Memory                `yaml:"memory" json:"memory"`
 	Conns   Connections           `yaml:"connections" json:"connections"`
-	// Notes say what could not be measured and why.
+	// Unmeasured names each class calibration was asked for but could not
+	// measure, and why; a plan whose mix needs one says so.
+	Unmeasured map[string]string `yaml:"not_measured,omitempty" json:"not_measured,omitempty"`
+	// Notes say what else was not measured and why.
 	Notes []string `yaml:"notes,omitempty" json:"notes,omitempty"`
 }
 
@@ -200,29 +208,46 @@ func (p *Profile) validate() error {
 	if len(p.Classes) == 0 {
 		errs = append(errs, errors.New("classes: none measured"))
 	}
+	for name := range p.Unmeasured {
+		if !known(name) {
+			errs = append(errs, fmt.Errorf("not_measured.%s: unknown class (want one of %v)", name, Classes))
+		}
+	}
 	for name, c := range p.Classes {
 		if !known(name) {
 			errs = append(errs, fmt.Errorf("classes.%s: unknown class (want one of %v)", name, Classes))
 			continue
 		}
-		if c == nil {
-			errs = append(errs, fmt.Errorf("classes.%s: empty", name))
-			continue
-		}
-		for _, v := range []float64{c.CPU.API, c.CPU.Worker, c.CPU.Database, c.CPU.NATS, c.CPU.Redis} {
-			if v < 0 || v > 60 {
-				errs = append(errs, fmt.Errorf("classes.%s.cpu_seconds: %g out of range (0 to 60 s per request)", name, v))
-				break
-			}
-		}
-		if c.CPU.Total() <= 0 {
-			errs = append(errs, fmt.Errorf("classes.%s.cpu_seconds: all zero", name))
-		}
-		if c.KneeRate < 0 || c.KneeUtilization < 0 || c.KneeUtilization > 64 {
-			errs = append(errs, fmt.Errorf("classes.%s: knee out of range", name))
+		if err := c.check(); err != nil {
+			errs = append(errs, fmt.Errorf("classes.%s%w", name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// check says what is out of range in one class's figures; its errors
+// start with the field's path below the class.
+func (c *ClassCost) check() error {
+	if c == nil {
+		return errors.New(": empty")
+	}
+	for _, v := range []float64{c.CPU.API, c.CPU.Worker, c.CPU.Database, c.CPU.NATS, c.CPU.Redis} {
+		if v < 0 || v > 60 || math.IsNaN(v) {
+			return fmt.Errorf(".cpu_seconds: %g out of range (0 to 60 s per request)", v)
+		}
+	}
+	if c.CPU.Total() <= 0 {
+		return errors.New(".cpu_seconds: all zero")
+	}
+	if !(c.KneeRate >= 0 && c.KneeUtilization >= 0 && c.KneeUtilization <= 64) {
+		return errors.New(": knee out of range")
+	}
+	for i, st := range c.Steps {
+		if !(st.Utilization >= 0 && st.Utilization <= 64 && st.P99 >= 0 && st.ErrorRate >= 0 && st.ErrorRate <= 1) {
+			return fmt.Errorf(".steps[%d]: out of range", i)
+		}
+	}
+	return nil
 }
 
 func known(class string) bool {
