@@ -3,6 +3,8 @@ package capacity
 import (
 	"math"
 	"time"
+
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // DropPlan is the waiting room's settings for a drop and what buyers
@@ -42,24 +44,31 @@ type LinePoint struct {
 	Units    float64 `json:"units_left"`
 }
 
-// statusRate is the status polls per second of q buyers waiting in a line
-// admitting a per second: the room tells a buyer p places back to poll
-// after a third of the estimated wait, between 2 s and 30 s
-// (waitroom.Room.clampPoll).
+// statusRate is the status polls per second of q buyers waiting in a
+// line that admits a buyers per second: the buyer at place k waits k/a
+// and polls as the waiting room tells it (waitroom.PollInterval: a third
+// of the estimated wait, between 2 s and 30 s). The sum over the places is
+// taken over geometrically growing stretches of the line, at most 64,
+// each at its middle place, so a line of a million costs what one of a
+// hundred does.
 func statusRate(q, a float64) float64 {
 	if q <= 0 {
 		return 0
 	}
-	if a <= 0 {
-		return q / 30
+	perSecond := func(k float64) float64 {
+		var wait time.Duration
+		if a > 0 {
+			wait = time.Duration(k / a * float64(time.Second))
+		}
+		return 1 / waitroom.PollInterval(wait).Seconds()
 	}
-	p1, p2 := 6*a, 90*a // wait/3 = 2 s and 30 s
-	r := math.Min(q, p1) * 0.5
-	if q > p1 {
-		r += 3 * a * math.Log(math.Min(q, p2)/p1)
-	}
-	if q > p2 {
-		r += (q - p2) / 30
+	lo := math.Min(q, 1)
+	r := lo * perSecond(lo/2)
+	ratio := math.Max(1.05, math.Pow(q/lo, 1.0/63))
+	for lo < q {
+		hi := math.Min(q, lo*ratio)
+		r += (hi - lo) * perSecond(math.Sqrt(lo*hi))
+		lo = hi
 	}
 	return r
 }

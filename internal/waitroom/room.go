@@ -280,10 +280,10 @@ func New(cfg Config) (*Room, error) {
 		cfg.JoinRateKeys = 100_000
 	}
 	if cfg.MinPoll <= 0 {
-		cfg.MinPoll = 2 * time.Second
+		cfg.MinPoll = defaultMinPoll
 	}
 	if cfg.MaxPoll <= 0 {
-		cfg.MaxPoll = 30 * time.Second
+		cfg.MaxPoll = defaultMaxPoll
 	}
 	if cfg.StartPollRate <= 0 {
 		cfg.StartPollRate = 2000
@@ -689,7 +689,7 @@ func (r *Room) statusFor(ctx context.Context, d *dropRun, t Ticket, c Counters, 
 		if rate := d.estimatedRate(c); rate > 0 {
 			st.EstimatedWait = time.Duration(float64(st.Ahead+1) / rate * float64(time.Minute))
 		}
-		st.PollAfter = r.clampPoll(d, st.EstimatedWait/3+jitter)
+		st.PollAfter = r.clampPoll(d, st.EstimatedWait/waitPollShare+jitter)
 	}
 	return st, nil
 }
