@@ -393,16 +393,16 @@ func classRuns(f *shopFacts, drop string) map[string]classRun {
 	status := func(n int) string { return get(fmt.Sprintf("status%d", n), "/api/v1/drops/"+drop+"/queue") }
 	return map[string]classRun{
 		CachedPage: {scenario: head("cached") + get("home", "/") + get("category", "/categories/"+f.category) + get("product", "/products/"+f.product),
-			routes: []string{"GET /{$}", "GET /categories/{slug}", "GET /products/{slug}"}, perSess: 3},
+			routes: classRoutes[CachedPage], perSess: 3},
 		UncachedPage: {scenario: head("uncached") + get("category", "/categories/"+f.category+"?min={{randInt 1 1000000}}"),
-			routes: []string{"GET /categories/{slug}"}, stepNames: []string{"category"}, perSess: 1},
+			routes: classRoutes[UncachedPage], stepNames: []string{"category"}, perSess: 1},
 		Search: {scenario: head("search") + get("search", "/search?q="+url.QueryEscape(f.word)+"&min={{randInt 1 1000000}}"),
-			routes: []string{"GET /search"}, stepNames: []string{"search"}, perSess: 1},
-		AddToCart: {scenario: head("add") + add, routes: []string{"POST /api/v1/cart/items"}, stepNames: []string{"add"}, perSess: 1},
-		Checkout: {scenario: head("checkout") + add + checkout, routes: []string{"POST /api/v1/checkout"}, stepNames: []string{"checkout"},
+			routes: classRoutes[Search], stepNames: []string{"search"}, perSess: 1},
+		AddToCart: {scenario: head("add") + add, routes: classRoutes[AddToCart], stepNames: []string{"add"}, perSess: 1},
+		Checkout: {scenario: head("checkout") + add + checkout, routes: classRoutes[Checkout], stepNames: []string{"checkout"},
 			pre: []string{AddToCart}, perSess: 1},
-		DropJoin: {scenario: head("join") + join, routes: []string{"POST /api/v1/drops/{id}/queue/join"}, stepNames: []string{"join"}, perSess: 1, drop: true},
-		DropStatus: {scenario: head("status") + join + status(1) + status(2) + status(3) + status(4), routes: []string{"GET /api/v1/drops/{id}/queue"},
+		DropJoin: {scenario: head("join") + join, routes: classRoutes[DropJoin], stepNames: []string{"join"}, perSess: 1, drop: true},
+		DropStatus: {scenario: head("status") + join + status(1) + status(2) + status(3) + status(4), routes: classRoutes[DropStatus],
 			stepNames: []string{"status1", "status2", "status3", "status4"}, pre: []string{DropJoin}, perSess: 4, drop: true},
 	}
 }

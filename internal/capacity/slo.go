@@ -4,33 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"regexp"
-	"strconv"
 	"strings"
 	"time"
 
-	"go.yaml.in/yaml/v3"
+	"github.com/surge-commerce/surge/internal/slo"
 )
-
-// slothSpec is the part of Sloth's prometheus/v1 SLO spec the planner
-// reads: each SLO's name, objective and event queries.
-type slothSpec struct {
-	Version string `yaml:"version"`
-	Service string `yaml:"service"`
-	SLOs    []struct {
-		Name      string  `yaml:"name"`
-		Objective float64 `yaml:"objective"`
-		SLI       struct {
-			Events *struct {
-				ErrorQuery string `yaml:"error_query"`
-				TotalQuery string `yaml:"total_query"`
-			} `yaml:"events"`
-			Raw *struct {
-				ErrorRatioQuery string `yaml:"error_ratio_query"`
-			} `yaml:"raw"`
-		} `yaml:"sli"`
-	} `yaml:"slos"`
-}
 
 // LatencySLO is one latency objective found in an SLO file.
 type LatencySLO struct {
@@ -40,68 +18,78 @@ type LatencySLO struct {
 	Kind      string        // page, checkout or queue
 }
 
-// leRE finds a histogram bucket bound in a PromQL query: le="0.5".
-var leRE = regexp.MustCompile(`le\s*=~?\s*"([0-9.eE+]+)"`)
+// classRoutes are the routes (method and path template, as the server's
+// http_route and http_request_method labels say) each request class's
+// requests count under.
+var classRoutes = map[string][]string{
+	CachedPage:   {"GET /{$}", "GET /categories/{slug}", "GET /products/{slug}"},
+	UncachedPage: {"GET /categories/{slug}"},
+	Search:       {"GET /search"},
+	AddToCart:    {"POST /api/v1/cart/items"},
+	Checkout:     {"POST /api/v1/checkout"},
+	DropJoin:     {"POST /api/v1/drops/{id}/queue/join"},
+	DropStatus:   {"GET /api/v1/drops/{id}/queue"},
+}
 
-// ReadSLOFile reads the latency objectives of a Sloth prometheus/v1 file.
-// A missing file is not an error: it returns os.ErrNotExist wrapped, and
-// the event's own figures stand.
+// sloKinds are the three objectives an event plans by, and the classes
+// each one judges.
+var sloKinds = []struct {
+	kind    string
+	classes []string
+}{
+	{"page", []string{CachedPage, UncachedPage, Search}},
+	{"checkout", []string{AddToCart, Checkout}},
+	{"queue", []string{DropJoin, DropStatus}},
+}
+
+// ReadSLOFile reads the latency objectives of a Sloth prometheus/v1 file
+// with internal/slo, the reader `surge load --slo` and the operations
+// pack use. An objective on HTTP requests whose error query names a
+// histogram bucket is a latency objective; it applies to each kind whose
+// classes' routes it counts (one objective may judge pages and checkout
+// alike). A missing file is not an error: it returns os.ErrNotExist
+// wrapped, and the event's own figures stand.
 func ReadSLOFile(path string) ([]LatencySLO, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	var s slothSpec
-	if err := yaml.Unmarshal(b, &s); err != nil {
+	f, err := slo.Parse(b)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if s.Version != "prometheus/v1" {
-		return nil, fmt.Errorf("%s: version %q: want Sloth's prometheus/v1", path, s.Version)
-	}
 	var out []LatencySLO
-	for _, o := range s.SLOs {
-		q := ""
-		if o.SLI.Events != nil {
-			q = o.SLI.Events.ErrorQuery + " " + o.SLI.Events.TotalQuery
+	for _, o := range f.SLOs {
+		sli, ok, err := o.RequestSLI()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
 		}
-		if o.SLI.Raw != nil {
-			q += " " + o.SLI.Raw.ErrorRatioQuery
+		if !ok || sli.Within <= 0 {
+			continue // an availability objective, or one on events only the server sees
 		}
-		m := leRE.FindStringSubmatch(q)
-		if m == nil {
-			continue // an availability objective
+		for _, k := range sloKinds {
+			if countsAny(sli, k.classes) {
+				out = append(out, LatencySLO{Name: o.Name, Objective: o.Objective, Threshold: sli.Within, Kind: k.kind})
+			}
 		}
-		secs, err := strconv.ParseFloat(m[1], 64)
-		if err != nil || secs <= 0 || secs > 600 {
-			continue
-		}
-		kind := sloKind(o.Name + " " + q)
-		if kind == "" {
-			continue
-		}
-		if o.Objective <= 0 || o.Objective >= 100 {
-			return nil, fmt.Errorf("%s: slo %s: objective %g: want a percentage below 100", path, o.Name, o.Objective)
-		}
-		out = append(out, LatencySLO{Name: o.Name, Objective: o.Objective,
-			Threshold: time.Duration(secs * float64(time.Second)), Kind: kind})
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("%s: no latency objective (an SLO whose query names a histogram bucket, le=\"...\")", path)
+		return nil, fmt.Errorf("%s: no latency objective on the routes the planner sizes (an SLO on %s whose error query names an le bucket)",
+			path, slo.RequestMetric)
 	}
 	return out, nil
 }
 
-func sloKind(s string) string {
-	s = strings.ToLower(s)
-	switch {
-	case strings.Contains(s, "checkout"):
-		return "checkout"
-	case strings.Contains(s, "queue") || strings.Contains(s, "waitroom") || strings.Contains(s, "waiting"):
-		return "queue"
-	case strings.Contains(s, "page") || strings.Contains(s, "storefront") || strings.Contains(s, "products") || strings.Contains(s, "categor"):
-		return "page"
+func countsAny(sli slo.RequestSLI, classes []string) bool {
+	for _, c := range classes {
+		for _, r := range classRoutes[c] {
+			method, route, _ := strings.Cut(r, " ")
+			if sli.Counts(method, route) {
+				return true
+			}
+		}
 	}
-	return ""
+	return false
 }
 
 // ApplySLOFile takes the latency objectives of the event's SLO file (or
@@ -126,7 +114,7 @@ func (e *Event) ApplySLOFile(def string) string {
 	if err != nil {
 		return fmt.Sprintf("SLOs: the event's own; %v", err)
 	}
-	seen := map[string]bool{}
+	from := map[string]string{}
 	for _, s := range slos {
 		var dst *Duration
 		switch s.Kind {
@@ -136,11 +124,31 @@ func (e *Event) ApplySLOFile(def string) string {
 			dst = &e.SLO.CheckoutP99
 		case "queue":
 			dst = &e.SLO.QueueP99
+		default:
+			continue
 		}
-		if !seen[s.Kind] || s.Threshold < dst.D() {
+		if from[s.Kind] == "" || s.Threshold < dst.D() {
 			*dst = Duration(s.Threshold)
+			from[s.Kind] = s.Name
 		}
-		seen[s.Kind] = true
 	}
-	return fmt.Sprintf("SLOs: latency objectives from %s (%d)", path, len(slos))
+	var parts []string
+	for _, k := range sloKinds {
+		if name := from[k.kind]; name != "" {
+			parts = append(parts, fmt.Sprintf("%s p99 %s (%s)", k.kind, e.sloFor(k.kind), name))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s p99 %s (the event's; no latency objective there)", k.kind, e.sloFor(k.kind)))
+		}
+	}
+	return fmt.Sprintf("SLOs from %s: %s", path, strings.Join(parts, ", "))
+}
+
+func (e *Event) sloFor(kind string) time.Duration {
+	switch kind {
+	case "checkout":
+		return e.SLO.CheckoutP99.D()
+	case "queue":
+		return e.SLO.QueueP99.D()
+	}
+	return e.SLO.PageP99.D()
 }
