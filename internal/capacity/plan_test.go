@@ -3,6 +3,7 @@ package capacity
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -227,7 +228,7 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		}
 		for i, r := range cronField {
 			var v int
-			if _, err := fmtSscan(f[i], &v); err != nil || v < r.lo || v > r.hi {
+			if _, err := fmt.Sscan(f[i], &v); err != nil || v < r.lo || v > r.hi {
 				t.Errorf("cron %s field %d %q", k, i, f[i])
 			}
 		}
@@ -267,5 +268,3 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		t.Errorf("compose override: %v %+v", err, compose)
 	}
 }
-
-func fmtSscan(s string, v *int) (int, error) { return fmtSscanImpl(s, v) }
