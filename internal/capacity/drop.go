@@ -163,7 +163,10 @@ func (m *model) planDrop(ph Phase, background map[string]float64, _ time.Duratio
 	pp := PhasePlan{Requests: rates}
 	m.sizeReplicasOnly(&pp)
 	budget := m.e.TargetUtilization * m.apiCPU * float64(pp.APIReplicas)
-	lo, hi := a, math.Max(a, float64(d.Buyers))
+	// No faster than the buyers the units need, in one second: faster
+	// admits nobody more (the units are gone) and would only tell the
+	// room a rate and an active cap no drop could use.
+	lo, hi := a, math.Max(a, math.Ceil(buyersNeeded))
 	for range 50 {
 		mid := (lo + hi) / 2
 		_, l, _ := lineSim(d, ph.For.D(), mid, false)
@@ -178,7 +181,7 @@ func (m *model) planDrop(ph Phase, background map[string]float64, _ time.Duratio
 	dp, peak, _ := lineSim(d, ph.For.D(), a, true)
 	dp.Phase, dp.Buyers, dp.Units = ph.Name, d.Buyers, d.Units
 	dp.AdmitPerMinute = int(math.Round(a * 60))
-	dp.ActiveCap = math.Ceil(a * d.Shopping.D().Seconds())
+	dp.ActiveCap = math.Min(math.Ceil(a*d.Shopping.D().Seconds()), math.Ceil(buyersNeeded))
 	dp.PeakRequests = peak
 	return dp
 }

@@ -92,6 +92,11 @@ func TestPlanDropEvent(t *testing.T) {
 	if d.ToldSoldOut <= 0 || d.WaitMax < d.WaitMedian {
 		t.Errorf("waits and sell-out: %+v", d)
 	}
+	// 1,000 units need 1,000 buyers: admitting faster than all of them in
+	// a second, or holding more active, admits nobody more.
+	if d.AdmitPerMinute > 60*1000 || d.ActiveCap > 1000 {
+		t.Errorf("rate_per_minute %d, max_active %g for 1,000 units", d.AdmitPerMinute, d.ActiveCap)
+	}
 	// The status polls of up to a million waiting buyers: the drop phase
 	// needs more API pods than its ordinary traffic (twice the baseline).
 	if pl.Phases[2].APIReplicas <= 3 {
