@@ -21,6 +21,10 @@ type Plan struct {
 	PerSession map[string]float64 `json:"requests_per_session"`
 	// SessionCPU is the CPU one session costs in each component.
 	SessionCPU Components `json:"session_cpu_seconds"`
+	// RequestCPU is what one request of each class in the mix costs the
+	// calibrated replica's own cores (its API, and the worker and engines
+	// that ran inside it), so a rehearsal can price what was served.
+	RequestCPU map[string]float64 `json:"replica_cpu_seconds_per_request"`
 	// ReplicaCapacity is the sessions per second one API pod takes at the
 	// target utilisation of its CPU request.
 	ReplicaCapacity float64     `json:"replica_capacity_sessions_per_s"`
@@ -121,6 +125,7 @@ func Make(p *Profile, e *Event, c *Cluster) (*Plan, error) {
 
 	per, _, think := e.classMix()
 	out.PerSession = per
+	out.RequestCPU = map[string]float64{}
 	for class, n := range per {
 		cost, ok := p.Cost(class)
 		if !ok {
@@ -130,6 +135,7 @@ func Make(p *Profile, e *Event, c *Cluster) (*Plan, error) {
 			return nil, fmt.Errorf("the mix uses %s, which the profile did not measure (it has %v)", class, p.MeasuredClasses())
 		}
 		out.SessionCPU = out.SessionCPU.Add(cost, n)
+		out.RequestCPU[class] = p.ReplicaCPU(class)
 	}
 	m := model{p: p, e: e, apiCPU: apiCPU, workerCPU: workerCPU, limit: limit, fixed: fixed, cluster: c}
 	out.ReplicaCapacity = e.TargetUtilization * apiCPU / m.podCPU(per)

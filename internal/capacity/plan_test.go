@@ -139,6 +139,11 @@ func TestPlanFixedReplicaPredictsBreach(t *testing.T) {
 	if pl.Phases[0].Breach {
 		t.Errorf("breach at 50%%: %s", pl.Phases[0].BreachWhy)
 	}
+	// Priced per request: a checkout's API, in-process worker and embedded
+	// database and NATS.
+	if got := pl.RequestCPU[Checkout]; math.Abs(got-4.2e-3) > 1e-9 || len(pl.RequestCPU) != 3 {
+		t.Errorf("replica CPU per request %v, want checkout 4.2ms among 3 classes", pl.RequestCPU)
+	}
 	pl, _ = planFor(t, ev("260"))
 	p := pl.Phases[0]
 	if !p.Breach || p.AdmitSessions <= 0 || p.AdmitSessions >= 260 {
