@@ -6,7 +6,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/surge-commerce/surge/internal/demoshop"
@@ -42,6 +44,32 @@ func TestRequestMetricsLabelRouteTemplates(t *testing.T) {
 		resp.Body.Close()
 	}
 
+	// The server records a request after its handler returns, which can be
+	// after the client has read the whole body: wait (bounded) for the
+	// four series rather than reading the registry once.
+	wants := []string{"/products/{slug}", "/api/v1/products", "/{$}", "/"}
+	var routes map[string]bool
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		routes = routeLabels(t, reg)
+		missing := false
+		for _, want := range wants {
+			missing = missing || !routes[want]
+		}
+		if !missing || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
+		if !routes[want] {
+			t.Errorf("no series with http_route=%q; have %v", want, routes)
+		}
+	}
+}
+
+// routeLabels gathers the http_route values of the request histogram,
+// checking the other labels of each series on the way.
+func routeLabels(t *testing.T, reg *prometheus.Registry) map[string]bool {
+	t.Helper()
 	families, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -62,11 +90,7 @@ func TestRequestMetricsLabelRouteTemplates(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"/products/{slug}", "/api/v1/products", "/{$}", "/"} {
-		if !routes[want] {
-			t.Errorf("no series with http_route=%q; have %v", want, routes)
-		}
-	}
+	return routes
 }
 
 func labelMap(m *dto.Metric) map[string]string {
