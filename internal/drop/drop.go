@@ -265,6 +265,10 @@ type Store interface {
 	// Available sums what the drop's SKUs have left (on hand - reserved -
 	// sold): zero means sold out for everyone waiting.
 	Available(ctx context.Context, id string) (int64, error)
+	// OpenDropForSKUs returns the open (not closed) drop selling any of
+	// skus, if there is one: the Gate asks it for every cart change and
+	// checkout, so it reads what was just written.
+	OpenDropForSKUs(ctx context.Context, skus []string) (Drop, bool, error)
 }
 
 // Duration is a time.Duration that reads and writes JSON as "90s".

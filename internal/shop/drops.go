@@ -15,10 +15,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/journalfile"
-	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/redisstore"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
@@ -226,85 +224,4 @@ func (s *Shop) CheckDrops(context.Context) error {
 	}
 	slices.Sort(why)
 	return errors.New(strings.Join(why, "; "))
-}
-
-// dropGate lets drop SKUs be bought only with a waiting-room access token
-// for the buyer's session, during the drop.
-type dropGate struct {
-	store Store
-	room  *waitroom.Room
-	now   func() time.Time
-}
-
-var _ checkout.DropGate = dropGate{}
-
-func (g dropGate) Gate(ctx context.Context, session string, access func(dropID string) string, lines []order.Line) (*checkout.DropPurchase, error) {
-	skus := make([]string, len(lines))
-	for i, l := range lines {
-		skus[i] = l.SKU
-	}
-	d, ok, err := g.store.OpenDropForSKUs(ctx, skus)
-	if err != nil || !ok {
-		return nil, err
-	}
-	if err := d.Validate(); err != nil {
-		// Its line never opens, so nobody gets access: say so rather
-		// than have buyers retry an unavailable room forever.
-		return nil, fmt.Errorf("%w: %q is not on sale (%v)", drop.ErrNoAccess, d.Name, err)
-	}
-	switch d.StateAt(g.now()) {
-	case drop.StateScheduled:
-		return nil, fmt.Errorf("%w: %q starts at %s; join the queue at /drops/%s", drop.ErrNoAccess, d.Name, d.StartsAt.Format(time.RFC3339), d.Slug)
-	case drop.StateClosed:
-		return nil, fmt.Errorf("%w: %q is closed", drop.ErrNoAccess, d.Name)
-	}
-	token := ""
-	if access != nil {
-		token = access(d.ID)
-	}
-	a, err := g.room.VerifyAccess(ctx, token, d.ID, session)
-	if errors.Is(err, waitroom.ErrSoldOut) {
-		return nil, fmt.Errorf("%q: %w", d.Name, err)
-	}
-	if errors.Is(err, waitroom.ErrBadAccess) {
-		return nil, fmt.Errorf("%w: wait for your turn at /drops/%s/queue (%v)", drop.ErrNoAccess, d.Slug, err)
-	}
-	if errors.Is(err, waitroom.ErrUnknownDrop) {
-		// The store has the drop open but this replica's room has not
-		// picked it up yet: a moment's wait, not a missing drop.
-		err = notReady{err}
-	}
-	if err != nil {
-		// The room could not check the token (its shared state did not
-		// answer): that says nothing about the buyer's access, so it
-		// must not be refused as if it did. It stays an error the
-		// buyer retries.
-		return nil, fmt.Errorf("drop %q: %w", d.Name, err)
-	}
-	p := &checkout.DropPurchase{DropID: d.ID, Buyer: a.Visitor, Limit: d.PerCustomerLimit}
-	for _, l := range lines {
-		if d.HasSKU(l.SKU) {
-			p.Quantity += l.Quantity
-		}
-	}
-	if p.Quantity > p.Limit {
-		return nil, fmt.Errorf("%w: %d per customer", drop.ErrOverLimit, p.Limit)
-	}
-	return p, nil
-}
-
-// notReady marks an error as passing: the HTTP layer answers it 503 with
-// Retry-After. It hides what it wraps on purpose, so that the unknown
-// drop it stands for is not answered 404.
-type notReady struct{ error }
-
-// Unavailable marks the error as worth a retry in a moment.
-func (e notReady) Unavailable() bool { return true }
-
-func (g dropGate) Done(ctx context.Context, p *checkout.DropPurchase) {
-	_ = g.room.Done(ctx, p.DropID, p.Buyer)
-}
-
-func (g dropGate) Observe(dropID string, latency time.Duration, err error) {
-	g.room.ObserveCheckout(dropID, latency, err)
 }

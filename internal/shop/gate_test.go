@@ -102,7 +102,7 @@ func TestGateOutageIsNoRefusal(t *testing.T) {
 	if sessionID == "" || access == "" {
 		t.Fatalf("cookies %v: want a session and an access token", jar.Cookies(u))
 	}
-	g := dropGate{store: sh.Store, room: sh.Room, now: time.Now}
+	g := &drop.Gate{Store: sh.Store, Room: sh.Room}
 	lines := []order.Line{{SKU: sku, Quantity: 1}}
 	gate := func(tok string) error {
 		_, err := g.Gate(t.Context(), sessionID, func(string) string { return tok }, lines)

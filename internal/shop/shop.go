@@ -361,7 +361,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		return err
 	}
 	s.Carts = &cart.Service{Store: s.Store, Pricing: pricing}
-	gate := dropGate{store: s.Store, room: s.Room, now: time.Now}
+	gate := &drop.Gate{Store: s.Store, Room: s.Room}
 	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.tokens, ReservationTTL: cfg.ReservationTTL,
 		OnPlaced: s.relay.Notify, Drops: gate}
 	metrics, err := telemetry.NewHTTPMetrics(reg)

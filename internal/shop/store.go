@@ -28,17 +28,10 @@ type Store interface {
 	pipeline.Store
 	outbox.Source
 
+	drop.Store
 	storefront.Accounts
 
 	Ledger(ctx context.Context, sku string) (catalog.StockLedger, error)
-
-	CreateDrop(ctx context.Context, d drop.Drop) (drop.Drop, error)
-	Drops(ctx context.Context) ([]drop.Drop, error)
-	DropByID(ctx context.Context, id string) (drop.Drop, error)
-	DropBySlug(ctx context.Context, slug string) (drop.Drop, error)
-	CloseDrop(ctx context.Context, id string) (drop.Drop, error)
-	Available(ctx context.Context, id string) (int64, error)
-	OpenDropForSKUs(ctx context.Context, skus []string) (drop.Drop, bool, error)
 
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error

@@ -8,17 +8,6 @@ import (
 	"github.com/surge-commerce/surge/internal/drop"
 )
 
-// Drops is what the storefront needs to manage drops; nil turns the drop
-// routes into 404s.
-type Drops interface {
-	CreateDrop(ctx context.Context, d drop.Drop) (drop.Drop, error)
-	Drops(ctx context.Context) ([]drop.Drop, error)
-	DropByID(ctx context.Context, id string) (drop.Drop, error)
-	DropBySlug(ctx context.Context, slug string) (drop.Drop, error)
-	CloseDrop(ctx context.Context, id string) (drop.Drop, error)
-	Available(ctx context.Context, id string) (int64, error)
-}
-
 // dropView adds what a client wants to know right now.
 type dropView struct {
 	drop.Drop

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/surge-commerce/surge/internal/admission"
-	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
@@ -136,19 +135,15 @@ func (s *server) setQueueCookies(w http.ResponseWriter, dropID, ticket string, s
 	}
 }
 
-// checkDropSKU refuses to add qty of a drop SKU to a cart without
-// waiting-room access for the session, or beyond the drop's per-customer
-// limit on its own. The store refuses a cart holding more than the limit
-// in all (an add sent twice, a retry after a lost answer, must not put the
-// buyer over the limit they would only meet at checkout).
+// checkDropSKU asks the drop gate whether qty of sku may go in the
+// session's cart (drop.Gate.MayAdd).
 func (s *server) checkDropSKU(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
-	_, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
-	return err
+	return s.DropGate.MayAdd(ctx, se.ID, accessFor(r), sku, qty)
 }
 
-// checkDropRaise refuses to set a drop SKU's line to qty when that raises
-// it and the session has no waiting-room access: raising a line is adding
-// to it. Lowering or removing a line needs no access.
+// checkDropRaise asks the drop gate whether the session's cart line of
+// sku may be set to qty (drop.Gate.MaySet). A line not in the cart is
+// the cart's to refuse.
 func (s *server) checkDropRaise(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
 	if se.CartID == "" || qty <= 0 {
 		return nil
@@ -158,8 +153,8 @@ func (s *server) checkDropRaise(ctx context.Context, r *http.Request, se session
 		return err
 	}
 	for _, l := range lines {
-		if l.SKU == sku && qty > l.Quantity {
-			return s.checkDropSKU(ctx, r, se, sku, qty-l.Quantity)
+		if l.SKU == sku {
+			return s.DropGate.MaySet(ctx, se.ID, accessFor(r), sku, l.Quantity, qty)
 		}
 	}
 	return nil

@@ -4,7 +4,6 @@
 package storefront
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -17,7 +16,6 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
-	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
 	"github.com/surge-commerce/surge/internal/waitroom"
@@ -46,11 +44,12 @@ type Deps struct {
 	Accounts Accounts
 	// DropStore keeps drops; OnDropChange tells the waiting room about a
 	// created or closed drop.
-	DropStore    Drops
+	DropStore    drop.Store
 	OnDropChange func(drop.Drop)
-	// Room is the waiting room; DropGate checks access to drop SKUs.
+	// Room is the waiting room; DropGate holds the purchase rules of drop
+	// SKUs (the same gate checkout asks).
 	Room     *waitroom.Room
-	DropGate DropGate
+	DropGate *drop.Gate
 	// Standby, when set, holds visitors in a FIFO line while it is on.
 	Standby *waitroom.Standby
 	// SignIn limits password attempts per account and per client
@@ -122,11 +121,6 @@ type server struct {
 	Deps
 	pages     map[string]*template.Template
 	dummyHash string
-}
-
-// DropGate decides whether drop SKUs may go in a cart now.
-type DropGate interface {
-	Gate(ctx context.Context, session string, access func(dropID string) string, lines []order.Line) (*checkout.DropPurchase, error)
 }
 
 var (

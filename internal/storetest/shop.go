@@ -42,7 +42,6 @@ type Store interface {
 	OrdersByCustomer(ctx context.Context, customerID int64, limit int) ([]order.Order, error)
 	OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error)
 	Ledger(ctx context.Context, sku string) (catalog.StockLedger, error)
-	OpenDropForSKUs(ctx context.Context, skus []string) (drop.Drop, bool, error)
 	// Pending lists unpublished outbox events, oldest first, without
 	// claiming them.
 	Pending(ctx context.Context, limit int) ([]outbox.Event, error)
