@@ -144,7 +144,7 @@ func (s *Shop) openLocalLedger(ctx context.Context, cfg Config, log *slog.Logger
 // ended or gone: nobody can buy through them any more, and they would be
 // replayed at every start.
 func (s *Shop) forgetEndedLines(ctx context.Context, l *waitroom.MemLedger, ds []drop.Drop, log *slog.Logger) {
-	open := map[string]bool{StandbyDrop: true}
+	open := map[string]bool{waitroom.StandbyDrop: true}
 	now := time.Now()
 	for _, d := range ds {
 		if d.StateAt(now) != drop.StateClosed {

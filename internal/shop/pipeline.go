@@ -100,7 +100,7 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 			wg.Go(func() { s.followPurges(ctx) })
 		}
 		if s.Standby != nil {
-			wg.Go(func() { s.watchLoad(ctx) })
+			wg.Go(func() { s.Standby.Watch(ctx, time.Second, s.log) })
 		}
 		wg.Add(1)
 		go func() {

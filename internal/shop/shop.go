@@ -171,7 +171,6 @@ type Shop struct {
 	Room     *waitroom.Room
 	// Standby is nil unless the standby waiting room is configured.
 	Standby *waitroom.Standby
-	meter   *loadMeter
 	// Admission is nil when overload protection is off.
 	Admission *admission.Admission
 	// Redis is nil unless the shop shares state through Redis.
@@ -424,9 +423,6 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	s.Handler, err = storefront.NewServer(deps)
 	if err == nil && len(cfg.DBReplicaURLs) > 0 {
 		s.Handler = readYourWrites(s.Handler, cookieSecure == storefront.CookieSecureAlways)
-	}
-	if err == nil && s.meter != nil {
-		s.Handler = s.meter.wrap(s.Handler)
 	}
 	if err == nil {
 		// Outermost, so that it sees every cookie any layer sets.

@@ -114,7 +114,11 @@ func NewServer(d Deps) (http.Handler, error) {
 		writeProblem(w, Problem{Type: ProblemType(kindCrossOrigin), Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
 	}))
-	return observe(d.Logger, d.Metrics, d.AccessLog, securityHeaders(cop.Handler(s.standbyGate(mux)))), nil
+	h := observe(d.Logger, d.Metrics, d.AccessLog, securityHeaders(cop.Handler(s.standbyGate(mux))))
+	if d.Standby != nil {
+		h = trackLoad(d.Standby, h)
+	}
+	return h, nil
 }
 
 type server struct {

@@ -8,8 +8,22 @@ import (
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
-// standbyDrop is the waiting room's ID for the standby line.
-const standbyDrop = "standby"
+// StandbyExempt lists the path prefixes the standby line never holds
+// back: the line itself, drops (which have their own), assets, the admin
+// API and payment webhooks.
+func StandbyExempt() []string {
+	return []string{"/queue", "/drops/", "/api/v1/drops/", "/api/v1/admin/", "/api/v1/payments/", "/static/", "/favicon.ico", "/robots.txt"}
+}
+
+// trackLoad counts every request on the standby switch (Begin and End),
+// whose load turns the line on and off.
+func trackLoad(sb *waitroom.Standby, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := sb.Begin()
+		defer sb.End(start)
+		next.ServeHTTP(w, r)
+	})
+}
 
 // standbyGate holds visitors in the standby line while it is on: pages
 // redirect to /queue, API calls get 503 with Retry-After. A visitor the
@@ -24,7 +38,7 @@ func (s *server) standbyGate(next http.Handler) http.Handler {
 			return
 		}
 		if v, err := s.visitor(r); err == nil && v.ok {
-			if _, err := s.Room.VerifyAccess(r.Context(), accessFor(r)(standbyDrop), standbyDrop, v.ID); err == nil {
+			if _, err := s.Room.VerifyAccess(r.Context(), accessFor(r)(waitroom.StandbyDrop), waitroom.StandbyDrop, v.ID); err == nil {
 				next.ServeHTTP(w, r)
 				return
 			}
@@ -59,14 +73,14 @@ func (s *server) handleStandbyPage() http.Handler {
 		}
 		var st waitroom.Status
 		ticket := ""
-		if c, err := r.Cookie(ticketCookie(standbyDrop)); err == nil {
+		if c, err := r.Cookie(ticketCookie(waitroom.StandbyDrop)); err == nil {
 			ticket = c.Value
 		}
 		if ticket != "" {
-			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: standbyDrop, Ticket: ticket, Visitor: q.visitor, Session: q.ID})
+			st, err = s.Room.Status(r.Context(), waitroom.StatusRequest{Drop: waitroom.StandbyDrop, Ticket: ticket, Visitor: q.visitor, Session: q.ID})
 		}
 		if ticket == "" || err != nil {
-			ticket, st, err = s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: standbyDrop, Visitor: q.visitor, Session: q.ID, ClientAddr: s.clientAddr(r)})
+			ticket, st, err = s.Room.Join(r.Context(), waitroom.JoinRequest{Drop: waitroom.StandbyDrop, Visitor: q.visitor, Session: q.ID, ClientAddr: s.clientAddr(r)})
 			if err != nil {
 				s.formError(w, r, err)
 				return
@@ -76,7 +90,7 @@ func (s *server) handleStandbyPage() http.Handler {
 			s.formError(w, r, err)
 			return
 		}
-		s.setQueueCookies(w, standbyDrop, ticket, st)
+		s.setQueueCookies(w, waitroom.StandbyDrop, ticket, st)
 		if st.State == waitroom.StateAdmitted {
 			redirect(w, r, next)
 			return

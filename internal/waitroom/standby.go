@@ -1,12 +1,55 @@
 package waitroom
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
+
+// StandbyDrop is the waiting room's ID for the standby line.
+const StandbyDrop = "standby"
+
+// StandbyLine is the standby line as an operator sets it up (see
+// Room.OpenStandby).
+type StandbyLine struct {
+	// OnActive requests in flight, or a p95 latency of OnLatency, turn
+	// the line on; it turns off again below 60% of OnActive and a
+	// quarter of OnLatency.
+	OnActive  int
+	OnLatency time.Duration
+	// RatePerMinute visitors are let in a minute, with at most MaxActive
+	// of them still shopping.
+	RatePerMinute, MaxActive int
+	// Paths and Except are the path prefixes the line holds back and
+	// those it never does, as in StandbyConfig.
+	Paths, Except []string
+}
+
+// OpenStandby opens the standby line in r (ID StandbyDrop) and returns
+// the Standby that switches it on and off; feed that with the shop's
+// requests (Begin and End) and run its Watch. A visitor let in may shop
+// for 30 minutes, and loses the slot after 2 if they do not come.
+func (r *Room) OpenStandby(ctx context.Context, line StandbyLine) (*Standby, error) {
+	sb, err := NewStandby(StandbyConfig{
+		Paths: line.Paths, Except: line.Except,
+		// The gaps between on and off keep the line from flapping.
+		OnActive: line.OnActive, OffActive: line.OnActive * 6 / 10,
+		OnLatency: line.OnLatency, OffLatency: line.OnLatency / 4,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := r.Open(ctx, DropSpec{ID: StandbyDrop, Mode: ModeStandby, Standby: sb,
+		RatePerMinute: line.RatePerMinute, MaxActive: line.MaxActive, AccessTTL: 30 * time.Minute, NoShowWindow: 2 * time.Minute}); err != nil {
+		return nil, err
+	}
+	return sb, nil
+}
 
 // StandbyConfig configures a Standby trigger. The queue turns on when
 // active users reach OnActive or p95 latency reaches OnLatency (either
@@ -35,17 +78,25 @@ type StandbyConfig struct {
 }
 
 // Standby decides when standby mode is in force. Feed it with Observe
-// (every few seconds, from the shop's live numbers); Room consults
-// Active for a ModeStandby drop, and the HTTP gate consults Protects.
-// Each time it turns on an episode begins, and the Room starts that
-// drop's queue afresh.
+// (every few seconds, from the shop's live numbers), or have it measure
+// them itself: every request between Begin and End, read by Watch. Room
+// consults Active for a ModeStandby drop, and the HTTP gate consults
+// Protects. Each time it turns on an episode begins, and the Room starts
+// that drop's queue afresh.
 type Standby struct {
 	cfg     StandbyConfig
 	active  atomic.Bool
 	episode atomic.Uint64
 	mu      sync.Mutex
 	since   time.Time
+
+	inFlight atomic.Int64
+	recentMu sync.Mutex
+	recent   []time.Duration // latencies since the last reading, at most maxRecent
 }
+
+// maxRecent bounds the latencies kept between two readings.
+const maxRecent = 4096
 
 // NewStandby returns a Standby that is off.
 func NewStandby(cfg StandbyConfig) (*Standby, error) {
@@ -93,6 +144,58 @@ func (s *Standby) Observe(active int, p95 time.Duration) bool {
 		s.active.Store(false)
 	}
 	return s.active.Load()
+}
+
+// Begin counts a request in flight until End is called with what it
+// returned.
+func (s *Standby) Begin() time.Time {
+	s.inFlight.Add(1)
+	return time.Now()
+}
+
+// End ends a request Begin counted and keeps its latency for the next
+// reading.
+func (s *Standby) End(start time.Time) {
+	d := time.Since(start)
+	s.inFlight.Add(-1)
+	s.recentMu.Lock()
+	if len(s.recent) < maxRecent {
+		s.recent = append(s.recent, d)
+	}
+	s.recentMu.Unlock()
+}
+
+// load returns the requests in flight and the p95 latency of those ended
+// since the last reading.
+func (s *Standby) load() (int, time.Duration) {
+	s.recentMu.Lock()
+	lat := s.recent
+	s.recent = make([]time.Duration, 0, cap(lat))
+	s.recentMu.Unlock()
+	var p95 time.Duration
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		p95 = lat[len(lat)*95/100]
+	}
+	return int(s.inFlight.Load()), p95
+}
+
+// Watch observes the load of the requests counted by Begin and End every
+// interval until ctx ends, logging while standby mode is on.
+func (s *Standby) Watch(ctx context.Context, every time.Duration, log *slog.Logger) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			active, p95 := s.load()
+			if s.Observe(active, p95) {
+				log.Warn("standby waiting room changed", "on", s.Active(), "in_flight", active, "p95", p95.String())
+			}
+		}
+	}
 }
 
 // Active reports whether standby mode is on.
