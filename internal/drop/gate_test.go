@@ -42,6 +42,7 @@ type gateEnv struct {
 	room  *waitroom.Room
 	clock *clock
 	drop  drop.Drop
+	store *sqlitestore.Store
 }
 
 func newGateEnv(t *testing.T) *gateEnv {
@@ -86,7 +87,7 @@ func newGateEnv(t *testing.T) *gateEnv {
 	if err := room.Open(ctx, d.RoomSpec()); err != nil {
 		t.Fatal(err)
 	}
-	return &gateEnv{gate: &drop.Gate{Store: st, Room: room, Now: clk.Now}, room: room, clock: clk, drop: d}
+	return &gateEnv{gate: &drop.Gate{Store: st, Room: room, Now: clk.Now}, room: room, clock: clk, drop: d, store: st}
 }
 
 // admit lets visitor (on session) through the line after the start and

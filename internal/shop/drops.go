@@ -9,9 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,27 +46,15 @@ func keyringFor(cfg Config) (*waitroom.Keyring, error) {
 	return waitroom.ParseKeyring(strings.TrimSpace(string(b)))
 }
 
-// openRoom starts the waiting room and opens every drop not yet closed.
+// openRoom starts the waiting room and opens the line of every drop not
+// yet closed.
 func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	keys, err := keyringFor(cfg)
 	if err != nil {
 		return err
 	}
-	rc := waitroom.Config{Keys: keys, Stock: s.Store.Available, Logger: log,
-		Discover: func(ctx context.Context, id string) (waitroom.DropSpec, bool, error) {
-			d, err := s.Store.DropByID(ctx, id)
-			if errors.Is(err, drop.ErrNotFound) || err == nil && d.Closed {
-				return waitroom.DropSpec{}, false, nil
-			}
-			if err != nil {
-				return waitroom.DropSpec{}, false, err
-			}
-			if err := d.Validate(); err != nil {
-				// Reported by CheckDrops; asking again will not help.
-				return waitroom.DropSpec{}, false, nil
-			}
-			return d.RoomSpec(), true, nil
-		}}
+	rc := waitroom.Config{Keys: keys, Stock: s.Store.Available, Logger: log, Discover: drop.Discover(s.Store)}
+	var local *waitroom.MemLedger
 	if s.Redis != nil {
 		rc.Ledger = redisstore.NewLedger(s.Redis)
 		rc.SharedJoinRate = redisstore.NewRateLimiter(s.Redis, "join", waitroom.DefaultJoinRate(), nil)
@@ -78,6 +64,7 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 			return err
 		}
 		rc.Ledger = l
+		local, _ = l.(*waitroom.MemLedger)
 	}
 	s.Room, err = waitroom.New(rc)
 	if err != nil {
@@ -86,23 +73,8 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if err := s.Room.Register(reg); err != nil {
 		return err
 	}
-	ds, err := s.Store.Drops(ctx)
-	if err != nil {
-		return err
-	}
-	if l, ok := rc.Ledger.(*waitroom.MemLedger); ok {
-		s.forgetEndedLines(ctx, l, ds, log)
-	}
-	// No stored drop may stop the shop from starting: a drop the room
-	// cannot open (settings stored before the admin API bounded them, a
-	// shared ledger that is down) is logged and reported on /readyz
-	// (CheckDrops), and the rest of the shop serves. The drop sync, or
-	// the room's discovery when a buyer asks for it, opens it later if it
-	// can be.
-	for _, d := range ds {
-		_ = s.DropChanged(ctx, d)
-	}
-	return nil
+	s.DropLines = &drop.Lines{Store: s.Store, Room: s.Room, Log: log}
+	return s.DropLines.OpenAll(ctx, local)
 }
 
 // openLocalLedger returns the waiting room's ledger of a shop that keeps
@@ -138,90 +110,4 @@ func (s *Shop) openLocalLedger(ctx context.Context, cfg Config, log *slog.Logger
 		l, err = waitroom.NewJournaledLedger(ctx, j)
 	}
 	return l, err
-}
-
-// forgetEndedLines deletes the journaled lines of drops that are closed,
-// ended or gone: nobody can buy through them any more, and they would be
-// replayed at every start.
-func (s *Shop) forgetEndedLines(ctx context.Context, l *waitroom.MemLedger, ds []drop.Drop, log *slog.Logger) {
-	open := map[string]bool{waitroom.StandbyDrop: true}
-	now := time.Now()
-	for _, d := range ds {
-		if d.StateAt(now) != drop.StateClosed {
-			open[d.ID] = true
-		}
-	}
-	for _, id := range l.Drops() {
-		if open[id] {
-			continue
-		}
-		if err := l.Delete(ctx, id); err != nil && !errors.Is(err, waitroom.ErrUnknownDrop) {
-			log.Warn("waiting room: forget an ended line", "drop", id, "err", err)
-		}
-	}
-}
-
-// DropChanged tells the waiting room about a created or closed drop. A
-// drop it cannot open is remembered for CheckDrops until it opens or is
-// closed.
-func (s *Shop) DropChanged(ctx context.Context, d drop.Drop) error {
-	if d.Closed {
-		s.noteDrop(d, nil)
-		err := s.Room.Close(ctx, d.ID)
-		if errors.Is(err, waitroom.ErrUnknownDrop) {
-			return nil
-		}
-		return err
-	}
-	err := d.Validate()
-	if err == nil {
-		err = s.Room.Open(ctx, d.RoomSpec())
-	}
-	s.noteDrop(d, err)
-	return err
-}
-
-// noteDrop records whether drop d is open in this replica's waiting room
-// (err nil) or why not, logging each new reason once.
-func (s *Shop) noteDrop(d drop.Drop, err error) {
-	s.dropMu.Lock()
-	defer s.dropMu.Unlock()
-	if err == nil {
-		delete(s.dropProblems, d.ID)
-		return
-	}
-	why := fmt.Sprintf("%s (%s): %v", d.ID, d.Slug, err)
-	if errors.Is(err, drop.ErrInvalid) {
-		why += "; close it with POST /api/v1/admin/drops/" + d.ID + "/close and create it anew"
-	}
-	if s.dropProblems[d.ID] == why {
-		return
-	}
-	if s.dropProblems == nil {
-		s.dropProblems = map[string]string{}
-	}
-	s.dropProblems[d.ID] = why
-	s.log.Error("waiting room: drop not open, skipped", "drop", d.ID, "slug", d.Slug, "err", err)
-}
-
-// CheckDrops fails, naming each one and why, while any drop that is not
-// closed could not be opened in this replica's waiting room: the shop
-// serves everything else, and readiness reports it as degraded.
-func (s *Shop) CheckDrops(context.Context) error {
-	s.dropMu.Lock()
-	defer s.dropMu.Unlock()
-	why := make([]string, 0, len(s.dropProblems))
-	for id, w := range s.dropProblems {
-		if _, err := s.Room.Spec(id); err == nil {
-			// Opened since, when a buyer asked for it (Discover).
-			delete(s.dropProblems, id)
-			continue
-		}
-		why = append(why, w)
-	}
-	if len(why) == 0 {
-		return nil
-	}
-	slices.Sort(why)
-	return errors.New(strings.Join(why, "; "))
 }

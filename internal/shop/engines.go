@@ -2,12 +2,8 @@ package shop
 
 import (
 	"context"
-	"log/slog"
 	"os"
-	"reflect"
-	"time"
 
-	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/redisstore"
 )
 
@@ -55,33 +51,4 @@ func (s *Shop) followPurges(ctx context.Context) {
 		}
 		s.Cache.PurgeTags(tags...)
 	})
-}
-
-// syncDrops keeps this replica's waiting room in step with the drops in
-// the database, which another replica's admin API may have created or
-// closed: each drop is (re)opened or closed here within every.
-func (s *Shop) syncDrops(ctx context.Context, every time.Duration, log *slog.Logger) {
-	seen := map[string]drop.Drop{}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		ds, err := s.Store.Drops(ctx)
-		if err != nil && ctx.Err() == nil {
-			log.Warn("drop sync: list drops", "err", err)
-		}
-		for _, d := range ds {
-			if old, ok := seen[d.ID]; ok && reflect.DeepEqual(old, d) {
-				continue
-			}
-			if err := s.DropChanged(ctx, d); err != nil {
-				continue // logged once and reported by CheckDrops
-			}
-			seen[d.ID] = d
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-	}
 }

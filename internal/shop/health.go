@@ -29,7 +29,7 @@ func (s *Shop) RegisterHealth(h *ops.Health, role Role) {
 		h.AddDegradedCheck("redis", "sessions, cart, checkout and the waiting room", s.Redis.Ping)
 	}
 	if s.Room != nil {
-		h.AddDegradedCheck("drops", "the line and sale of each drop named", s.CheckDrops)
+		h.AddDegradedCheck("drops", "the line and sale of each drop named", s.DropLines.Check)
 	}
 	if s.Bus != nil {
 		h.AddDegradedCheck("event bus", "payment and confirmation of new orders (they wait in the outbox)", s.Bus.Ping)

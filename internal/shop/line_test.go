@@ -51,7 +51,7 @@ func TestRestartForgetsEndedLines(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := sh.DropChanged(ctx, d); err != nil {
+		if err := sh.DropLines.Changed(ctx, d); err != nil {
 			t.Fatal(err)
 		}
 		if _, _, err := sh.Room.Join(ctx, waitroom.JoinRequest{Drop: d.ID, Visitor: "v:a", ClientAddr: "192.0.2.1"}); err != nil {
@@ -63,7 +63,7 @@ func TestRestartForgetsEndedLines(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := sh.DropChanged(ctx, closed); err != nil {
+	if err := sh.DropLines.Changed(ctx, closed); err != nil {
 		t.Fatal(err)
 	}
 	sh.Close()

@@ -96,7 +96,7 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 		if s.Redis != nil {
 			// Other replicas create and close drops and change the
 			// catalog too.
-			wg.Go(func() { s.syncDrops(ctx, time.Second, s.log) })
+			wg.Go(func() { s.DropLines.Follow(ctx, time.Second) })
 			wg.Go(func() { s.followPurges(ctx) })
 		}
 		if s.Standby != nil {

@@ -169,6 +169,8 @@ type Shop struct {
 	tokens   checkout.Tokenizer
 	Bus      *natsbus.Bus
 	Room     *waitroom.Room
+	// DropLines keeps the room's lines in step with the stored drops.
+	DropLines *drop.Lines
 	// Standby is nil unless the standby waiting room is configured.
 	Standby *waitroom.Standby
 	// Admission is nil when overload protection is off.
@@ -191,9 +193,6 @@ type Shop struct {
 
 	warmedMu sync.Mutex
 	warmed   []string
-
-	dropMu       sync.Mutex
-	dropProblems map[string]string // drop ID -> why it is not open here
 }
 
 // Open builds the shop on the database cfg names (see OpenStore),
@@ -373,7 +372,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
 		PaymentWebhook: s.paymentWebhook(log), StripeKey: s.stripeKey(),
 		OnDropChange: func(d drop.Drop) {
-			if err := s.DropChanged(context.Background(), d); err != nil {
+			if err := s.DropLines.Changed(context.Background(), d); err != nil {
 				log.Error("waiting room: drop change", "drop", d.ID, "err", err)
 			}
 		}}
