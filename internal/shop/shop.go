@@ -381,17 +381,18 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	// overload protection (joins are rate limited by it).
 	clientIP := admission.NewClientIP(cfg.AdmissionConfig.ClientIPHeader, cfg.AdmissionConfig.TrustedProxies)
 	deps.ClientAddr = func(r *http.Request) string { return clientIP.Addr(r).String() }
-	deps.Passwords = customer.NewPasswords(0)
-	if err := deps.Passwords.Register(reg); err != nil {
+	accounts := &customer.Accounts{Store: s.Store, Sessions: sessions, Passwords: customer.NewPasswords(0),
+		// Sign-in limits count across replicas through Redis, each
+		// replica counting alone while Redis does not answer.
+		Limits: customer.NewLimits(cfg.Now)}
+	if err := accounts.Passwords.Register(reg); err != nil {
 		return err
 	}
-	// Sign-in limits count across replicas through Redis, each replica
-	// counting alone while Redis does not answer.
-	deps.SignIn = storefront.NewSignInLimits(cfg.Now)
 	if s.Redis != nil {
-		deps.SignIn.PerAccount.Shared = redisstore.NewRateLimiter(s.Redis, "signin-account", storefront.SignInPerAccount, cfg.Now)
-		deps.SignIn.PerClient.Shared = redisstore.NewRateLimiter(s.Redis, "signin-client", storefront.SignInPerClient, cfg.Now)
+		accounts.Limits.PerAccount.Shared = redisstore.NewRateLimiter(s.Redis, "signin-account", customer.SignInPerAccount, cfg.Now)
+		accounts.Limits.PerClient.Shared = redisstore.NewRateLimiter(s.Redis, "signin-client", customer.SignInPerClient, cfg.Now)
 	}
+	deps.Customers = accounts
 	if s.Cache != nil {
 		deps.PageCache = s.Cache.Middleware
 		deps.PurgeCache = purgeAll

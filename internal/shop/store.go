@@ -7,6 +7,7 @@ import (
 	"github.com/surge-commerce/surge/internal/cart"
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pgstore"
@@ -29,6 +30,7 @@ type Store interface {
 	outbox.Source
 
 	drop.Store
+	customer.Store
 	storefront.Accounts
 
 	Ledger(ctx context.Context, sku string) (catalog.StockLedger, error)

@@ -14,16 +14,11 @@ import (
 	"github.com/surge-commerce/surge/internal/session"
 )
 
-// Accounts is the storage the buy path's HTTP layer needs beyond the cart
-// and checkout services: accounts, their carts and their orders.
+// Accounts is what the buy path's HTTP layer reads beyond the cart,
+// checkout and account services: accounts, new carts and orders.
 type Accounts interface {
-	CreateCustomer(ctx context.Context, c customer.Customer) (customer.Customer, error)
-	CustomerByEmail(ctx context.Context, email string) (customer.Customer, error)
 	CustomerByID(ctx context.Context, id int64) (customer.Customer, error)
 	CreateCart(ctx context.Context, customerID int64) (string, error)
-	CustomerCart(ctx context.Context, customerID int64) (string, error)
-	AssignCart(ctx context.Context, cartID string, customerID int64) error
-	MergeCarts(ctx context.Context, from, into string) error
 	Order(ctx context.Context, id string) (order.Order, error)
 	OrdersByCustomer(ctx context.Context, customerID int64, limit int) ([]order.Order, error)
 	OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error)
@@ -295,106 +290,36 @@ type credentials struct {
 	Name     string `json:"name"`
 }
 
-// signUp creates an account and signs it in, keeping the guest cart.
-func (s *server) signUp(w http.ResponseWriter, r *http.Request, in credentials) (customer.Customer, error) {
-	email, err := customer.NormalizeEmail(in.Email)
-	if err != nil {
-		return customer.Customer{}, fmt.Errorf("%w: %v", errBadAccount, err)
-	}
-	if err := customer.CheckPassword(in.Password); err != nil {
-		return customer.Customer{}, fmt.Errorf("%w: %v", errBadAccount, err)
-	}
-	if len(in.Name) > 200 {
-		return customer.Customer{}, fmt.Errorf("%w: name: at most 200 characters", errBadAccount)
-	}
-	if err := s.allowClient(r.Context(), r); err != nil {
-		return customer.Customer{}, err
-	}
-	hash, err := s.Passwords.Hash(r.Context(), in.Password)
+// account signs up (signUp true) or signs in with in, from the request's
+// client and guest session, and starts the customer's session: the one
+// flow of the JSON API and the forms.
+func (s *server) account(w http.ResponseWriter, r *http.Request, in credentials, signUp bool) (customer.Customer, error) {
+	v, err := s.visitor(r)
 	if err != nil {
 		return customer.Customer{}, err
 	}
-	c, err := s.Accounts.CreateCustomer(r.Context(), customer.Customer{Email: email, Name: in.Name, PasswordHash: hash})
+	at := customer.Attempt{Email: in.Email, Password: in.Password, Name: in.Name, Client: s.clientKey(r)}
+	if v.ok {
+		at.Guest = customer.Guest{Session: v.ID, Cart: v.CartID}
+	}
+	act := s.Customers.SignIn
+	if signUp {
+		act = s.Customers.SignUp
+	}
+	signed, err := act(r.Context(), at)
 	if err != nil {
 		return customer.Customer{}, err
 	}
-	return c, s.startCustomerSession(w, r, c)
-}
-
-// signIn checks credentials and starts a customer session. Attempts are
-// limited per client address and per account (see SignInLimits), counted
-// before any password is hashed, and an unknown email goes through the
-// same steps as a known one: the same limits, one hash (against a dummy),
-// the same answer.
-func (s *server) signIn(w http.ResponseWriter, r *http.Request, in credentials) (customer.Customer, error) {
-	ctx := r.Context()
-	if err := s.allowClient(ctx, r); err != nil {
-		return customer.Customer{}, err
-	}
-	email, err := customer.NormalizeEmail(in.Email)
-	if err != nil {
-		return customer.Customer{}, customer.ErrBadCredentials
-	}
-	if err := s.allowAccount(ctx, email); err != nil {
-		return customer.Customer{}, err
-	}
-	c, err := s.Accounts.CustomerByEmail(ctx, email)
-	hash := c.PasswordHash
-	switch {
-	case errors.Is(err, customer.ErrNotFound):
-		hash = s.dummyHash
-	case err != nil:
-		return customer.Customer{}, err
-	}
-	ok, err := s.Passwords.Verify(ctx, hash, in.Password)
-	if err != nil {
-		return customer.Customer{}, err
-	}
-	if !ok || hash == s.dummyHash {
-		return customer.Customer{}, customer.ErrBadCredentials
-	}
-	return c, s.startCustomerSession(w, r, c)
-}
-
-// startCustomerSession replaces the visitor's session with a new one for c
-// (a fresh ID at sign-in stops session fixation) and merges the guest cart
-// into the customer's.
-func (s *server) startCustomerSession(w http.ResponseWriter, r *http.Request, c customer.Customer) error {
-	ctx := r.Context()
-	old, err := s.visitor(r)
-	if err != nil {
-		return err
-	}
-	cartID, err := s.Accounts.CustomerCart(ctx, c.ID)
-	if err != nil {
-		return err
-	}
-	switch {
-	case old.ok && old.CartID != "" && cartID != "" && old.CartID != cartID:
-		if err := s.Accounts.MergeCarts(ctx, old.CartID, cartID); err != nil {
-			return err
-		}
-	case old.ok && old.CartID != "" && cartID == "":
-		if err := s.Accounts.AssignCart(ctx, old.CartID, c.ID); err != nil {
-			return err
-		}
-		cartID = old.CartID
-	}
-	if old.ok {
-		if err := s.Sessions.Store.DeleteSession(ctx, old.ID); err != nil {
-			return err
-		}
-	}
-	_, err = s.Sessions.Start(w, r, c.ID, cartID)
-	return err
+	_, err = s.Sessions.Start(w, r, signed.Customer.ID, signed.CartID)
+	return signed.Customer, err
 }
 
 // handleAccountAPI serves sign-up (signUp true, 201) and sign-in (200):
 // the same body, a new session either way.
 func (s *server) handleAccountAPI(signUp bool) http.Handler {
-	act, status := s.signIn, http.StatusOK
+	status := http.StatusOK
 	if signUp {
-		act, status = s.signUp, http.StatusCreated
+		status = http.StatusCreated
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
@@ -403,7 +328,7 @@ func (s *server) handleAccountAPI(signUp bool) http.Handler {
 			problem(w, r, s.Logger, err)
 			return
 		}
-		c, err := act(w, r, in)
+		c, err := s.account(w, r, in, signUp)
 		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
@@ -429,5 +354,3 @@ func (s *server) handleSignOut() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 }
-
-var errBadAccount = errors.New("invalid account details")

@@ -45,13 +45,17 @@ func (s *server) formError(w http.ResponseWriter, r *http.Request, err error) {
 	s.pageError(w, r, tree, err)
 }
 
+// errBadForm wraps a form post that cannot be used as sent (expired,
+// malformed).
+var errBadForm = errors.New("invalid form")
+
 // checkCSRF verifies the per-session token on forms rendered for that
 // session (checkout, account). Cross-origin protection already guards
 // every post; the token also covers browsers that send neither
 // Sec-Fetch-Site nor Origin.
 func checkCSRF(r *http.Request, v visitor) error {
 	if !v.ok || !v.ValidCSRF(r.PostFormValue("csrf")) {
-		return fmt.Errorf("%w: the form expired; reload the page and try again", errBadAccount)
+		return fmt.Errorf("%w: the form expired; reload the page and try again", errBadForm)
 	}
 	return nil
 }
@@ -126,7 +130,7 @@ func cartProblemURL(err error) string {
 func (s *server) handleCartAddForm() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if err := r.ParseForm(); err != nil {
-			s.formError(w, r, fmt.Errorf("%w: %v", errBadAccount, err))
+			s.formError(w, r, fmt.Errorf("%w: %v", errBadForm, err))
 			return
 		}
 		sku := r.PostFormValue("sku")
@@ -352,11 +356,7 @@ func (s *server) handleAccountForm(signUp bool) http.Handler {
 			return
 		}
 		in := credentials{Email: r.PostFormValue("email"), Password: r.PostFormValue("password"), Name: r.PostFormValue("name")}
-		act := s.signIn
-		if signUp {
-			act = s.signUp
-		}
-		_, err = act(w, r, in)
+		_, err = s.account(w, r, in, signUp)
 		if err == nil {
 			redirect(w, r, accountNext(r.PostFormValue("next")))
 			return

@@ -37,11 +37,13 @@ type Deps struct {
 	// AdminToken is the bearer token for /api/v1/admin. Empty disables the
 	// admin API: it is never served unauthenticated.
 	AdminToken string
-	// Sessions, Carts, Checkout and Accounts make up the buy path.
-	Sessions *session.Manager
-	Carts    *cart.Service
-	Checkout *checkout.Service
-	Accounts Accounts
+	// Sessions, Carts, Checkout, Customers (signing up and in) and
+	// Accounts make up the buy path.
+	Sessions  *session.Manager
+	Carts     *cart.Service
+	Checkout  *checkout.Service
+	Customers *customer.Accounts
+	Accounts  Accounts
 	// DropStore keeps drops; OnDropChange tells the waiting room about a
 	// created or closed drop.
 	DropStore    drop.Store
@@ -52,12 +54,6 @@ type Deps struct {
 	DropGate *drop.Gate
 	// Standby, when set, holds visitors in a FIFO line while it is on.
 	Standby *waitroom.Standby
-	// SignIn limits password attempts per account and per client
-	// address; nil limits them in process at the default rates.
-	SignIn *SignInLimits
-	// Passwords runs the password hashes, a bounded number at once; nil
-	// runs one per CPU at a time.
-	Passwords *customer.Passwords
 	// ClientAddr gives a request's client address (trusted-proxy aware);
 	// nil uses the connection's peer.
 	ClientAddr func(*http.Request) string
@@ -75,8 +71,8 @@ type Deps struct {
 
 // NewServer returns the public handler.
 func NewServer(d Deps) (http.Handler, error) {
-	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Accounts == nil || d.DropStore == nil || d.Room == nil || d.DropGate == nil {
-		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout, Accounts, DropStore, Room and DropGate are required")
+	if d.Catalog == nil || d.Logger == nil || d.Metrics == nil || d.Sessions == nil || d.Carts == nil || d.Checkout == nil || d.Customers == nil || d.Accounts == nil || d.DropStore == nil || d.Room == nil || d.DropGate == nil {
+		return nil, errors.New("storefront: Catalog, Logger, Metrics, Sessions, Carts, Checkout, Customers, Accounts, DropStore, Room and DropGate are required")
 	}
 	if d.PageCache == nil {
 		d.PageCache = passThrough
@@ -87,23 +83,11 @@ func NewServer(d Deps) (http.Handler, error) {
 	if d.ShopName == "" {
 		d.ShopName = "Surge Demo Shop"
 	}
-	if d.SignIn == nil {
-		d.SignIn = NewSignInLimits(nil)
-	}
-	if d.Passwords == nil {
-		d.Passwords = customer.NewPasswords(0)
-	}
 	pages, err := parsePages()
 	if err != nil {
 		return nil, fmt.Errorf("storefront templates: %w", err)
 	}
-	// Verified against when a sign-in names an unknown email, so the time
-	// taken does not reveal which emails have accounts.
-	dummy, err := customer.HashPassword("no account has this password")
-	if err != nil {
-		return nil, err
-	}
-	s := &server{Deps: d, pages: pages, dummyHash: dummy}
+	s := &server{Deps: d, pages: pages}
 	mux := http.NewServeMux()
 	s.routes(mux)
 	// Cross-origin protection covers every unsafe request, including form
@@ -123,8 +107,7 @@ func NewServer(d Deps) (http.Handler, error) {
 
 type server struct {
 	Deps
-	pages     map[string]*template.Template
-	dummyHash string
+	pages map[string]*template.Template
 }
 
 var (

@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/enginetest"
 	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/storefront"
@@ -94,7 +95,7 @@ func TestSignInThrottledPerAccount(t *testing.T) {
 	reg := prometheus.NewRegistry()
 	h := signInShop(t, "", "", reg).Handler
 	createAccount(t, h, "known@example.com")
-	burst := storefront.SignInPerAccount.Burst
+	burst := customer.SignInPerAccount.Burst
 
 	var known, unknown []string
 	for i := range burst + 3 {
@@ -143,7 +144,7 @@ func TestSignInThrottledPerAccount(t *testing.T) {
 // back after its burst, sign-ups included; another address is not.
 func TestSignInThrottledPerClient(t *testing.T) {
 	h := signInShop(t, "", "", prometheus.NewRegistry()).Handler
-	burst := storefront.SignInPerClient.Burst
+	burst := customer.SignInPerClient.Burst
 	for i := range burst {
 		if w := signInFrom(h, "198.51.100.7", fmt.Sprintf("guess%d@example.com", i), "wrong password"); w.Code != 401 {
 			t.Fatalf("attempt %d: %d %s", i+1, w.Code, w.Body.String())
@@ -172,7 +173,7 @@ func TestSignInPageThrottled(t *testing.T) {
 	createAccount(t, h, "page@example.com")
 	c := &jarClient{h: h, cookies: map[string]string{}, addr: "198.51.100.20:4000"}
 	var w *httptest.ResponseRecorder
-	for range storefront.SignInPerAccount.Burst + 1 {
+	for range customer.SignInPerAccount.Burst + 1 {
 		w = send(c, "POST", "/account/signin", url.Values{"csrf": {formCSRF(t, c, "/account/signin")},
 			"email": {"page@example.com"}, "password": {"wrong password"}}.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 	}
@@ -188,7 +189,7 @@ func TestSignInLimitsSharedThroughRedis(t *testing.T) {
 	redisURL, prefix := enginetest.Redis(t)
 	a := signInShop(t, redisURL, prefix, prometheus.NewRegistry()).Handler
 	b := signInShop(t, redisURL, prefix, prometheus.NewRegistry()).Handler
-	burst := storefront.SignInPerAccount.Burst
+	burst := customer.SignInPerAccount.Burst
 	for i := range burst {
 		h := a
 		if i%2 == 1 {
