@@ -1,4 +1,5 @@
-// Package customer holds shop accounts: sign-up rules and password hashing.
+// Package customer holds shop accounts: the sign-up and sign-in use-cases
+// (Accounts), their rules and limits, and password hashing.
 package customer
 
 import (
