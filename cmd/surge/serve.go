@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -18,9 +19,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/surge-commerce/surge/internal/admission"
-	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/ops"
 	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/storefront"
@@ -28,76 +29,28 @@ import (
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
-// serveConfig is everything `surge serve` can be told.
+// serveConfig is everything `surge serve` can be told: the shop's
+// settings, declared (with their defaults) once in shop.Config, and the
+// process's own: listeners, logging, shutdown. Each flag is bound to its
+// field and shows the default the field has in shop.Defaults.
 type serveConfig struct {
-	Role            string
-	NATSURL         string
-	DBURL           string
-	DBReplicaURLs   []string
-	MaxReplicaLag   time.Duration
-	RedisURL        string
-	RedisPrefix     string
-	NATSListen      string
-	NATSReplicas    int
-	PaymentLatency  time.Duration
-	PaymentFailures float64
-	SMTPAddr        string
-	SMTPFrom        string
-	SMTPUser        string
-	SMTPPassword    string
-	ReservationTTL  time.Duration
-	ClaimLease      time.Duration
-	ExpirySweep     time.Duration
-	AckWait         time.Duration
-	OutboxMaxLag    time.Duration
-	DropWarmup      time.Duration
-	Standby         bool
-	StandbyActive   int
-	StandbyLatency  time.Duration
-	StandbyRate     int
-	StandbyMax      int
-	WaitroomKeys    string
+	shop.Config
+
 	Addr            string
 	AdminAddr       string
-	DataDir         string
 	Demo            bool
 	DemoProducts    int
-	AdminToken      string
 	AdminTokenFile  string
 	Pprof           bool
-	ShopName        string
-	PublicURL       string
-	Currency        string
-	PageCache       bool
-	PageCacheBytes  int64
-	PageCacheTTL    time.Duration
-	PageCacheSWR    time.Duration
-	ObjectCacheSize int
 	LogLevel        string
 	LogFormat       string
-	AccessLog       bool
 	DrainDelay      time.Duration
 	ShutdownTimeout time.Duration
+	MaxConns        int
+	// TrustedProxies is --trusted-proxies as given; shopConfig parses it
+	// into Config.AdmissionConfig.
+	TrustedProxies []string
 
-	Admission           bool
-	AdmissionFloor      int
-	AdmissionCeiling    int
-	AdmissionCPUTarget  time.Duration
-	DeadlineCritical    time.Duration
-	DeadlineHigh        time.Duration
-	DeadlineBrowse      time.Duration
-	DeadlineBackground  time.Duration
-	MaxBodyBytes        int64
-	RatePerClient       float64
-	RatePerClientBurst  int
-	RatePerSession      float64
-	RatePerSessionBurst int
-	ClientIPHeader      string
-	TrustedProxies      []string
-	MaxConns            int
-	CookieSecure        string
-
-	CDN cdnFlags
 	Pay payFlags
 
 	// Cmdline is the command line with secrets redacted, for
@@ -122,48 +75,57 @@ func (c *serveConfig) readAdminTokenFile() error {
 	return nil
 }
 
-// admissionConfig turns the flags into the admission package's config;
-// zero values take its defaults.
-func (c serveConfig) admissionConfig() (admission.Config, error) {
+// shopConfig is the shop's part of the settings, with what the flags give
+// in another form filled in: the public URL, the trusted proxies, SMTP's
+// STARTTLS and the payment provider's secrets.
+func (c serveConfig) shopConfig() (shop.Config, error) {
+	sc := c.Config
+	sc.PublicURL, _ = c.publicURL() // checked by validate
+	sc.SMTP.STARTTLS = sc.SMTP.Username != ""
+	var err error
+	if sc.CookieSecure, err = storefront.ParseCookieSecure(string(c.CookieSecure)); err != nil {
+		return shop.Config{}, fmt.Errorf("--%w", err)
+	}
+	if sc.PaymentProvider, sc.Stripe, err = c.Pay.config(); err != nil {
+		return shop.Config{}, err
+	}
+	if sc.AdmissionConfig.TrustedProxies, err = c.trustedProxies(); err != nil {
+		return shop.Config{}, err
+	}
+	return sc, nil
+}
+
+// trustedProxies is --trusted-proxies parsed, checked with
+// --client-ip-header.
+func (c serveConfig) trustedProxies() ([]netip.Prefix, error) {
 	trusted, err := admission.ParseTrustedProxies(c.TrustedProxies)
 	if err != nil {
-		return admission.Config{}, fmt.Errorf("--trusted-proxies: %w", err)
+		return nil, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	if c.ClientIPHeader != "" && len(trusted) == 0 {
-		return admission.Config{}, errors.New("--client-ip-header needs --trusted-proxies: the header is believed only from them")
+	if c.AdmissionConfig.ClientIPHeader != "" && len(trusted) == 0 {
+		return nil, errors.New("--client-ip-header needs --trusted-proxies: the header is believed only from them")
 	}
-	return admission.Config{
-		Limit: admission.LimitConfig{Floor: c.AdmissionFloor, Ceiling: c.AdmissionCeiling},
-		CPU:   admission.CPUConfig{Target: c.AdmissionCPUTarget},
-		Deadlines: [admission.NumClasses]time.Duration{admission.Critical: c.DeadlineCritical, admission.High: c.DeadlineHigh,
-			admission.Browse: c.DeadlineBrowse, admission.Background: c.DeadlineBackground},
-		MaxBodyBytes:   c.MaxBodyBytes,
-		PerClient:      admission.Rate{PerSecond: c.RatePerClient, Burst: c.RatePerClientBurst},
-		PerSession:     admission.Rate{PerSecond: c.RatePerSession, Burst: c.RatePerSessionBurst},
-		ClientIPHeader: c.ClientIPHeader,
-		TrustedProxies: trusted,
-		ShopName:       c.ShopName,
-	}, nil
+	return trusted, nil
 }
 
 func (c serveConfig) validate() error {
 	var errs []error
-	if _, err := shop.ParseRole(c.Role); err != nil {
+	if _, err := shop.ParseRole(string(c.Role)); err != nil {
 		errs = append(errs, fmt.Errorf("--role: %w", err))
 	}
-	if c.Standby && (c.StandbyActive < 2 || c.StandbyLatency <= 0 || c.StandbyRate < 1 || c.StandbyMax < 0) {
+	if c.Standby && (c.StandbyOnActive < 2 || c.StandbyOnLatency <= 0 || c.StandbyRate < 1 || c.StandbyMaxActive < 0) {
 		errs = append(errs, errors.New("--standby-on-active must be at least 2, --standby-on-latency and --standby-rate positive"))
 	}
-	if c.DropWarmup <= 0 {
+	if c.WarmBefore <= 0 {
 		errs = append(errs, errors.New("--drop-warmup must be positive"))
 	}
 	if c.OutboxMaxLag <= 0 {
 		errs = append(errs, errors.New("--outbox-max-lag must be positive"))
 	}
-	if c.ReservationTTL <= 0 || c.ClaimLease <= 0 || c.ExpirySweep <= 0 {
+	if c.ReservationTTL <= 0 || c.ClaimLease <= 0 || c.SweepEvery <= 0 {
 		errs = append(errs, errors.New("--reservation-ttl, --payment-claim-lease and --expiry-sweep must be positive"))
 	}
-	if c.PaymentFailures < 0 || c.PaymentFailures > 1 {
+	if c.PaymentFailureRate < 0 || c.PaymentFailureRate > 1 {
 		errs = append(errs, errors.New("--payment-failure-rate: must be 0 to 1"))
 	}
 	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
@@ -185,7 +147,7 @@ func (c serveConfig) validate() error {
 		if _, err := waitroom.ParseKeyring(c.WaitroomKeys); err != nil {
 			errs = append(errs, fmt.Errorf("--waitroom-keys: %w (each secret: at least %d random bytes, base64)", err, waitroom.MinSecretLen))
 		}
-	} else if c.RedisURL != "" && c.Role != string(shop.RoleWorker) {
+	} else if c.RedisURL != "" && c.Role != shop.RoleWorker {
 		// A key of its own in each replica's data dir would make every
 		// replica refuse the tickets and access tokens the others issue.
 		errs = append(errs, errors.New("--waitroom-keys: required with --redis-url: replicas sharing a waiting room must share its signing keys"))
@@ -208,14 +170,17 @@ func (c serveConfig) validate() error {
 	if c.PageCacheTTL <= 0 || c.PageCacheSWR < 0 {
 		errs = append(errs, errors.New("--page-cache-ttl must be positive and --page-cache-swr not negative"))
 	}
-	if _, err := storefront.ParseCookieSecure(c.CookieSecure); err != nil {
+	if _, err := storefront.ParseCookieSecure(string(c.CookieSecure)); err != nil {
 		errs = append(errs, fmt.Errorf("--%w", err))
 	}
 	if c.DrainDelay < 0 || c.ShutdownTimeout <= 0 {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
 	}
-	errs = append(errs, c.CDN.validate())
+	errs = append(errs, validateCDN(c.CDN))
 	if _, _, err := c.Pay.config(); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := c.trustedProxies(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
@@ -314,80 +279,89 @@ over the file.`,
 			return serve(cmd.Context(), cfg, stdout, stderr)
 		},
 	}
-	f := cmd.Flags()
+	cfg.bind(cmd.Flags(), getenv)
+	completeFlagValues(cmd)
+	return cmd
+}
+
+// bind binds the serve flags to cfg's fields.
+func (cfg *serveConfig) bind(f *pflag.FlagSet, getenv func(string) string) {
+	// Every shop setting starts at its default in shop.Defaults, which the
+	// flag shows; only the process's own settings have their defaults here.
+	cfg.Config = shop.Defaults()
+	d := cfg.Config
+	ac := &cfg.AdmissionConfig
 	f.String("config", "", "YAML file of settings named like the flags")
-	f.StringVar(&cfg.Role, "role", "all", "api (HTTP and outbox relay), worker (order consumers and expiry sweep) or all")
-	f.StringVar(&cfg.DBURL, "db-url", "", "PostgreSQL primary (postgres://user@host:port/db); empty uses the embedded SQLite database in --data-dir")
-	f.StringSliceVar(&cfg.DBReplicaURLs, "db-replica-url", nil, "PostgreSQL streaming read replica for catalog and search reads (repeatable)")
-	f.DurationVar(&cfg.MaxReplicaLag, "db-max-replica-lag", 5*time.Second, "replicas lagging more than this are skipped; reads fall back to the primary")
-	f.StringVar(&cfg.RedisURL, "redis-url", "", "Redis shared by every replica (redis://host:port/db): sessions, waiting room, rate limits, cache purges; empty keeps them in process")
-	f.StringVar(&cfg.RedisPrefix, "redis-prefix", "surge:", "prefix of every Redis key, so shops can share one Redis")
-	f.StringVar(&cfg.NATSURL, "nats-url", "", "external NATS JetStream server or cluster; empty embeds one in --data-dir/nats")
-	f.StringVar(&cfg.NATSListen, "nats-listen", "", "host:port where the embedded NATS server also accepts other processes (e.g. surge worker)")
-	f.IntVar(&cfg.NATSReplicas, "nats-replicas", 1, "stream replication factor (3 on a three-node cluster)")
-	f.DurationVar(&cfg.PaymentLatency, "payment-latency", 0, "mean latency of the simulated payment provider")
-	f.Float64Var(&cfg.PaymentFailures, "payment-failure-rate", 0, "fraction of simulated payment calls that fail transiently (0 to 1)")
-	f.DurationVar(&cfg.ReservationTTL, "reservation-ttl", 10*time.Minute, "how long checkout holds stock for an unpaid order")
-	f.DurationVar(&cfg.ClaimLease, "payment-claim-lease", 2*time.Minute, "how long a payment attempt keeps its order from expiring")
-	f.DurationVar(&cfg.ExpirySweep, "expiry-sweep", 5*time.Second, "how often expired reservations are released")
-	f.BoolVar(&cfg.Standby, "standby", false, "hold the whole storefront behind a FIFO waiting line while load is above --standby-on-active or --standby-on-latency")
-	f.IntVar(&cfg.StandbyActive, "standby-on-active", 500, "requests in flight that turn the standby line on (off again below 60% of it)")
-	f.DurationVar(&cfg.StandbyLatency, "standby-on-latency", 2*time.Second, "p95 latency that turns the standby line on (off again below a quarter of it)")
-	f.IntVar(&cfg.StandbyRate, "standby-rate", 3000, "visitors let in from the standby line per minute")
-	f.IntVar(&cfg.StandbyMax, "standby-max-active", 2000, "cap on visitors let in from the standby line and still shopping")
-	f.DurationVar(&cfg.DropWarmup, "drop-warmup", 2*time.Minute, "how long before a drop starts its pages are cached and database connections opened")
-	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", "", "waiting-room signing keys, id:base64secret[,id:base64secret...], current first, each secret at least 32 random bytes; every replica needs the same, so required with --redis-url (empty: a key kept in --data-dir; a worker needs none)")
-	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", 30*time.Second, "how long before the messages of a silent (dead) worker are redelivered")
-	f.DurationVar(&cfg.OutboxMaxLag, "outbox-max-lag", time.Minute, "an order event waiting this long in the outbox (the event bus not taking it) makes /readyz report degraded")
-	f.StringVar(&cfg.SMTPAddr, "smtp-addr", "", "SMTP server host:port for order mail; empty logs mail instead")
-	f.StringVar(&cfg.SMTPFrom, "smtp-from", "shop@localhost", "sender address of order mail")
-	f.StringVar(&cfg.SMTPUser, "smtp-user", "", "SMTP user (PLAIN auth, only over TLS or to this machine)")
-	f.StringVar(&cfg.SMTPPassword, "smtp-password", "", "SMTP password")
+	f.StringVar((*string)(&cfg.Role), "role", string(d.Role), "api (HTTP and outbox relay), worker (order consumers and expiry sweep) or all")
+	f.StringVar(&cfg.DBURL, "db-url", d.DBURL, "PostgreSQL primary (postgres://user@host:port/db); empty uses the embedded SQLite database in --data-dir")
+	f.StringSliceVar(&cfg.DBReplicaURLs, "db-replica-url", d.DBReplicaURLs, "PostgreSQL streaming read replica for catalog and search reads (repeatable)")
+	f.DurationVar(&cfg.MaxReplicaLag, "db-max-replica-lag", d.MaxReplicaLag, "replicas lagging more than this are skipped; reads fall back to the primary")
+	f.StringVar(&cfg.RedisURL, "redis-url", d.RedisURL, "Redis shared by every replica (redis://host:port/db): sessions, waiting room, rate limits, cache purges; empty keeps them in process")
+	f.StringVar(&cfg.RedisPrefix, "redis-prefix", d.RedisPrefix, "prefix of every Redis key, so shops can share one Redis")
+	f.StringVar(&cfg.NATSURL, "nats-url", d.NATSURL, "external NATS JetStream server or cluster; empty embeds one in --data-dir/nats")
+	f.StringVar(&cfg.NATSListen, "nats-listen", d.NATSListen, "host:port where the embedded NATS server also accepts other processes (e.g. surge worker)")
+	f.IntVar(&cfg.NATSReplicas, "nats-replicas", d.NATSReplicas, "stream replication factor (3 on a three-node cluster)")
+	f.DurationVar(&cfg.PaymentLatency, "payment-latency", d.PaymentLatency, "mean latency of the simulated payment provider")
+	f.Float64Var(&cfg.PaymentFailureRate, "payment-failure-rate", d.PaymentFailureRate, "fraction of simulated payment calls that fail transiently (0 to 1)")
+	f.DurationVar(&cfg.ReservationTTL, "reservation-ttl", d.ReservationTTL, "how long checkout holds stock for an unpaid order")
+	f.DurationVar(&cfg.ClaimLease, "payment-claim-lease", d.ClaimLease, "how long a payment attempt keeps its order from expiring")
+	f.DurationVar(&cfg.SweepEvery, "expiry-sweep", d.SweepEvery, "how often expired reservations are released")
+	f.BoolVar(&cfg.Standby, "standby", d.Standby, "hold the whole storefront behind a FIFO waiting line while load is above --standby-on-active or --standby-on-latency")
+	f.IntVar(&cfg.StandbyOnActive, "standby-on-active", d.StandbyOnActive, "requests in flight that turn the standby line on (off again below 60% of it)")
+	f.DurationVar(&cfg.StandbyOnLatency, "standby-on-latency", d.StandbyOnLatency, "p95 latency that turns the standby line on (off again below a quarter of it)")
+	f.IntVar(&cfg.StandbyRate, "standby-rate", d.StandbyRate, "visitors let in from the standby line per minute")
+	f.IntVar(&cfg.StandbyMaxActive, "standby-max-active", d.StandbyMaxActive, "cap on visitors let in from the standby line and still shopping")
+	f.DurationVar(&cfg.WarmBefore, "drop-warmup", d.WarmBefore, "how long before a drop starts its pages are cached and database connections opened")
+	f.StringVar(&cfg.WaitroomKeys, "waitroom-keys", d.WaitroomKeys, "waiting-room signing keys, id:base64secret[,id:base64secret...], current first, each secret at least 32 random bytes; every replica needs the same, so required with --redis-url (empty: a key kept in --data-dir; a worker needs none)")
+	f.DurationVar(&cfg.AckWait, "consumer-ack-wait", d.AckWait, "how long before the messages of a silent (dead) worker are redelivered")
+	f.DurationVar(&cfg.OutboxMaxLag, "outbox-max-lag", d.OutboxMaxLag, "an order event waiting this long in the outbox (the event bus not taking it) makes /readyz report degraded")
+	f.StringVar(&cfg.SMTP.Addr, "smtp-addr", d.SMTP.Addr, "SMTP server host:port for order mail; empty logs mail instead")
+	f.StringVar(&cfg.SMTP.From, "smtp-from", d.SMTP.From, "sender address of order mail")
+	f.StringVar(&cfg.SMTP.Username, "smtp-user", d.SMTP.Username, "SMTP user (PLAIN auth, only over TLS or to this machine)")
+	f.StringVar(&cfg.SMTP.Password, "smtp-password", d.SMTP.Password, "SMTP password")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
 	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics (and /debug/pprof with --pprof)")
-	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database, the embedded NATS server and a generated waiting-room key; created when needed")
+	f.StringVar(&cfg.DataDir, "data-dir", d.DataDir, "directory for the embedded database, the embedded NATS server and a generated waiting-room key; created when needed")
 	f.BoolVar(&cfg.Demo, "demo", false, "seed the demo catalog on first start when the store is empty")
 	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")
-	f.StringVar(&cfg.AdminToken, "admin-token", "",
+	f.StringVar(&cfg.AdminToken, "admin-token", d.AdminToken,
 		"bearer token for /api/v1/admin, at least 16 characters; prefer SURGE_ADMIN_TOKEN or --admin-token-file, since a command line is visible to every local user (with --demo and none set, one is generated)")
 	f.StringVar(&cfg.AdminTokenFile, "admin-token-file", "", "file holding the admin token (surrounding white space ignored), e.g. a mounted secret")
 	f.BoolVar(&cfg.Pprof, "pprof", false, "serve Go profiles under /debug/pprof on the operations listener (behind the admin token when one is set)")
-	f.StringVar(&cfg.ShopName, "shop-name", "Surge Demo Shop", "name shown in the storefront")
-	f.StringVar(&cfg.PublicURL, "public-url", "", "where shoppers reach the shop (https://shop.example.com), for the order links in mail (empty: http:// and --addr)")
-	f.StringVar(&cfg.Currency, "currency", "USD", "shop currency (ISO 4217)")
-	f.BoolVar(&cfg.PageCache, "page-cache", true, "serve anonymous pages and catalog API responses from the full-page cache")
-	f.Int64Var(&cfg.PageCacheBytes, "page-cache-bytes", 128<<20, "memory bound of the full-page cache in bytes")
-	f.DurationVar(&cfg.PageCacheTTL, "page-cache-ttl", time.Minute, "how long a cached page is fresh")
-	f.DurationVar(&cfg.PageCacheSWR, "page-cache-swr", 10*time.Minute, "how long a stale page may be served while it is refreshed")
-	f.IntVar(&cfg.ObjectCacheSize, "object-cache-size", 20000, "products held in the object cache")
+	f.StringVar(&cfg.ShopName, "shop-name", d.ShopName, "name shown in the storefront")
+	f.StringVar(&cfg.PublicURL, "public-url", d.PublicURL, "where shoppers reach the shop (https://shop.example.com), for the order links in mail (empty: http:// and --addr)")
+	f.StringVar(&cfg.Currency, "currency", d.Currency, "shop currency (ISO 4217)")
+	f.BoolVar(&cfg.PageCache, "page-cache", d.PageCache, "serve anonymous pages and catalog API responses from the full-page cache")
+	f.Int64Var(&cfg.PageCacheBytes, "page-cache-bytes", d.PageCacheBytes, "memory bound of the full-page cache in bytes")
+	f.DurationVar(&cfg.PageCacheTTL, "page-cache-ttl", d.PageCacheTTL, "how long a cached page is fresh")
+	f.DurationVar(&cfg.PageCacheSWR, "page-cache-swr", d.PageCacheSWR, "how long a stale page may be served while it is refreshed")
+	f.IntVar(&cfg.ObjectCache, "object-cache-size", d.ObjectCache, "products held in the object cache")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", "json", "json or text")
-	f.BoolVar(&cfg.AccessLog, "access-log", true, "log one line per request")
+	f.BoolVar(&cfg.AccessLog, "access-log", d.AccessLog, "log one line per request")
 	f.DurationVar(&cfg.DrainDelay, "drain-delay", 0, "on SIGTERM, keep serving this long after /readyz turns false so load balancers notice (5s behind Kubernetes)")
 	f.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long in-flight requests may take to finish on shutdown")
-	f.BoolVar(&cfg.Admission, "admission", true, "overload protection: adaptive concurrency limit, priority shedding, deadlines")
-	f.IntVar(&cfg.AdmissionFloor, "admission-floor", 0, "lowest concurrency limit (0: default 4)")
-	f.IntVar(&cfg.AdmissionCeiling, "admission-ceiling", 0, "highest concurrency limit (0: default 1000)")
-	f.DurationVar(&cfg.AdmissionCPUTarget, "admission-cpu-target", 0,
+	f.BoolVar(&cfg.Admission, "admission", d.Admission, "overload protection: adaptive concurrency limit, priority shedding, deadlines")
+	f.IntVar(&ac.Limit.Floor, "admission-floor", 0, "lowest concurrency limit (0: default 4)")
+	f.IntVar(&ac.Limit.Ceiling, "admission-ceiling", 0, "highest concurrency limit (0: default 1000)")
+	f.DurationVar(&ac.CPU.Target, "admission-cpu-target", 0,
 		"90th percentile of the wait for a CPU above which browse and background requests are shed (0: default 15ms; negative: never)")
-	f.DurationVar(&cfg.DeadlineCritical, "deadline-critical", 0, "deadline of checkout and payment requests (0: default 10s)")
-	f.DurationVar(&cfg.DeadlineHigh, "deadline-high", 0, "deadline of cart and account requests (0: default 5s)")
-	f.DurationVar(&cfg.DeadlineBrowse, "deadline-browse", 0, "deadline of browse and search requests (0: default 3s)")
-	f.DurationVar(&cfg.DeadlineBackground, "deadline-background", 0, "deadline of prefetch and image requests (0: default 1s)")
-	f.Int64Var(&cfg.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted (0: default 1 MiB)")
-	f.Float64Var(&cfg.RatePerClient, "rate-per-client", 0, "requests per second allowed per client address (0: off)")
-	f.IntVar(&cfg.RatePerClientBurst, "rate-per-client-burst", 0, "burst above --rate-per-client (0: twice the rate)")
-	f.Float64Var(&cfg.RatePerSession, "rate-per-session", 0, "requests per second allowed per session (0: off)")
-	f.IntVar(&cfg.RatePerSessionBurst, "rate-per-session-burst", 0, "burst above --rate-per-session (0: twice the rate)")
-	f.StringVar(&cfg.ClientIPHeader, "client-ip-header", "", "header carrying the client address (e.g. X-Forwarded-For), believed only from --trusted-proxies")
+	f.DurationVar(&ac.Deadlines[admission.Critical], "deadline-critical", 0, "deadline of checkout and payment requests (0: default 10s)")
+	f.DurationVar(&ac.Deadlines[admission.High], "deadline-high", 0, "deadline of cart and account requests (0: default 5s)")
+	f.DurationVar(&ac.Deadlines[admission.Browse], "deadline-browse", 0, "deadline of browse and search requests (0: default 3s)")
+	f.DurationVar(&ac.Deadlines[admission.Background], "deadline-background", 0, "deadline of prefetch and image requests (0: default 1s)")
+	f.Int64Var(&ac.MaxBodyBytes, "max-body-bytes", 0, "largest request body accepted (0: default 1 MiB)")
+	f.Float64Var(&ac.PerClient.PerSecond, "rate-per-client", 0, "requests per second allowed per client address (0: off)")
+	f.IntVar(&ac.PerClient.Burst, "rate-per-client-burst", 0, "burst above --rate-per-client (0: twice the rate)")
+	f.Float64Var(&ac.PerSession.PerSecond, "rate-per-session", 0, "requests per second allowed per session (0: off)")
+	f.IntVar(&ac.PerSession.Burst, "rate-per-session-burst", 0, "burst above --rate-per-session (0: twice the rate)")
+	f.StringVar(&ac.ClientIPHeader, "client-ip-header", "", "header carrying the client address (e.g. X-Forwarded-For), believed only from --trusted-proxies")
 	f.StringSliceVar(&cfg.TrustedProxies, "trusted-proxies", nil, "addresses or CIDRs of load balancers whose client-ip header is trusted")
 	f.IntVar(&cfg.MaxConns, "max-conns", 0, "cap on open connections to the public listener (0: no cap)")
-	f.StringVar(&cfg.CookieSecure, "cookie-secure", "auto",
+	f.StringVar((*string)(&cfg.CookieSecure), "cookie-secure", string(d.CookieSecure),
 		"mark cookies Secure: auto (when the request came over HTTPS: TLS, or X-Forwarded-Proto: https from --trusted-proxies), always or never")
-	cfg.CDN.add(f)
+	addCDNFlags(f, &cfg.CDN, d.CDN)
 	cfg.Pay.add(f, getenv)
-	completeFlagValues(cmd)
-	return cmd
 }
 
 // flagValues are the values shell completion offers for flags that take
@@ -489,30 +463,11 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	defer adminSrv.Close()
 	fmt.Fprintf(stdout, "admin: http://%s\n", adminLn.Addr())
 
-	sc := shop.Defaults()
-	sc.DataDir, sc.ShopName, sc.Currency, sc.AdminToken, sc.AccessLog = cfg.DataDir, cfg.ShopName, cfg.Currency, cfg.AdminToken, cfg.AccessLog
-	sc.PublicURL, _ = cfg.publicURL() // checked by validate
-	sc.PageCache, sc.PageCacheBytes, sc.PageCacheTTL, sc.PageCacheSWR, sc.ObjectCache = cfg.PageCache, cfg.PageCacheBytes, cfg.PageCacheTTL, cfg.PageCacheSWR, cfg.ObjectCacheSize
-	sc.NATSURL, sc.NATSListen, sc.NATSReplicas = cfg.NATSURL, cfg.NATSListen, cfg.NATSReplicas
-	sc.DBURL, sc.DBReplicaURLs, sc.MaxReplicaLag = cfg.DBURL, cfg.DBReplicaURLs, cfg.MaxReplicaLag
-	sc.RedisURL, sc.RedisPrefix = cfg.RedisURL, cfg.RedisPrefix
-	sc.PaymentLatency, sc.PaymentFailureRate = cfg.PaymentLatency, cfg.PaymentFailures
-	sc.ReservationTTL, sc.ClaimLease, sc.SweepEvery, sc.AckWait = cfg.ReservationTTL, cfg.ClaimLease, cfg.ExpirySweep, cfg.AckWait
-	sc.OutboxMaxLag = cfg.OutboxMaxLag
-	sc.WarmBefore, sc.WaitroomKeys = cfg.DropWarmup, cfg.WaitroomKeys
-	sc.Standby, sc.StandbyOnActive, sc.StandbyOnLatency, sc.StandbyRate, sc.StandbyMaxActive = cfg.Standby, cfg.StandbyActive, cfg.StandbyLatency, cfg.StandbyRate, cfg.StandbyMax
-	sc.SMTP = mail.SMTPConfig{Addr: cfg.SMTPAddr, From: cfg.SMTPFrom, Username: cfg.SMTPUser, Password: cfg.SMTPPassword, STARTTLS: cfg.SMTPUser != ""}
-	sc.CookieSecure, _ = storefront.ParseCookieSecure(cfg.CookieSecure)
-	sc.Admission = cfg.Admission
-	sc.CDN = cfg.CDN.config()
-	if sc.PaymentProvider, sc.Stripe, err = cfg.Pay.config(); err != nil {
+	sc, err := cfg.shopConfig()
+	if err != nil {
 		return err
 	}
-	if sc.AdmissionConfig, err = cfg.admissionConfig(); err != nil {
-		return err
-	}
-	role, _ := shop.ParseRole(cfg.Role)
-	sc.Role = role
+	role := sc.Role
 	sh, err := shop.Open(ctx, sc, log, reg)
 	if err != nil {
 		return err

@@ -33,7 +33,7 @@ const (
 
 func (p *payFlags) add(f *pflag.FlagSet, getenv func(string) string) {
 	p.getenv = getenv
-	f.StringVar(&p.Provider, "payment-provider", shop.ProviderSimulated, "payment provider: simulated (test cards, no money moves) or stripe")
+	f.StringVar(&p.Provider, "payment-provider", shop.Defaults().PaymentProvider, "payment provider: simulated (test cards, no money moves) or stripe")
 	f.StringVar(&p.SecretKeyFile, "stripe-secret-key-file", "", "file holding the Stripe secret key (or set SURGE_STRIPE_SECRET_KEY)")
 	f.StringVar(&p.WebhookSecretFile, "stripe-webhook-secret-file", "", "file holding the Stripe webhook signing secret, whsec_... (or set SURGE_STRIPE_WEBHOOK_SECRET)")
 	f.StringVar(&p.PublishableKey, "stripe-publishable-key", "", "Stripe publishable key (pk_...), given to Stripe.js on the checkout page")

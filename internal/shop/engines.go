@@ -14,12 +14,8 @@ func (s *Shop) openRedis(cfg Config) error {
 	if cfg.RedisURL == "" {
 		return nil
 	}
-	prefix := cfg.RedisPrefix
-	if prefix == "" {
-		prefix = "surge:"
-	}
 	host, _ := os.Hostname()
-	c, err := redisstore.New(redisstore.Config{URL: cfg.RedisURL, Prefix: prefix, Name: "surge-" + host, Logger: s.log})
+	c, err := redisstore.New(redisstore.Config{URL: cfg.RedisURL, Prefix: cfg.RedisPrefix, Name: "surge-" + host, Logger: s.log})
 	if err != nil {
 		return err
 	}

@@ -1,13 +1,8 @@
 package shop
 
 import (
-	"time"
-
 	"github.com/surge-commerce/surge/internal/ops"
 )
-
-// DefaultOutboxMaxLag is Config.OutboxMaxLag when zero.
-const DefaultOutboxMaxLag = time.Minute
 
 // RegisterHealth adds the readiness checks of the dependencies role uses
 // to h.

@@ -69,9 +69,7 @@ func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, r
 	if err != nil {
 		return err
 	}
-	if cfg.ClaimLease > 0 {
-		s.workers.ClaimLease = cfg.ClaimLease
-	}
+	s.workers.ClaimLease = cfg.ClaimLease
 	s.workers.ShopURL = cfg.PublicURL
 	return nil
 }
@@ -141,6 +139,3 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 		return nil
 	}
 }
-
-// defaultSweep is how often expired reservations are looked for.
-const defaultSweep = 5 * time.Second

@@ -42,7 +42,10 @@ import (
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
-// Config is everything that shapes the assembled shop.
+// Config is everything that shapes the assembled shop. It is the one
+// place its settings are declared, and Defaults the one place their
+// defaults are: `surge serve` binds its flags to these fields and shows
+// these defaults, and tests start from them too.
 type Config struct {
 	// Role is what the process runs (see Run); empty means RoleAll. A
 	// worker serves no HTTP, so it opens no waiting room and needs no
@@ -55,13 +58,13 @@ type Config struct {
 	// DBURL names a PostgreSQL primary (postgres://...); empty keeps the
 	// embedded SQLite database in DataDir. DBReplicaURLs are its streaming
 	// read replicas, used for reads that may be slightly stale while their
-	// lag stays under MaxReplicaLag (default 5s).
+	// lag stays under MaxReplicaLag.
 	DBURL         string
 	DBReplicaURLs []string
 	MaxReplicaLag time.Duration
 	// RedisURL names the Redis that replicas share (sessions, the waiting
 	// room ledger, rate limits, cache purges); empty keeps all of that in
-	// process. RedisPrefix starts every key (default "surge:").
+	// process. RedisPrefix starts every key, so shops can share a Redis.
 	RedisURL    string
 	RedisPrefix string
 	ShopName    string
@@ -83,8 +86,8 @@ type Config struct {
 	ShippingFlat     int64
 	FreeShippingOver int64
 	ReservationTTL   time.Duration
-	// CookieSecure says when cookies are marked Secure (default auto: on
-	// requests that came over HTTPS, directly or through a trusted proxy).
+	// CookieSecure says when cookies are marked Secure (auto: on requests
+	// that came over HTTPS, directly or through a trusted proxy).
 	CookieSecure storefront.CookieSecure
 
 	// NATSURL names an external NATS server or cluster; empty embeds one
@@ -102,20 +105,20 @@ type Config struct {
 	Stripe          stripe.Config
 	// SMTP sends mail when SMTP.Addr is set; otherwise mail is logged.
 	SMTP mail.SMTPConfig
-	// SweepEvery is how often expired reservations are released (default 5s).
+	// SweepEvery is how often expired reservations are released.
 	SweepEvery time.Duration
 	// ClaimLease is how long a payment attempt keeps its order from
-	// expiring (default 2m).
+	// expiring.
 	ClaimLease time.Duration
 	// AckWait is how long the bus waits for a silent consumer (a worker
-	// that died) before redelivering its messages (default 30s).
+	// that died) before redelivering its messages.
 	AckWait time.Duration
 	// OutboxMaxLag is how long an order event may wait in the outbox
-	// before readiness reports the replica degraded (default 1m).
+	// before readiness reports the replica degraded.
 	OutboxMaxLag time.Duration
 
 	// WarmBefore is how long before a drop starts its pages are cached and
-	// database connections opened (default 2m).
+	// database connections opened.
 	WarmBefore time.Duration
 	// Standby puts the whole storefront behind a FIFO waiting room when
 	// StandbyOnActive requests are in flight or p95 latency passes
@@ -144,12 +147,37 @@ type Config struct {
 	CDN cdnpurge.Config
 }
 
-// Defaults returns the embedded defaults `surge serve` starts with.
+// Defaults returns the settings `surge serve` starts with: the embedded
+// shop (SQLite and NATS in DataDir, caches in process). A setting left
+// zero where zero means nothing (a period, a lease, the Redis prefix)
+// takes its default here too when the shop opens.
 func Defaults() Config {
-	return Config{DataDir: "./data", ShopName: "Surge Demo Shop", Currency: "USD", PageCache: true,
-		PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
-		ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute, Admission: true,
-		StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000}
+	return Config{Role: RoleAll, DataDir: "./data", ShopName: "Surge Demo Shop", Currency: "USD",
+		MaxReplicaLag: 5 * time.Second, RedisPrefix: "surge:", NATSReplicas: 1,
+		PageCache: true, PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
+		AccessLog: true, ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute,
+		CookieSecure: storefront.CookieSecureAuto, PaymentProvider: ProviderSimulated, SMTP: mail.SMTPConfig{From: "shop@localhost"},
+		SweepEvery: 5 * time.Second, ClaimLease: 2 * time.Minute, AckWait: 30 * time.Second, OutboxMaxLag: time.Minute,
+		WarmBefore: 2 * time.Minute, StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000,
+		Admission: true, CDN: cdnpurge.Config{Timeout: 2 * time.Second}}
+}
+
+// withDefaults gives the settings left zero where zero means nothing
+// their default.
+func (c Config) withDefaults() Config {
+	d := Defaults()
+	for _, f := range []struct{ v, d *time.Duration }{
+		{&c.SweepEvery, &d.SweepEvery}, {&c.ClaimLease, &d.ClaimLease}, {&c.AckWait, &d.AckWait},
+		{&c.OutboxMaxLag, &d.OutboxMaxLag}, {&c.WarmBefore, &d.WarmBefore},
+	} {
+		if *f.v <= 0 {
+			*f.v = *f.d
+		}
+	}
+	if c.RedisPrefix == "" {
+		c.RedisPrefix = d.RedisPrefix
+	}
+	return c
 }
 
 // Shop is an assembled shop. A worker's (Config.Role) has the store, the
@@ -198,21 +226,13 @@ type Shop struct {
 // Open builds the shop on the database cfg names (see OpenStore),
 // migrating it first. reg receives every metric; log every log line.
 func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) (*Shop, error) {
+	cfg = cfg.withDefaults()
 	st, err := openStore(ctx, cfg, reg, log)
 	if err != nil {
 		return nil, err
 	}
 	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait,
 		warmBefore: cfg.WarmBefore, log: log, outboxMaxLag: cfg.OutboxMaxLag, sharedDB: cfg.DBURL != ""}
-	if s.outboxMaxLag <= 0 {
-		s.outboxMaxLag = DefaultOutboxMaxLag
-	}
-	if s.warmBefore <= 0 {
-		s.warmBefore = 2 * time.Minute
-	}
-	if s.sweepEvery <= 0 {
-		s.sweepEvery = defaultSweep
-	}
 	if err := s.openRedis(cfg); err != nil {
 		s.Close()
 		return nil, err
