@@ -97,8 +97,9 @@ type serveConfig struct {
 	MaxConns            int
 	CookieSecure        string
 
-	CDN cdnFlags
-	Pay payFlags
+	CDN        cdnFlags
+	Pay        payFlags
+	Durability durabilityFlags
 
 	// Cmdline is the command line with secrets redacted, for
 	// /debug/pprof/cmdline.
@@ -215,6 +216,7 @@ func (c serveConfig) validate() error {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
 	}
 	errs = append(errs, c.CDN.validate())
+	errs = append(errs, c.Durability.validate())
 	if _, _, err := c.Pay.config(); err != nil {
 		errs = append(errs, err)
 	}
@@ -386,6 +388,7 @@ over the file.`,
 		"mark cookies Secure: auto (when the request came over HTTPS: TLS, or X-Forwarded-Proto: https from --trusted-proxies), always or never")
 	cfg.CDN.add(f)
 	cfg.Pay.add(f, getenv)
+	cfg.Durability.add(f)
 	completeFlagValues(cmd)
 	return cmd
 }
@@ -505,6 +508,7 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	sc.CookieSecure, _ = storefront.ParseCookieSecure(cfg.CookieSecure)
 	sc.Admission = cfg.Admission
 	sc.CDN = cfg.CDN.config()
+	cfg.Durability.apply(&sc)
 	if sc.PaymentProvider, sc.Stripe, err = cfg.Pay.config(); err != nil {
 		return err
 	}

@@ -52,6 +52,9 @@ type Config struct {
 	// files and the generated waiting-room key, each only when used; it is
 	// created when first needed.
 	DataDir string
+	// SQLiteSynchronous is how far the embedded database waits for the
+	// disk at each commit (default sqlitestore.SyncFull).
+	SQLiteSynchronous sqlitestore.Synchronous
 	// DBURL names a PostgreSQL primary (postgres://...); empty keeps the
 	// embedded SQLite database in DataDir. DBReplicaURLs are its streaming
 	// read replicas, used for reads that may be slightly stale while their
@@ -280,7 +283,11 @@ func openStore(ctx context.Context, cfg Config, reg prometheus.Registerer, log *
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "surge.db"))
+	var opts []sqlitestore.Option
+	if cfg.SQLiteSynchronous != "" {
+		opts = append(opts, sqlitestore.WithSynchronous(cfg.SQLiteSynchronous))
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "surge.db"), opts...)
 	if err != nil {
 		return nil, err
 	}
