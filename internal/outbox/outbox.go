@@ -9,7 +9,10 @@
 // before marking, the event is published again on restart. Publishing with
 // the event's ID as the message id lets the bus discard that copy (JetStream
 // de-duplicates Nats-Msg-Id within its window), and consumers are
-// idempotent for anything later.
+// idempotent for anything later. A Publisher that is also a Syncer (the
+// embedded event bus) is synced once per batch before the batch is
+// marked: a row marked published has its event on disk, so an OS crash
+// or a power loss cannot lose it.
 //
 // Relays in several processes share one outbox by claiming it a batch at
 // a time: a claim is a lease on the rows (who holds them, until when), so
