@@ -362,6 +362,7 @@ func TestBadFlags(t *testing.T) {
 		{"serve", "--admin-token", "short"},
 		{"serve", "--page-cache-bytes", "10"},
 		{"serve", "--cookie-secure", "sometimes"},
+		{"serve", "--sqlite-synchronous", "off"},
 		{"seed", "--products", "0"},
 	} {
 		err := run(context.Background(), args, func(string) string { return "" }, io.Discard, io.Discard)

@@ -24,6 +24,7 @@ import (
 	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/ops"
 	"github.com/surge-commerce/surge/internal/shop"
+	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/storefront"
 	"github.com/surge-commerce/surge/internal/telemetry"
 	"github.com/surge-commerce/surge/internal/waitroom"
@@ -177,6 +178,9 @@ func (c serveConfig) validate() error {
 		errs = append(errs, errors.New("--drain-delay must not be negative and --shutdown-timeout must be positive"))
 	}
 	errs = append(errs, validateCDN(c.CDN))
+	if _, err := sqlitestore.ParseSynchronous(string(c.SQLiteSynchronous)); err != nil {
+		errs = append(errs, fmt.Errorf("--sqlite-synchronous: %w", err))
+	}
 	if _, _, err := c.Pay.config(); err != nil {
 		errs = append(errs, err)
 	}
@@ -362,6 +366,8 @@ func (cfg *serveConfig) bind(f *pflag.FlagSet, getenv func(string) string) {
 		"mark cookies Secure: auto (when the request came over HTTPS: TLS, or X-Forwarded-Proto: https from --trusted-proxies), always or never")
 	addCDNFlags(f, &cfg.CDN, d.CDN)
 	cfg.Pay.add(f, getenv)
+	f.StringVar((*string)(&cfg.SQLiteSynchronous), "sqlite-synchronous", string(d.SQLiteSynchronous),
+		"embedded database: full syncs the log at every commit, so an acknowledged order survives an OS crash or power loss (group commit shares one sync among concurrent writes); normal survives only a crash of the process (for measurements)")
 }
 
 // flagValues are the values shell completion offers for flags that take

@@ -476,6 +476,14 @@ func (c *consumer) deadLetter(msg jetstream.Msg, m Message, meta *jetstream.MsgM
 		c.bus.metrics.processed.WithLabelValues(c.cfg.Name, "retry").Inc()
 		return
 	}
+	if err := c.bus.syncStream(ctx, c.bus.cfg.DeadLetterStream); err != nil {
+		// Not on disk yet: keep the original, which comes back and is
+		// parked again (the copy is de-duplicated by its id).
+		c.log.Error("dead-letter sync failed, keeping the message", "subject", m.Subject, "id", m.ID, "err", err)
+		_ = msg.NakWithDelay(c.cfg.Backoff[len(c.cfg.Backoff)-1])
+		c.bus.metrics.processed.WithLabelValues(c.cfg.Name, "retry").Inc()
+		return
+	}
 	if err := msg.TermWithReason("dead-lettered"); err != nil {
 		// The message comes back after AckWait and is parked again; the
 		// copy is de-duplicated by its id.

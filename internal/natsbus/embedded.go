@@ -31,8 +31,9 @@ type embedded struct {
 	dir  string
 	log  *slog.Logger
 
-	mu  sync.Mutex
-	srv *server.Server // nil while restarting
+	mu      sync.Mutex
+	srv     *server.Server // nil while restarting
+	syncers map[string]*streamSyncer
 
 	stop chan struct{}
 	done chan struct{}

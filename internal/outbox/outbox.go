@@ -9,7 +9,10 @@
 // before marking, the event is published again on restart. Publishing with
 // the event's ID as the message id lets the bus discard that copy (JetStream
 // de-duplicates Nats-Msg-Id within its window), and consumers are
-// idempotent for anything later.
+// idempotent for anything later. A Publisher that is also a Syncer (the
+// embedded event bus) is synced once per batch before the batch is
+// marked: a row marked published has its event on disk, so an OS crash
+// or a power loss cannot lose it.
 //
 // Relays in several processes share one outbox by claiming it a batch at
 // a time: a claim is a lease on the rows (who holds them, until when), so
@@ -93,6 +96,16 @@ type Source interface {
 // natsbus.Bus implements it.
 type Publisher interface {
 	Publish(ctx context.Context, subject, msgID string, data []byte) error
+}
+
+// Syncer is a Publisher whose stored events may sit in the OS's cache
+// for a while after Publish returns. Sync makes every event published so
+// far durable on disk. The relay calls it once per batch, after
+// publishing and before marking the batch published: once an outbox row
+// says published, an OS crash or a power loss cannot take its event back.
+// natsbus.Bus implements it.
+type Syncer interface {
+	Sync(ctx context.Context) error
 }
 
 // RelayOptions tunes a Relay. Zero values take the defaults.
@@ -277,6 +290,15 @@ func (r *Relay) drain(ctx context.Context) error {
 				break
 			}
 			ids = append(ids, ev.ID)
+		}
+		if syncer, ok := r.pub.(Syncer); ok && len(ids) > 0 {
+			// Only what is on disk is marked: a batch whose sync failed
+			// goes back whole, and its republished copies are
+			// de-duplicated by the bus.
+			if err := syncer.Sync(ctx); err != nil {
+				pubErr = errors.Join(pubErr, fmt.Errorf("sync %d published outbox events to disk: %w", len(ids), err))
+				rest, ids = events, nil
+			}
 		}
 		// Bookkeeping outlives a cancelled ctx: what went out is marked,
 		// what did not is handed back.

@@ -480,3 +480,87 @@ func duplicates(t *testing.T, reg *prometheus.Registry) float64 {
 	}
 	return total
 }
+
+// syncingBus is the real bus, noting which events Sync covered; its
+// first failSyncs syncs fail, like a disk that refuses a flush.
+type syncingBus struct {
+	*natsbus.Bus
+	failSyncs atomic.Int32
+
+	mu        sync.Mutex
+	published []string
+	synced    map[string]bool
+}
+
+func (b *syncingBus) Publish(ctx context.Context, subject, msgID string, data []byte) error {
+	if err := b.Bus.Publish(ctx, subject, msgID, data); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	b.published = append(b.published, msgID)
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *syncingBus) Sync(ctx context.Context) error {
+	if b.failSyncs.Add(-1) >= 0 {
+		return errors.New("fsync: input/output error")
+	}
+	if err := b.Bus.Sync(ctx); err != nil {
+		return err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, id := range b.published {
+		b.synced[id] = true
+	}
+	return nil
+}
+
+// syncCheckingSource fails the test when an event is marked published
+// before the bus synced it.
+type syncCheckingSource struct {
+	*sqliteOutbox
+	bus *syncingBus
+	t   *testing.T
+}
+
+func (s syncCheckingSource) MarkPublished(ctx context.Context, ids []string) error {
+	s.bus.mu.Lock()
+	for _, id := range ids {
+		if !s.bus.synced[id] {
+			s.t.Errorf("event %s marked published before the bus synced it to disk", id)
+		}
+	}
+	s.bus.mu.Unlock()
+	return s.sqliteOutbox.MarkPublished(ctx, ids)
+}
+
+// TestEventsMarkedPublishedOnlyOnceSynced: an outbox row says published
+// only after the bus has the event on disk, so an OS crash cannot lose an
+// event whose row the relay let go of; a failed sync leaves the batch
+// unpublished, and it goes out again (de-duplicated by the bus).
+func TestEventsMarkedPublishedOnlyOnceSynced(t *testing.T) {
+	out := openOutbox(t)
+	bus := &syncingBus{Bus: openBus(t), synced: map[string]bool{}}
+	bus.failSyncs.Store(2)
+	src := syncCheckingSource{sqliteOutbox: out, bus: bus, t: t}
+	c := consume(t, bus.Bus, "surge.order.>")
+	for i := range 5 {
+		out.add(t, fmt.Sprintf("evt-%d", i), "surge.order.created", "{}")
+	}
+	r := outbox.NewRelay(src, bus, outbox.RelayOptions{Batch: 2, Interval: time.Hour, MaxBackoff: 10 * time.Millisecond})
+	reg := prometheus.NewRegistry()
+	if err := r.Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	runRelay(t, r)
+	c.waitFor(t, "evt-4")
+	poll(t, "every event marked published", func() bool { return out.unpublished(t) == 0 })
+	if got := c.snapshot(); fmt.Sprint(got) != "[evt-0 evt-1 evt-2 evt-3 evt-4]" {
+		t.Errorf("consumed %v, want each event once, in order", got)
+	}
+	if got := value(t, reg, "surge_outbox_errors_total"); got != 2 {
+		t.Errorf("errors %v, want the 2 failed syncs", got)
+	}
+}

@@ -2,6 +2,7 @@ package shop
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -22,8 +23,14 @@ const (
 func (s *Shop) openPayments(ctx context.Context, cfg Config, log *slog.Logger) (payment.Provider, error) {
 	switch cfg.PaymentProvider {
 	case "", ProviderSimulated:
-		pay, err := simulated.New(s.Store.Writer(), simulated.Options{Latency: cfg.PaymentLatency, Jitter: cfg.PaymentLatency / 2,
-			FailureRate: cfg.PaymentFailureRate})
+		opts := simulated.Options{Latency: cfg.PaymentLatency, Jitter: cfg.PaymentLatency / 2, FailureRate: cfg.PaymentFailureRate}
+		if gc, ok := s.Store.(interface {
+			WriteTx(context.Context, func(*sql.Tx) error) error
+		}); ok {
+			// The embedded store: the ledger's writes join its group commit.
+			opts.Transact = gc.WriteTx
+		}
+		pay, err := simulated.New(s.Store.Writer(), opts)
 		if err != nil {
 			return nil, fmt.Errorf("simulated payments: %w", err)
 		}

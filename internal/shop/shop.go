@@ -55,6 +55,9 @@ type Config struct {
 	// files and the generated waiting-room key, each only when used; it is
 	// created when first needed.
 	DataDir string
+	// SQLiteSynchronous is how far the embedded database waits for the
+	// disk at each commit (default sqlitestore.SyncFull).
+	SQLiteSynchronous sqlitestore.Synchronous
 	// DBURL names a PostgreSQL primary (postgres://...); empty keeps the
 	// embedded SQLite database in DataDir. DBReplicaURLs are its streaming
 	// read replicas, used for reads that may be slightly stale while their
@@ -156,7 +159,7 @@ func Defaults() Config {
 		MaxReplicaLag: 5 * time.Second, RedisPrefix: "surge:", NATSReplicas: 1,
 		PageCache: true, PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
 		AccessLog: true, ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute,
-		CookieSecure: storefront.CookieSecureAuto, PaymentProvider: ProviderSimulated, SMTP: mail.SMTPConfig{From: "shop@localhost"},
+		SQLiteSynchronous: sqlitestore.SyncFull, CookieSecure: storefront.CookieSecureAuto, PaymentProvider: ProviderSimulated, SMTP: mail.SMTPConfig{From: "shop@localhost"},
 		SweepEvery: 5 * time.Second, ClaimLease: 2 * time.Minute, AckWait: 30 * time.Second, OutboxMaxLag: time.Minute,
 		WarmBefore: 2 * time.Minute, StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000,
 		Admission: true, CDN: cdnpurge.Config{Timeout: 2 * time.Second}}
@@ -298,7 +301,11 @@ func openStore(ctx context.Context, cfg Config, reg prometheus.Registerer, log *
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
-	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "surge.db"))
+	var opts []sqlitestore.Option
+	if cfg.SQLiteSynchronous != "" {
+		opts = append(opts, sqlitestore.WithSynchronous(cfg.SQLiteSynchronous))
+	}
+	st, err := sqlitestore.Open(ctx, filepath.Join(cfg.DataDir, "surge.db"), opts...)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package sqlitestore
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 	"sync"
@@ -142,4 +143,20 @@ func runSavepoint(tx wtx, fn func(wtx) error) (err error) {
 		}
 	}()
 	return fn(tx)
+}
+
+// WriteTx runs fn inside the group-commit transaction, in a savepoint of
+// its own: its statements commit with the rest of the batch (one sync of
+// the log for all of them) or, if fn fails, are undone alone. It is for
+// code that keeps its own tables in the shop's database, such as the
+// simulated payment provider's ledger, so that its writes queue with the
+// shop's instead of competing for the one write connection and syncing on
+// their own.
+//
+// fn must be quick, use only tx and not keep it. It must not prepare
+// statements on the writer pool (Writer), whose one connection is busy
+// with the batch; a statement prepared there beforehand may be used
+// through tx.StmtContext.
+func (s *Store) WriteTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return s.write(ctx, func(tx wtx) error { return fn(tx.tx) })
 }

@@ -99,7 +99,7 @@ func (s *Store) Categories(ctx context.Context) ([]catalog.Category, error) {
 
 // CategoryBySlug finds one category.
 func (s *Store) CategoryBySlug(ctx context.Context, slug string) (catalog.Category, error) {
-	c, err := scanCategory(s.reader.QueryRowContext(ctx, `SELECT `+categoryColumns+` FROM categories WHERE slug = ?`, slug))
+	c, err := scanCategory(s.readRow(ctx, `SELECT `+categoryColumns+` FROM categories WHERE slug = ?`, slug))
 	if errors.Is(err, sql.ErrNoRows) {
 		return catalog.Category{}, fmt.Errorf("category %q: %w", slug, catalog.ErrNotFound)
 	}
@@ -309,7 +309,7 @@ func productWhere(ctx context.Context, q querier, cond string, arg any) (catalog
 // CountProducts counts products of any status.
 func (s *Store) CountProducts(ctx context.Context) (int, error) {
 	var n int
-	if err := s.reader.QueryRowContext(ctx, `SELECT count(*) FROM products`).Scan(&n); err != nil {
+	if err := s.readRow(ctx, `SELECT count(*) FROM products`).Scan(&n); err != nil {
 		return 0, fmt.Errorf("count products: %w", err)
 	}
 	return n, nil
@@ -392,7 +392,7 @@ func (s *Store) UpdateVariant(ctx context.Context, v catalog.Variant) (catalog.V
 
 // VariantBySKU returns one variant.
 func (s *Store) VariantBySKU(ctx context.Context, sku string) (catalog.Variant, error) {
-	v, err := scanVariant(s.reader.QueryRowContext(ctx, `SELECT `+variantColumns+` FROM variants WHERE sku = ?`, sku))
+	v, err := scanVariant(s.readRow(ctx, `SELECT `+variantColumns+` FROM variants WHERE sku = ?`, sku))
 	if errors.Is(err, sql.ErrNoRows) {
 		return catalog.Variant{}, fmt.Errorf("variant %q: %w", sku, catalog.ErrNotFound)
 	}

@@ -161,7 +161,7 @@ func (s *Store) CloseDrop(ctx context.Context, id string) (drop.Drop, error) {
 // Available sums the units the drop's SKUs have left.
 func (s *Store) Available(ctx context.Context, id string) (int64, error) {
 	var n int64
-	err := s.reader.QueryRowContext(ctx, `SELECT coalesce(sum(v.on_hand - v.reserved - v.sold), 0)
+	err := s.readRow(ctx, `SELECT coalesce(sum(v.on_hand - v.reserved - v.sold), 0)
 		FROM drop_items i JOIN variants v ON v.sku = i.sku WHERE i.drop_id = ?`, id).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("drop %s stock: %w", id, err)
@@ -180,7 +180,7 @@ func (s *Store) OpenDropForSKUs(ctx context.Context, skus []string) (drop.Drop, 
 		args[i] = v
 	}
 	var id string
-	err := s.reader.QueryRowContext(ctx, `SELECT d.id FROM drop_items i JOIN drops d ON d.id = i.drop_id
+	err := s.readRow(ctx, `SELECT d.id FROM drop_items i JOIN drops d ON d.id = i.drop_id
 		WHERE d.closed = 0 AND i.sku IN (?`+strings.Repeat(",?", len(skus)-1)+`) LIMIT 1`, args...).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return drop.Drop{}, false, nil

@@ -273,13 +273,25 @@ func releaseHeld(tx wtx, id string) error {
 	if _, err := tx.Exec(`DELETE FROM drop_purchases WHERE order_id = ?`, id); err != nil {
 		return err
 	}
-	return settleHeld(tx, id, `UPDATE variants SET reserved = reserved - ? WHERE sku = ?`, "released")
+	_, err := settleHeld(tx, id, `UPDATE variants SET reserved = reserved - ? WHERE sku = ?`, "released")
+	return err
 }
 
-func settleHeld(tx wtx, id, stockSQL, status string) error {
-	rows, err := tx.Query(`SELECT sku, quantity FROM reservations WHERE order_id = ? AND status = 'held'`, id)
+// Statements that find an order's held reservations. The unary + keeps
+// SQLite from using reservations_held (status, expires_at) for them: with
+// thousands of orders waiting for payment, that index walks every held
+// row, while the primary key (order_id, sku) finds the order's few.
+const (
+	sqlSettleHeld = `UPDATE reservations SET status = ? WHERE order_id = ? AND +status = 'held' RETURNING sku, quantity`
+)
+
+// settleHeld moves an order's held reservations to status and applies
+// stockSQL (arguments: quantity, sku) to each; it returns how many there
+// were.
+func settleHeld(tx wtx, id, stockSQL, status string) (int, error) {
+	rows, err := tx.Query(sqlSettleHeld, status, id)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	type held struct {
 		sku string
@@ -290,18 +302,20 @@ func settleHeld(tx wtx, id, stockSQL, status string) error {
 		var h held
 		if err := rows.Scan(&h.sku, &h.qty); err != nil {
 			rows.Close()
-			return err
+			return 0, err
 		}
 		hs = append(hs, h)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return 0, err
+	}
 	for _, h := range hs {
 		if _, err := tx.Exec(stockSQL, h.qty, h.sku); err != nil {
-			return fmt.Errorf("settle %s: %w", h.sku, err)
+			return 0, fmt.Errorf("settle %s: %w", h.sku, err)
 		}
 	}
-	_, err = tx.Exec(`UPDATE reservations SET status = ? WHERE order_id = ? AND status = 'held'`, status, id)
-	return err
+	return len(hs), nil
 }
 
 // ClaimPayment marks that payment is being taken for a pending order and
@@ -376,10 +390,9 @@ func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
 		if err := expectStatus(tx, id, order.StatusPaid, order.StatusFulfilled); err != nil {
 			return err
 		}
-		if err := tx.QueryRow(`SELECT count(*) FROM reservations WHERE order_id = ? AND status = 'held'`, id).Scan(&n); err != nil {
-			return err
-		}
-		return settleHeld(tx, id, `UPDATE variants SET reserved = reserved - ?1, sold = sold + ?1 WHERE sku = ?2`, "committed")
+		var err error
+		n, err = settleHeld(tx, id, `UPDATE variants SET reserved = reserved - ?1, sold = sold + ?1 WHERE sku = ?2`, "committed")
+		return err
 	})
 	return n, err
 }
@@ -455,7 +468,7 @@ type StockLedger = catalog.StockLedger
 // should be; tests assert the two agree.
 func (s *Store) Ledger(ctx context.Context, sku string) (StockLedger, error) {
 	var l StockLedger
-	err := s.reader.QueryRowContext(ctx, `SELECT v.on_hand, v.reserved, v.sold,
+	err := s.readRow(ctx, `SELECT v.on_hand, v.reserved, v.sold,
 		coalesce((SELECT sum(quantity) FROM reservations WHERE sku = v.sku AND status = 'held'), 0),
 		coalesce((SELECT sum(quantity) FROM reservations WHERE sku = v.sku AND status = 'committed'), 0)
 		FROM variants v WHERE v.sku = ?`, sku).Scan(&l.OnHand, &l.Reserved, &l.Sold, &l.HeldByReservations, &l.SoldByReservations)
@@ -469,7 +482,7 @@ func (s *Store) Ledger(ctx context.Context, sku string) (StockLedger, error) {
 // (its idempotency key belongs to it), which lets guests see their orders.
 func (s *Store) OrderPlacedInSession(ctx context.Context, orderID, sessionID string) (bool, error) {
 	var one int
-	err := s.reader.QueryRowContext(ctx, `SELECT 1 FROM idempotency_keys WHERE owner = ? AND order_id = ?`, sessionID, orderID).Scan(&one)
+	err := s.readRow(ctx, `SELECT 1 FROM idempotency_keys WHERE owner = ? AND order_id = ?`, sessionID, orderID).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}
@@ -479,7 +492,7 @@ func (s *Store) OrderPlacedInSession(ctx context.Context, orderID, sessionID str
 // ConfirmationSent reports whether the order's confirmation went out.
 func (s *Store) ConfirmationSent(ctx context.Context, id string) (bool, error) {
 	var at sql.NullInt64
-	err := s.reader.QueryRowContext(ctx, `SELECT confirmation_sent_at FROM orders WHERE id = ?`, id).Scan(&at)
+	err := s.readRow(ctx, `SELECT confirmation_sent_at FROM orders WHERE id = ?`, id).Scan(&at)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
 	}

@@ -124,7 +124,7 @@ func (s *Store) Release(ctx context.Context, owner string, ids []string) error {
 // zero time when there is none.
 func (s *Store) Oldest(ctx context.Context) (time.Time, error) {
 	var at int64
-	err := s.reader.QueryRowContext(ctx, `SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1`).Scan(&at)
+	err := s.readRow(ctx, `SELECT created_at FROM outbox WHERE published_at IS NULL ORDER BY seq LIMIT 1`).Scan(&at)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
 		return time.Time{}, nil

@@ -58,7 +58,7 @@ func (s *Store) CustomerByID(ctx context.Context, id int64) (customer.Customer, 
 func (s *Store) customer(ctx context.Context, where string, arg any) (customer.Customer, error) {
 	var c customer.Customer
 	var created int64
-	err := s.reader.QueryRowContext(ctx, `SELECT id, email, name, password_hash, created_at FROM customers WHERE `+where, arg).
+	err := s.readRow(ctx, `SELECT id, email, name, password_hash, created_at FROM customers WHERE `+where, arg).
 		Scan(&c.ID, &c.Email, &c.Name, &c.PasswordHash, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return c, customer.ErrNotFound
@@ -332,7 +332,7 @@ func clampDropLines(tx wtx, cartID string) error {
 // CustomerCart returns the newest cart of a customer.
 func (s *Store) CustomerCart(ctx context.Context, customerID int64) (string, error) {
 	var id string
-	err := s.reader.QueryRowContext(ctx, `SELECT id FROM carts WHERE customer_id = ? ORDER BY updated_at DESC LIMIT 1`, customerID).Scan(&id)
+	err := s.readRow(ctx, `SELECT id FROM carts WHERE customer_id = ? ORDER BY updated_at DESC LIMIT 1`, customerID).Scan(&id)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", nil
 	}

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/url"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,37 @@ type Option func(*options)
 type options struct {
 	now     func() time.Time
 	readers int
+	sync    Synchronous
+}
+
+// Synchronous is how far a commit waits for the disk: SQLite's synchronous
+// setting, in WAL mode.
+type Synchronous string
+
+// The settings Open accepts.
+const (
+	// SyncFull (the default) syncs the write-ahead log at every commit: a
+	// write acknowledged to its caller survives an OS crash or a power
+	// loss. Group commit shares one sync among every write of a batch.
+	SyncFull Synchronous = "full"
+	// SyncNormal syncs only at checkpoints: a commit survives the process
+	// being killed, but the last ones may be lost when the OS crashes or
+	// the power fails. For tests and measurements.
+	SyncNormal Synchronous = "normal"
+)
+
+// ParseSynchronous reads a Synchronous setting ("full" or "normal").
+func ParseSynchronous(s string) (Synchronous, error) {
+	switch v := Synchronous(strings.ToLower(s)); v {
+	case SyncFull, SyncNormal:
+		return v, nil
+	}
+	return "", fmt.Errorf("sqlite synchronous %q: want full or normal", s)
+}
+
+// WithSynchronous sets how commits wait for the disk (default SyncFull).
+func WithSynchronous(v Synchronous) Option {
+	return func(o *options) { o.sync = v }
 }
 
 // WithClock makes the store take timestamps from now instead of time.Now.
@@ -64,7 +96,6 @@ var (
 		"busy_timeout(5000)", // other processes (surge migrate) may hold the lock briefly
 		"foreign_keys(1)",
 		"journal_mode(WAL)",
-		"synchronous(NORMAL)", // durable across crashes of the process, not of the OS; fine in WAL
 		"temp_store(MEMORY)",
 	}
 	writerPragmas = []string{"cache_size(-65536)"} // 64 MiB: a bulk import stays out of the WAL until commit
@@ -74,10 +105,15 @@ var (
 // Open opens (creating if needed) the SQLite database file at path. It does
 // not migrate; call Migrate.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	o := options{now: time.Now, readers: 2*runtime.GOMAXPROCS(0) + 2}
+	o := options{now: time.Now, readers: 2*runtime.GOMAXPROCS(0) + 2, sync: SyncFull}
 	for _, opt := range opts {
 		opt(&o)
 	}
+	if _, err := ParseSynchronous(string(o.sync)); err != nil {
+		return nil, err
+	}
+	// Every connection gets it: a checkpoint may run on any of them.
+	common := append(slices.Clip(commonPragmas), "synchronous("+strings.ToUpper(string(o.sync))+")")
 	if path == "" || strings.ContainsRune(path, '?') || strings.Contains(path, ":memory:") {
 		// Two pools must see one database, so it has to be a file; '?'
 		// would be taken for the start of DSN parameters.
@@ -86,11 +122,11 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 
 	// Writer first: its journal_mode(WAL) converts a new file before any
 	// reader connects.
-	writer, err := openPool(ctx, path, 1, "immediate", append(commonPragmas, writerPragmas...))
+	writer, err := openPool(ctx, path, 1, "immediate", append(slices.Clip(common), writerPragmas...))
 	if err != nil {
 		return nil, err
 	}
-	reader, err := openPool(ctx, path, o.readers, "", append(commonPragmas, readerPragmas...))
+	reader, err := openPool(ctx, path, o.readers, "", append(slices.Clip(common), readerPragmas...))
 	if err != nil {
 		writer.Close()
 		return nil, err

@@ -164,9 +164,25 @@ func TestMigrateIsIdempotent(t *testing.T) {
 	}
 }
 
+// TestPragmasOnEveryConnection also checks durability: by default every
+// connection syncs the log at each commit (synchronous=FULL, 2), so an
+// acknowledged order survives an OS crash; NORMAL (1) only on request.
 func TestPragmasOnEveryConnection(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		opts []Option
+		sync int
+	}{{"default", nil, 2}, {"full", []Option{WithSynchronous(SyncFull)}, 2}, {"normal", []Option{WithSynchronous(SyncNormal)}, 1}} {
+		t.Run(tc.name, func(t *testing.T) { checkPragmas(t, tc.sync, tc.opts...) })
+	}
+	if _, err := Open(context.Background(), filepath.Join(t.TempDir(), "s.db"), WithSynchronous("off")); err == nil {
+		t.Error("Open took synchronous=off")
+	}
+}
+
+func checkPragmas(t *testing.T, wantSync int, opts ...Option) {
 	ctx := context.Background()
-	s := newTestStore(t, WithReaders(3))
+	s := newTestStore(t, append([]Option{WithReaders(3)}, opts...)...)
 	check := func(pool string, db *sql.DB, n int, queryOnly int) {
 		// Hold n connections at once so each is a different one.
 		conns := make([]*sql.Conn, n)
@@ -189,7 +205,7 @@ func TestPragmasOnEveryConnection(t *testing.T) {
 					t.Fatalf("%s connection %d: PRAGMA %s: %v", pool, i, p.name, err)
 				}
 			}
-			if journal != "wal" || fk != 1 || busy != 5000 || sync != 1 || qo != queryOnly {
+			if journal != "wal" || fk != 1 || busy != 5000 || sync != wantSync || qo != queryOnly {
 				t.Errorf("%s connection %d: journal_mode=%s foreign_keys=%d busy_timeout=%d synchronous=%d query_only=%d",
 					pool, i, journal, fk, busy, sync, qo)
 			}

@@ -4,7 +4,9 @@
 // session (no cookie), POST /api/v1/cart/items {"sku": -sku, "quantity": 1},
 // which starts the session and sets its cookie, then POST /api/v1/checkout
 // with that cookie and a unique Idempotency-Key. A 201 is a checkout, a 409
-// a sold-out answer; anything else counts as an error by status.
+// a sold-out answer; anything else counts as an error by status. With
+// -spread N the checkouts are spread over N SKUs, -sku-0000 to -sku-(N-1),
+// each buyer taking the next in turn (bench/hotsku/run).
 //
 // It runs -warmup (not measured) and then -duration (measured); a buyer
 // starts no new cycle after the end of a phase, and the phase's rate is its
@@ -78,17 +80,20 @@ type variant struct {
 }
 
 type loadGen struct {
-	base, sku string
-	client    *http.Client
-	cartBody  []byte
-	buyBody   []byte
+	base     string
+	skus     []string // bought in turn; the ledger sums their variants
+	slugs    []string // products holding skus, for the ledger
+	client   *http.Client
+	cartBody [][]byte // one per SKU
+	buyBody  []byte
 }
 
 func main() {
 	base := flag.String("base", "", "shop base URL, e.g. http://127.0.0.1:8080")
 	token := flag.String("token", "", "admin bearer token, for the ledger check")
-	slug := flag.String("slug", "hot", "product slug, for the ledger check")
-	sku := flag.String("sku", "HOT-1", "SKU every buyer buys")
+	slug := flag.String("slug", "hot", "product slug, for the ledger check; with -spread, the comma-separated products holding the SKUs")
+	sku := flag.String("sku", "HOT-1", "SKU every buyer buys; with -spread, the prefix of the SKUs")
+	spread := flag.Int("spread", 0, "spread the checkouts over this many SKUs, SKU-0000, SKU-0001, ... (0: all on -sku)")
 	buyers := flag.Int("buyers", 64, "concurrent buyers")
 	duration := flag.Duration("duration", 20*time.Second, "measured time")
 	warmup := flag.Duration("warmup", 3*time.Second, "unmeasured time before it")
@@ -96,27 +101,41 @@ func main() {
 	flag.Parse()
 	log.SetFlags(0)
 	log.SetPrefix("buyers: ")
-	if *base == "" || *buyers < 1 || *duration <= 0 {
-		log.Fatal("need -base, and -buyers and -duration above zero")
+	if *base == "" || *buyers < 1 || *duration <= 0 || *spread < 0 || *spread > 10000 {
+		log.Fatal("need -base, -buyers and -duration above zero, and -spread from 0 to 10000")
+	}
+	skus := []string{*sku}
+	if *spread > 0 {
+		skus = skus[:0]
+		for i := range *spread {
+			skus = append(skus, fmt.Sprintf("%s-%04d", *sku, i))
+		}
 	}
 	g := &loadGen{
-		base: strings.TrimRight(*base, "/"),
-		sku:  *sku,
+		base:  strings.TrimRight(*base, "/"),
+		skus:  skus,
+		slugs: strings.Split(*slug, ","),
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{
 			MaxIdleConns: *buyers + 8, MaxIdleConnsPerHost: *buyers + 8, DisableCompression: true}},
-		cartBody: fmt.Appendf(nil, `{"sku":%q,"quantity":1}`, *sku),
 		buyBody: []byte(`{"email":"buyer@example.com","shipping_address":{"name":"Bench Buyer","line1":"1 Main St",` +
 			`"city":"Springfield","postal_code":"12345","country":"US"},"payment":{"card_number":"4242424242424242"}}`),
 	}
+	for _, s := range skus {
+		g.cartBody = append(g.cartBody, fmt.Appendf(nil, `{"sku":%q,"quantity":1}`, s))
+	}
 	ledger := func() variant {
-		v, err := g.variant(*token, *slug)
+		v, err := g.variant(*token)
 		if err != nil {
 			log.Fatal(err)
 		}
 		return v
 	}
 	before := ledger()
-	fmt.Printf("  before: %s on_hand %d reserved %d sold %d\n", *sku, before.OnHand, before.Reserved, before.Sold)
+	what := *sku
+	if *spread > 0 {
+		what = fmt.Sprintf("%d SKUs %s-0000..%s-%04d", *spread, *sku, *sku, *spread-1)
+	}
+	fmt.Printf("  before: %s on_hand %d reserved %d sold %d\n", what, before.OnHand, before.Reserved, before.Sold)
 
 	var total int64
 	if *warmup > 0 {
@@ -183,7 +202,7 @@ func (g *loadGen) run(n int, d time.Duration, tag string) *phase {
 		parts[b] = p
 		wg.Go(func() {
 			for seq := 0; time.Now().Before(deadline); seq++ {
-				g.cycle(p, fmt.Sprintf("bench-%s-%d-%d-%d", tag, start.UnixNano(), b, seq))
+				g.cycle(p, fmt.Sprintf("bench-%s-%d-%d-%d", tag, start.UnixNano(), b, seq), g.cartBody[(b+seq*n)%len(g.cartBody)])
 			}
 		})
 	}
@@ -196,10 +215,10 @@ func (g *loadGen) run(n int, d time.Duration, tag string) *phase {
 }
 
 // cycle is one buyer's visit: add to a new guest cart, then check out.
-func (g *loadGen) cycle(p *phase, key string) {
+func (g *loadGen) cycle(p *phase, key string, cartBody []byte) {
 	p.cycles++
 	t0 := time.Now()
-	resp, err := g.post("/api/v1/cart/items", g.cartBody, nil)
+	resp, err := g.post("/api/v1/cart/items", cartBody, nil)
 	if err != nil {
 		p.fail(0, err.Error())
 		return
@@ -275,34 +294,51 @@ func (g *loadGen) post(path string, body []byte, headers map[string]string) (res
 	return out, err
 }
 
-// variant reads the SKU's stock counters from the admin API.
-func (g *loadGen) variant(token, slug string) (variant, error) {
-	req, err := http.NewRequest(http.MethodGet, g.base+"/api/v1/admin/products/"+slug, nil)
-	if err != nil {
-		return variant{}, err
+// variant reads the stock counters of the bought SKUs from the admin API,
+// summed over them all.
+func (g *loadGen) variant(token string) (variant, error) {
+	want := map[string]bool{}
+	for _, s := range g.skus {
+		want[s] = true
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := g.client.Do(req)
-	if err != nil {
-		return variant{}, err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
-		return variant{}, fmt.Errorf("admin product %s: %s: %s", slug, resp.Status, b)
-	}
-	var p struct {
-		Variants []variant `json:"variants"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
-		return variant{}, fmt.Errorf("admin product %s: %w", slug, err)
-	}
-	for _, v := range p.Variants {
-		if v.SKU == g.sku {
-			return v, nil
+	var sum variant
+	found := 0
+	for _, slug := range g.slugs {
+		req, err := http.NewRequest(http.MethodGet, g.base+"/api/v1/admin/products/"+slug, nil)
+		if err != nil {
+			return variant{}, err
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := g.client.Do(req)
+		if err != nil {
+			return variant{}, err
+		}
+		var p struct {
+			Variants []variant `json:"variants"`
+		}
+		if resp.StatusCode != http.StatusOK {
+			b, _ := io.ReadAll(io.LimitReader(resp.Body, 300))
+			resp.Body.Close()
+			return variant{}, fmt.Errorf("admin product %s: %s: %s", slug, resp.Status, b)
+		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if err != nil {
+			return variant{}, fmt.Errorf("admin product %s: %w", slug, err)
+		}
+		for _, v := range p.Variants {
+			if want[v.SKU] {
+				found++
+				sum.OnHand += v.OnHand
+				sum.Reserved += v.Reserved
+				sum.Sold += v.Sold
+			}
 		}
 	}
-	return variant{}, fmt.Errorf("admin product %s has no variant %s", slug, g.sku)
+	if found != len(want) {
+		return variant{}, fmt.Errorf("products %s hold %d of the %d SKUs bought", strings.Join(g.slugs, ","), found, len(want))
+	}
+	return sum, nil
 }
 
 func report(label string, p *phase) {

@@ -101,6 +101,14 @@ type Options struct {
 	// and decline, in its own goroutine, like a PSP calling the shop back.
 	// It is called once per effect, not again for idempotent replays.
 	Webhook func(ctx context.Context, e payment.Event)
+	// Transact, for SQLite only, runs each call's transaction: the
+	// store's group commit (sqlitestore.Store.WriteTx), which runs one
+	// write at a time, like the database's own write lock, and shares one
+	// sync of the log among a whole batch of writes. Without it every
+	// call is a transaction of its own on db, with its own sync, holding
+	// the one write connection the shop's writes wait for. The provider
+	// prepares its statements on db between calls.
+	Transact func(ctx context.Context, fn func(tx *sql.Tx) error) error
 }
 
 // Dialect names a database's SQL dialect.
@@ -139,6 +147,11 @@ type Provider struct {
 	hookClosed bool
 	hookCtx    context.Context
 	hookCancel context.CancelFunc
+
+	// Prepared statements by query text, for Transact's transactions.
+	stmtMu sync.RWMutex
+	stmts  map[string]*sql.Stmt
+	wanted map[string]bool // run unprepared; to prepare after the call
 }
 
 // schema works in both dialects: BIGINT and BYTEA are PostgreSQL's types
@@ -216,6 +229,11 @@ func New(db *sql.DB, opts Options) (*Provider, error) {
 	if opts.Dialect != DialectSQLite && opts.Dialect != DialectPostgres {
 		return nil, fmt.Errorf("simulated payments: unknown dialect %q", opts.Dialect)
 	}
+	if opts.Transact != nil && opts.Dialect != DialectSQLite {
+		// PostgreSQL calls run alongside and lock what they touch; a
+		// runner of transactions would have to do the same.
+		return nil, fmt.Errorf("simulated payments: Transact is for SQLite only")
+	}
 	seed := opts.Seed
 	if seed == 0 {
 		var b [8]byte
@@ -224,11 +242,12 @@ func New(db *sql.DB, opts Options) (*Provider, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	p := &Provider{db: db, opts: opts, pg: opts.Dialect == DialectPostgres, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))}
+	p := &Provider{db: db, opts: opts, pg: opts.Dialect == DialectPostgres, rng: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)),
+		stmts: map[string]*sql.Stmt{}, wanted: map[string]bool{}}
 	// Under the lock, so providers starting at once in several processes
 	// do not race to create the same tables.
-	if err := p.inTx(ctx, []string{"schema"}, func(conn *sql.Conn) error {
-		_, err := conn.ExecContext(ctx, schema)
+	if err := p.inTx(ctx, []string{"schema"}, func(q querier) error {
+		_, err := q.ExecContext(ctx, schema)
 		return err
 	}); err != nil {
 		return nil, fmt.Errorf("simulated payments: create tables: %w", err)
@@ -245,6 +264,12 @@ func (p *Provider) Close() error {
 	p.hookMu.Unlock()
 	p.hooks.Wait()
 	p.hookCancel()
+	p.stmtMu.Lock()
+	defer p.stmtMu.Unlock()
+	for _, st := range p.stmts {
+		st.Close()
+	}
+	clear(p.stmts)
 	return nil
 }
 
@@ -341,7 +366,7 @@ func (p *Provider) Authorize(ctx context.Context, req payment.AuthorizeRequest) 
 		return payment.Authorization{}, fmt.Errorf("authorize: %w", err)
 	}
 	hash := requestHash("authorize", req.OrderID, req.PaymentMethod, amountKey(req.Amount))
-	auth, err := run(p, ctx, "authorize", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (payment.Authorization, []payment.Event, error) {
+	auth, err := run(p, ctx, "authorize", req.IdempotencyKey, req.OrderID, hash, func(conn querier) (payment.Authorization, []payment.Event, error) {
 		behaviour, last4, ok := parseToken(req.PaymentMethod)
 		if !ok {
 			return payment.Authorization{}, nil, fmt.Errorf("payment method %q: %w", req.PaymentMethod, payment.ErrNotFound)
@@ -377,7 +402,7 @@ type authorization struct {
 	amount                     money.Money
 }
 
-func (p *Provider) loadAuthorization(ctx context.Context, conn *sql.Conn, id, orderID string) (authorization, error) {
+func (p *Provider) loadAuthorization(ctx context.Context, conn querier, id, orderID string) (authorization, error) {
 	var a authorization
 	err := p.queryRow(ctx, conn, `SELECT a.order_id, a.status, a.amount, a.currency, m.behaviour
 		FROM sim_payment_authorizations a JOIN sim_payment_methods m ON m.token = a.token WHERE a.id = ?`, id).
@@ -394,7 +419,7 @@ func (p *Provider) Capture(ctx context.Context, req payment.CaptureRequest) (pay
 		return payment.Capture{}, fmt.Errorf("capture: %w", err)
 	}
 	hash := requestHash("capture", req.OrderID, req.AuthorizationID, amountKey(req.Amount))
-	c, err := run(p, ctx, "capture", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (payment.Capture, []payment.Event, error) {
+	c, err := run(p, ctx, "capture", req.IdempotencyKey, req.OrderID, hash, func(conn querier) (payment.Capture, []payment.Event, error) {
 		a, err := p.loadAuthorization(ctx, conn, req.AuthorizationID, req.OrderID)
 		if err != nil {
 			return payment.Capture{}, nil, err
@@ -441,7 +466,7 @@ func (p *Provider) Void(ctx context.Context, req payment.VoidRequest) error {
 		return fmt.Errorf("void: idempotency key and order id are required")
 	}
 	hash := requestHash("void", req.OrderID, req.AuthorizationID)
-	_, err := run(p, ctx, "void", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (struct{}, []payment.Event, error) {
+	_, err := run(p, ctx, "void", req.IdempotencyKey, req.OrderID, hash, func(conn querier) (struct{}, []payment.Event, error) {
 		a, err := p.loadAuthorization(ctx, conn, req.AuthorizationID, req.OrderID)
 		if err != nil {
 			return struct{}{}, nil, err
@@ -470,7 +495,7 @@ func (p *Provider) Refund(ctx context.Context, req payment.RefundRequest) (payme
 		return payment.Refund{}, fmt.Errorf("refund: %w", err)
 	}
 	hash := requestHash("refund", req.OrderID, req.CaptureID, amountKey(req.Amount), req.Reason)
-	r, err := run(p, ctx, "refund", req.IdempotencyKey, req.OrderID, hash, func(conn *sql.Conn) (payment.Refund, []payment.Event, error) {
+	r, err := run(p, ctx, "refund", req.IdempotencyKey, req.OrderID, hash, func(conn querier) (payment.Refund, []payment.Event, error) {
 		var orderID, authID string
 		var captured money.Money
 		var refunded int64
@@ -545,7 +570,7 @@ func newID(prefix string) string { return prefix + "_sim_" + strings.ToLower(cra
 // amount) are stored like results; transient errors and storage failures
 // roll back and leave the key unused, so a retry runs for real.
 func run[T any](p *Provider, ctx context.Context, op, key, orderID, hash string,
-	fn func(conn *sql.Conn) (T, []payment.Event, error)) (T, error) {
+	fn func(conn querier) (T, []payment.Event, error)) (T, error) {
 	var zero T
 	if err := p.beforeCall(ctx); err != nil {
 		return zero, err
@@ -555,7 +580,7 @@ func run[T any](p *Provider, ctx context.Context, op, key, orderID, hash string,
 		domainErr error
 		events    []payment.Event
 	)
-	err := p.inTx(ctx, []string{"key:" + key, "order:" + orderID}, func(conn *sql.Conn) error {
+	err := p.inTx(ctx, []string{"key:" + key, "order:" + orderID}, func(conn querier) error {
 		var storedOp, storedHash string
 		var stored []byte
 		var kind, detail sql.NullString
@@ -706,14 +731,22 @@ func (p *Provider) notify(e payment.Event) {
 // inTx runs fn in a transaction on one connection that holds the locks
 // for what the call touches, so the idempotency check and the write it
 // guards cannot interleave with another call's, in this process or
-// another. In SQLite that is the database's write lock, taken up front by
-// BEGIN IMMEDIATE (locks is ignored); if it stays busy past the
-// connection's busy_timeout the call fails transiently and can be retried.
+// another. With Transact that is the store's group commit, which runs one
+// write at a time under the database's write lock. Otherwise, in SQLite,
+// it is that lock taken up front by BEGIN IMMEDIATE (locks is ignored); if
+// it stays busy past the connection's busy_timeout the call fails
+// transiently and can be retried.
 // In PostgreSQL it is a transaction-scoped advisory lock for each of locks
 // (the idempotency key, then the order, always in that order, so two calls
 // never wait for each other in a circle): calls for other orders run
 // alongside.
-func (p *Provider) inTx(ctx context.Context, locks []string, fn func(conn *sql.Conn) error) (err error) {
+func (p *Provider) inTx(ctx context.Context, locks []string, fn func(q querier) error) (err error) {
+	if p.opts.Transact != nil {
+		err := p.opts.Transact(ctx, func(tx *sql.Tx) error { return fn(stmtTx{tx, p}) })
+		// Outside the transaction the write connection is free again.
+		p.prepareWanted(context.WithoutCancel(ctx))
+		return classify(err)
+	}
 	conn, err := p.db.Conn(ctx)
 	if err != nil {
 		return classify(err)
@@ -746,10 +779,78 @@ func (p *Provider) inTx(ctx context.Context, locks []string, fn func(conn *sql.C
 	return nil
 }
 
-// querier is a connection or the pool.
+// querier is a connection, the pool, or a transaction Transact lent.
 type querier interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// stmtTx runs statements in a transaction Transact lent, prepared when
+// the provider has prepared them: parsing SQL costs more than running
+// these small statements.
+type stmtTx struct {
+	tx *sql.Tx
+	p  *Provider
+}
+
+func (t stmtTx) ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error) {
+	if st := t.p.prepared(query); st != nil {
+		ts := t.tx.StmtContext(ctx, st)
+		defer ts.Close()
+		return ts.ExecContext(ctx, args...)
+	}
+	return t.tx.ExecContext(ctx, query, args...)
+}
+
+func (t stmtTx) QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row {
+	if st := t.p.prepared(query); st != nil {
+		// database/sql closes the statement once the row is read.
+		ts := t.tx.StmtContext(ctx, st)
+		defer ts.Close()
+		return ts.QueryRowContext(ctx, args...)
+	}
+	return t.tx.QueryRowContext(ctx, query, args...)
+}
+
+// prepared returns the statement prepared for query, or notes query for
+// prepareWanted. It never prepares: inside Transact's transaction the
+// pool's connection is busy.
+func (p *Provider) prepared(query string) *sql.Stmt {
+	p.stmtMu.RLock()
+	st, seen := p.stmts[query], p.wanted[query]
+	p.stmtMu.RUnlock()
+	if st == nil && !seen {
+		p.stmtMu.Lock()
+		p.wanted[query] = true
+		p.stmtMu.Unlock()
+	}
+	return st
+}
+
+// prepareWanted prepares on db the statements prepared noted. It holds
+// no lock while it waits for the connection: a call inside a transaction,
+// which holds the connection, may be looking a statement up meanwhile.
+func (p *Provider) prepareWanted(ctx context.Context) {
+	p.stmtMu.Lock()
+	var qs []string
+	for q := range p.wanted {
+		qs = append(qs, q)
+	}
+	clear(p.wanted)
+	p.stmtMu.Unlock()
+	for _, q := range qs {
+		st, err := p.db.PrepareContext(ctx, q)
+		if err != nil {
+			continue // it runs unprepared, and is noted again
+		}
+		p.stmtMu.Lock()
+		if _, dup := p.stmts[q]; dup || p.stmts == nil {
+			st.Close()
+		} else {
+			p.stmts[q] = st
+		}
+		p.stmtMu.Unlock()
+	}
 }
 
 // exec runs a statement written with ? placeholders in the provider's

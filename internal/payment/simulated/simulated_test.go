@@ -9,12 +9,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/surge-commerce/surge/internal/enginetest"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/payment"
+	"github.com/surge-commerce/surge/internal/sqlitestore"
 )
 
 // openDB opens a SQLite file the way sqlitestore opens its writer pool,
@@ -47,6 +49,20 @@ func onEachEngine(t *testing.T, test func(t *testing.T, open opener)) {
 		path := filepath.Join(t.TempDir(), "pay.db")
 		test(t, func(tb testing.TB, conns int) *sql.DB { return openDB(tb, path, conns) })
 	})
+	t.Run("sqlite-group-commit", func(t *testing.T) {
+		// The embedded shop's way: the store's group commit runs the
+		// provider's transactions (Options.Transact).
+		path := filepath.Join(t.TempDir(), "pay.db")
+		test(t, func(tb testing.TB, conns int) *sql.DB {
+			st, err := sqlitestore.Open(context.Background(), path)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tb.Cleanup(func() { st.Close() })
+			groupCommits.Store(st.Writer(), st.WriteTx)
+			return st.Writer()
+		})
+	})
 	t.Run("postgres", func(t *testing.T) {
 		url, _ := enginetest.Postgres(t)
 		test(t, func(tb testing.TB, conns int) *sql.DB {
@@ -61,8 +77,15 @@ func onEachEngine(t *testing.T, test func(t *testing.T, open opener)) {
 	})
 }
 
+// groupCommits maps the writer pool of a store opened by onEachEngine to
+// the store's WriteTx, which newProvider passes as Options.Transact.
+var groupCommits sync.Map
+
 func newProvider(tb testing.TB, db *sql.DB, opts Options) *Provider {
 	tb.Helper()
+	if tx, ok := groupCommits.Load(db); ok && opts.Transact == nil {
+		opts.Transact = tx.(func(context.Context, func(*sql.Tx) error) error)
+	}
 	p, err := New(db, opts)
 	if err != nil {
 		tb.Fatal(err)
@@ -532,4 +555,38 @@ func luhnReference(d string) bool {
 		sum += n
 	}
 	return sum%10 == 0
+}
+
+// TestCallsJoinTheStoresGroupCommit: with Options.Transact every call's
+// ledger writes run in the transaction it lends (the embedded store's
+// group commit), never in a transaction of the provider's own on the
+// write connection, which would sync the log once per call.
+func TestCallsJoinTheStoresGroupCommit(t *testing.T) {
+	st, err := sqlitestore.Open(context.Background(), filepath.Join(t.TempDir(), "pay.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var lent atomic.Int64
+	p := newProvider(t, st.Writer(), Options{Transact: func(ctx context.Context, fn func(*sql.Tx) error) error {
+		lent.Add(1)
+		return st.WriteTx(ctx, fn)
+	}})
+	a := authorize(t, p, "o1", 5000)
+	ctx := context.Background()
+	for range 2 { // the second is an idempotent replay: a read, in the same kind of transaction
+		if _, err := p.Capture(ctx, payment.CaptureRequest{IdempotencyKey: "capture:o1", AuthorizationID: a.ID, OrderID: "o1", Amount: usd(5000)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := p.Captures(ctx, "o1"); err != nil || n != 1 {
+		t.Fatalf("captures %d (%v), want 1", n, err)
+	}
+	// The tables, the authorization and the two captures.
+	if got := lent.Load(); got != 4 {
+		t.Errorf("%d transactions lent by the store, want 4", got)
+	}
+	if s := st.Writer().Stats(); s.OpenConnections != 1 {
+		t.Errorf("writer pool has %d connections open, want its one", s.OpenConnections)
+	}
 }
