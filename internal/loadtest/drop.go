@@ -159,9 +159,9 @@ func dropAnswer(s *session, status int, hdr http.Header, body []byte, think time
 			s.next, s.pause = dropJoin, jitter(retryAfter(hdr))
 			return ""
 		}
-		return queueAnswer(s, body, think)
+		return queueAnswer(s, body, think, true)
 	case dropStatus:
-		return queueAnswer(s, body, think)
+		return queueAnswer(s, body, think, false)
 	case dropChallenge:
 		var c struct {
 			Challenge  string `json:"challenge"`
@@ -194,14 +194,24 @@ func dropAnswer(s *session, status int, hdr http.Header, body []byte, think time
 }
 
 // queueAnswer follows a queue status: poll again while in line, buy when
-// admitted, stop on a final state.
-func queueAnswer(s *session, body []byte, think time.Duration) string {
+// admitted, stop on a final state. It notes the buyer's way into the
+// line: when the join was answered, whether into the pre-queue, and the
+// first place the line gave it.
+func queueAnswer(s *session, body []byte, think time.Duration, join bool) string {
 	var st struct {
 		State     string  `json:"state"`
+		Position  uint64  `json:"position"`
 		PollAfter float64 `json:"poll_after_seconds"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return "body: not a queue status"
+	}
+	if join && s.joinAt.IsZero() {
+		s.joinAt = time.Now()
+		s.preQueue = waitroom.State(st.State) == waitroom.StatePreQueue
+	}
+	if s.position == 0 {
+		s.position = st.Position
 	}
 	switch waitroom.State(st.State) {
 	case waitroom.StatePreQueue, waitroom.StateWaiting:
@@ -209,7 +219,7 @@ func queueAnswer(s *session, body []byte, think time.Duration) string {
 		// buyer never hammers the status.
 		s.next, s.pause = dropStatus, max(time.Duration(st.PollAfter*float64(time.Second)), time.Second)
 	case waitroom.StateAdmitted:
-		s.next, s.pause = dropAdd, think
+		s.next, s.pause, s.admitted = dropAdd, think, true
 	case waitroom.StateSoldOut:
 		s.outcome = dropSoldOut
 	case waitroom.StateClosed:

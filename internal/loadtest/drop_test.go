@@ -59,7 +59,7 @@ func (f *fakeDrop) handler() http.Handler {
 		place, ok := f.joined[v]
 		units := f.units
 		f.mu.Unlock()
-		st := map[string]any{"poll_after_seconds": f.pollAfter}
+		st := map[string]any{"poll_after_seconds": f.pollAfter, "position": place + 1}
 		switch {
 		case !ok:
 			f.bad.Add(1)
@@ -70,6 +70,7 @@ func (f *fakeDrop) handler() http.Handler {
 			st["poll_after_seconds"] = 0
 		case time.Now().Before(f.opens):
 			st["state"] = "pre_queue"
+			st["position"] = 0 // not drawn yet
 		case time.Since(f.opens) >= time.Duration(place)*f.admitEvery:
 			st["state"] = "admitted"
 			http.SetCookie(w, &http.Cookie{Name: "access", Value: v, Path: "/"})
@@ -197,7 +198,6 @@ func TestDropJourney(t *testing.T) {
 	if d == nil {
 		t.Fatal("no drop result")
 	}
-	t.Logf("%+v", *d)
 	if d.Buyers != buyers || d.FinalAnswers != buyers || d.Unanswered() != 0 || r.Completed != buyers {
 		t.Errorf("buyers %d, final answers %d, completed %d; want %d", d.Buyers, d.FinalAnswers, r.Completed, buyers)
 	}
@@ -226,6 +226,32 @@ func TestDropJourney(t *testing.T) {
 	ths, _ := ParseThresholds([]string{"unanswered<1", "errors<1%"})
 	if !Evaluate(r, ths) {
 		t.Errorf("thresholds: %v", r.Thresholds)
+	}
+
+	// Every buyer joined before the line opened, and learnt its place
+	// once it had; this line hands places out in join order, which the
+	// fairness report must call what it is.
+	pre, placed := 0, 0
+	for _, p := range d.Places {
+		if p.Position > 0 {
+			placed++
+			if p.PreQueue {
+				pre++
+			}
+		}
+	}
+	// A busy machine makes some joins (slowed by the proof of work and
+	// the rate limit) come after the line opened.
+	if len(d.Places) != buyers || placed != buyers || pre < buyers/3 {
+		t.Errorf("%d places, %d with a place, %d of them from the pre-queue; want %d, all, many", len(d.Places), placed, pre, buyers)
+	}
+	d.ComputeFairness()
+	if f := d.Fairness; f == nil || f.DrawRho < 0.9 || f.DrawFair() {
+		t.Errorf("a line in join order: fairness %+v", f)
+	}
+	if d.FirstAdmitS < 1.4 || d.LastSaleS < d.FirstAdmitS || d.FirstSoldOutS < d.FirstAdmitS {
+		t.Errorf("first admitted %vs, last sale %vs, first sold out %vs: want all after the line opened at 1.5s",
+			d.FirstAdmitS, d.LastSaleS, d.FirstSoldOutS)
 	}
 }
 
