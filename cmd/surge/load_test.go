@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -203,7 +202,6 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 	if r.Drop == nil {
 		t.Fatalf("no drop outcomes in the result:\n%s", out)
 	}
-	t.Logf("%+v", *r.Drop)
 	if r.Sessions != buyers || r.Drop.Buyers != buyers || r.Drop.FinalAnswers != r.Sessions || r.Completed != buyers {
 		t.Errorf("sessions %d, buyers %d, final answers %d, completed %d; want %d each", r.Sessions, r.Drop.Buyers, r.Drop.FinalAnswers, r.Completed, buyers)
 	}
@@ -240,40 +238,7 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 // address once it printed it.
 func startAgent(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"load", "agent", "--listen", "127.0.0.1:0"}, noEnv, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("agent did not stop")
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "agent: "); ok {
-				addr <- a
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case a := <-addr:
-		return a
-	case err := <-done:
-		t.Fatalf("agent exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("agent did not print its address")
-	}
-	return ""
+	return startAgentFrom(t, "")
 }
 
 // TestLoadAgents runs a test from two agents on loopback: the controller

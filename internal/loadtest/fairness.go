@@ -68,7 +68,14 @@ func (f *Fairness) String() string {
 	return s
 }
 
-func ff(v float64) string { return strconv.FormatFloat(round(v, 2), 'f', -1, 64) }
+// ff shows a correlation or a share to two decimals.
+func ff(v float64) string {
+	s := strconv.FormatFloat(v, 'f', 2, 64)
+	if s == "-0.00" {
+		s = "0.00"
+	}
+	return s
+}
 
 // ComputeFairness fills d.Fairness from d.Places.
 func (d *DropResult) ComputeFairness() {
