@@ -76,8 +76,9 @@ type loadRunConfig struct {
 	ProbeTimeout time.Duration
 	AdminToken   string
 
-	changed func(name string) bool // whether a flag was set (flags, env or --config)
-	file    *loadtest.File         // the scenario file, read by readFile
+	changed  func(name string) bool // whether a flag was set (flags, env or --config)
+	file     *loadtest.File         // the scenario file, read by readFile
+	dropInfo *loadtest.DropInfo     // the drop --drop names, as the shop describes it
 }
 
 // readFile reads and parses --scenario once.
@@ -140,19 +141,29 @@ func (c loadRunConfig) usesDrop() bool {
 	return false
 }
 
-// lookupDropSKU fills in the SKU of the drop journey from the drop itself
-// when --drop-sku is left out.
+// lookupDropSKU asks the shop about the drop --drop names: the SKU of
+// the drop journey when --drop-sku is left out, and the drop's units and
+// start, so that a rehearsal of a drop of the user's own can say how much
+// of it sold, and how fast.
 func (c *loadRunConfig) lookupDropSKU(ctx context.Context) error {
-	if !c.usesDrop() || c.Drop == "" || c.DropSKU != "" || c.Target == "" {
+	if !c.usesDrop() || c.Drop == "" || c.Target == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	sku, err := loadtest.FetchDropSKU(ctx, &http.Client{}, c.Target, c.Drop)
+	info, err := loadtest.FetchDrop(ctx, &http.Client{}, c.Target, c.Drop)
 	if err != nil {
+		if c.DropSKU != "" {
+			return nil // the units and start stay unknown
+		}
 		return fmt.Errorf("--drop: %w", err)
 	}
-	c.DropSKU = sku
+	if c.DropSKU == "" {
+		c.DropSKU = info.SKU
+	}
+	if info.SKU == c.DropSKU {
+		c.dropInfo = &info
+	}
 	return nil
 }
 
@@ -508,10 +519,14 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 		}
 	}
 	if res.Drop != nil {
-		if drop != nil {
+		switch {
+		case drop != nil:
 			res.Drop.Allocated = drop.Units
 			res.Drop.StartS = drop.StartsAt.Sub(start).Seconds()
 			res.Checks = append(res.Checks, drop.CheckSold(ctx, admin, res.Drop.Units, false, time.Minute))
+		case c.dropInfo != nil:
+			res.Drop.Allocated = c.dropInfo.Allocated
+			res.Drop.StartS = c.dropInfo.StartsAt.Sub(start).Seconds()
 		}
 		res.Drop.ComputeFairness()
 	}

@@ -193,7 +193,7 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 	dir := t.TempDir()
 	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "drop", "--drop", d.ID,
 		"--arrivals", fmt.Sprintf("n=%d,within=3s", buyers), "--source-ips", "127.0.1.0/24", "--grace", "20s",
-		"--threshold", "errors<1%", "--threshold", "unanswered<1", "--out", filepath.Join(dir, "r.json"),
+		"--threshold", "errors<1%", "--threshold", "unanswered<1", "--threshold", "sold==100%", "--out", filepath.Join(dir, "r.json"),
 		"--report", filepath.Join(dir, "r.html"), "--quiet")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -207,6 +207,11 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 	}
 	if r.Drop.Units != units || r.Drop.Bought != units {
 		t.Errorf("bought %d orders, %d units; want %d", r.Drop.Bought, r.Drop.Units, units)
+	}
+	// The shop told the generator the drop's size and start: how much of
+	// it sold, and how fast after its start.
+	if r.Drop.Allocated != units || r.Drop.StartS < 1 || r.Drop.SellOutS() <= 0 {
+		t.Errorf("allocated %d (want %d), start %.1fs into the run (want about 2s), sold out after %.1fs", r.Drop.Allocated, units, r.Drop.StartS, r.Drop.SellOutS())
 	}
 	for code, n := range r.Total.Statuses {
 		if strings.HasPrefix(code, "5") || code == "none" {

@@ -290,37 +290,53 @@ func (j *buyerJar) Cookies(*url.URL) []*http.Cookie {
 	return out
 }
 
-// FetchDropSKU asks the target for a drop (GET /api/v1/drops/{id}) and
-// returns the SKU of its first item.
-func FetchDropSKU(ctx context.Context, client *http.Client, target, id string) (string, error) {
+// DropInfo is what a shop says of a drop: when it starts, and the SKU and
+// units of its first item.
+type DropInfo struct {
+	SKU       string
+	Allocated int64
+	StartsAt  time.Time
+}
+
+// FetchDrop asks the target for a drop (GET /api/v1/drops/{id}).
+func FetchDrop(ctx context.Context, client *http.Client, target, id string) (DropInfo, error) {
 	if !dropIDRE.MatchString(id) {
-		return "", fmt.Errorf("drop ID %q: want letters, digits, '.', '_', '~' and '-'", id)
+		return DropInfo{}, fmt.Errorf("drop ID %q: want letters, digits, '.', '_', '~' and '-'", id)
 	}
 	u := strings.TrimSuffix(target, "/") + "/api/v1/drops/" + id
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", err
+		return DropInfo{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("drop %s: %w", id, err)
+		return DropInfo{}, fmt.Errorf("drop %s: %w", id, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return "", fmt.Errorf("drop %s: GET %s answered %s: %s", id, u, resp.Status, strings.TrimSpace(string(msg)))
+		return DropInfo{}, fmt.Errorf("drop %s: GET %s answered %s: %s", id, u, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	var d struct {
-		Items []struct {
-			SKU string `json:"sku"`
+		StartsAt time.Time `json:"starts_at"`
+		Items    []struct {
+			SKU       string `json:"sku"`
+			Allocated int64  `json:"allocated"`
 		} `json:"items"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
-		return "", fmt.Errorf("drop %s: %w", id, err)
+		return DropInfo{}, fmt.Errorf("drop %s: %w", id, err)
 	}
 	if len(d.Items) == 0 || d.Items[0].SKU == "" {
-		return "", fmt.Errorf("drop %s has no items; pass --drop-sku", id)
+		return DropInfo{}, fmt.Errorf("drop %s has no items; pass --drop-sku", id)
 	}
-	return d.Items[0].SKU, nil
+	return DropInfo{SKU: d.Items[0].SKU, Allocated: d.Items[0].Allocated, StartsAt: d.StartsAt}, nil
+}
+
+// FetchDropSKU asks the target for a drop (GET /api/v1/drops/{id}) and
+// returns the SKU of its first item.
+func FetchDropSKU(ctx context.Context, client *http.Client, target, id string) (string, error) {
+	info, err := FetchDrop(ctx, client, target, id)
+	return info.SKU, err
 }
