@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -85,9 +86,13 @@ func hasCommand(name string) bool {
 // TestRehearsals runs every rehearsal on the embedded default, at small
 // scale, through `surge serve` and `surge load` as a user runs them: each
 // against a shop of its own, judged by the SLO file, its own thresholds,
-// probes and checks. A rehearsal that fails fails the suite. They run side
-// by side, so the whole set takes about as long as the longest (a minute
-// of black-friday's 5x).
+// probes and checks. A rehearsal that fails fails the suite.
+//
+// They run side by side, all at once, so the whole set takes about as
+// long as the longest (a minute of black-friday's 5x). The test starts
+// the processes itself rather than through parallel subtests: those run
+// at most -parallel (GOMAXPROCS, two here) at a time, which made the set
+// take the sum of its pairs, over two minutes.
 //
 // The shop, the agents and the generator are the built binary, not this
 // test process: under the race detector a shop is several times slower,
@@ -107,41 +112,61 @@ func TestRehearsals(t *testing.T) {
 			t.Errorf("rehearsals/%s.yaml has no case here: every rehearsal runs in CI", name)
 		}
 	}
-	for _, rh := range rehearsals {
-		t.Run(rh.name, func(t *testing.T) {
-			if rh.pending != nil {
-				if why := rh.pending(); why != "" {
-					t.Skip(why)
-				}
+	bin := surgeBinary(t)
+	type outcome struct {
+		pending string // why it did not run
+		dir     string // its result and report
+		out     []byte // what surge load printed
+		err     error
+		took    time.Duration
+	}
+	outcomes := make([]outcome, len(rehearsals))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, rh := range rehearsals {
+		o := &outcomes[i]
+		if rh.pending != nil {
+			if o.pending = rh.pending(); o.pending != "" {
+				continue
 			}
-			t.Parallel()
-			shop := startProc(t, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
-				"--demo", "--demo-products", "300", "--admin-token", testToken, "--access-log=false", "--log-level", "warn")
-			dir := t.TempDir()
-			args := []string{"load", "run", "--scenario", "../../rehearsals/" + rh.name + ".yaml", "--target", shop.URL,
-				"--scale", strconv.FormatFloat(rh.scale, 'f', -1, 64), "--time-scale", strconv.FormatFloat(rh.timeScale, 'f', -1, 64),
-				"--scrape", shop.AdminURL + "/metrics", "--slo", "../../deploy/slo/surge.yaml", "--admin-token", testToken,
-				"--out", filepath.Join(dir, "r.json"), "--report", filepath.Join(dir, "r.html"), "--quiet"}
-			if rh.sources != "" {
-				args = append(args, "--source-ips", rh.sources)
-			}
-			var agents []string
-			for i := range rh.agents {
-				// Each agent sends from 16 loopback addresses of its own.
-				agents = append(agents, startAgentProc(t, "127.0."+strconv.Itoa(2+i)+".0/28"))
-			}
-			if len(agents) > 0 {
-				args = append(args, "--agents", strings.Join(agents, ","))
-			}
+		}
+		shop := startProc(t, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--demo", "--demo-products", "300", "--admin-token", testToken, "--access-log=false", "--log-level", "warn")
+		o.dir = t.TempDir()
+		args := []string{"load", "run", "--scenario", "../../rehearsals/" + rh.name + ".yaml", "--target", shop.URL,
+			"--scale", strconv.FormatFloat(rh.scale, 'f', -1, 64), "--time-scale", strconv.FormatFloat(rh.timeScale, 'f', -1, 64),
+			"--scrape", shop.AdminURL + "/metrics", "--slo", "../../deploy/slo/surge.yaml", "--admin-token", testToken,
+			"--out", filepath.Join(o.dir, "r.json"), "--report", filepath.Join(o.dir, "r.html"), "--quiet"}
+		if rh.sources != "" {
+			args = append(args, "--source-ips", rh.sources)
+		}
+		var agents []string
+		for a := range rh.agents {
+			// Each agent sends from 16 loopback addresses of its own.
+			agents = append(agents, startAgentProc(t, "127.0."+strconv.Itoa(2+a)+".0/28"))
+		}
+		if len(agents) > 0 {
+			args = append(args, "--agents", strings.Join(agents, ","))
+		}
+		wg.Go(func() {
 			started := time.Now()
-			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-			defer cancel()
-			out, err := exec.CommandContext(ctx, surgeBinary(t), args...).CombinedOutput()
-			t.Logf("%s in %v", rh.name, time.Since(started).Round(time.Second))
-			if err != nil {
-				t.Fatalf("rehearsal %s failed: %v\n%s", rh.name, err, out)
+			o.out, o.err = exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			o.took = time.Since(started)
+		})
+	}
+	wg.Wait()
+	for i, rh := range rehearsals {
+		o := outcomes[i]
+		t.Run(rh.name, func(t *testing.T) {
+			if o.pending != "" {
+				t.Skip(o.pending)
 			}
-			r := readResult(t, filepath.Join(dir, "r.json"))
+			t.Logf("%s in %v", rh.name, o.took.Round(time.Second))
+			if o.err != nil {
+				t.Fatalf("rehearsal %s failed: %v\n%s", rh.name, o.err, o.out)
+			}
+			r := readResult(t, filepath.Join(o.dir, "r.json"))
 			// A rehearsal that judged nothing proves nothing.
 			judged := 0
 			for _, s := range r.SLOs {
@@ -150,7 +175,7 @@ func TestRehearsals(t *testing.T) {
 				}
 			}
 			if judged == 0 || r.Server == nil || len(r.Server.Timeline) == 0 || r.Total.Requests == 0 {
-				t.Errorf("%d SLOs judged, server metrics %v, %d requests\n%s", judged, r.Server != nil, r.Total.Requests, out)
+				t.Errorf("%d SLOs judged, server metrics %v, %d requests\n%s", judged, r.Server != nil, r.Total.Requests, o.out)
 			}
 			for _, p := range r.Probes {
 				if p.Checks < 5 {
@@ -160,7 +185,7 @@ func TestRehearsals(t *testing.T) {
 			if rh.check != nil {
 				rh.check(t, r)
 			}
-			if html, err := os.ReadFile(filepath.Join(dir, "r.html")); err != nil || !strings.Contains(string(html), "Rehearsal: "+rh.name) {
+			if html, err := os.ReadFile(filepath.Join(o.dir, "r.html")); err != nil || !strings.Contains(string(html), "Rehearsal: "+rh.name) {
 				t.Errorf("report: %v", err)
 			}
 		})
