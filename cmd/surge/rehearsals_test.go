@@ -270,3 +270,27 @@ func startAgentFrom(t *testing.T, sources string) string {
 	}
 	return ""
 }
+
+// TestRehearsalFilesParse reads every rehearsal file as surge load does,
+// pending ones included: a rehearsal CI skips must still be a scenario
+// surge load accepts, with thresholds it can judge.
+func TestRehearsalFilesParse(t *testing.T) {
+	files, err := filepath.Glob("../../rehearsals/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no rehearsals: %v", err)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := loadtest.ParseFile(filepath.Base(f), src)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); sc.Name != want || sc.Description == "" || sc.Load == nil {
+			t.Errorf("%s: name %q, description %q, load %v: want the file's name, a description and a load", f, sc.Name, sc.Description, sc.Load)
+		}
+	}
+}
