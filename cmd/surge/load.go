@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,10 +65,73 @@ type loadRunConfig struct {
 	DropSKU      string
 	DropQuantity int
 	SourceIPs    string
+
+	// Rehearsals: how much of the scenario's traffic and time to run, the
+	// server's metrics and health endpoints to watch, and the admin token
+	// that creates a drop and sends admin hooks.
+	Scale        float64
+	TimeScale    float64
+	Scrape       []string
+	Probes       []string
+	ProbeTimeout time.Duration
+	AdminToken   string
+
+	changed  func(name string) bool // whether a flag was set (flags, env or --config)
+	file     *loadtest.File         // the scenario file, read by readFile
+	dropInfo *loadtest.DropInfo     // the drop --drop names, as the shop describes it
+}
+
+// readFile reads and parses --scenario once.
+func (c *loadRunConfig) readFile() error {
+	if c.Scenario == "" || c.file != nil {
+		return nil
+	}
+	src, err := os.ReadFile(c.Scenario)
+	if err != nil {
+		return fmt.Errorf("--scenario: %w", err)
+	}
+	f, err := loadtest.ParseFile(filepath.Base(c.Scenario), src)
+	if err != nil {
+		return err
+	}
+	c.file = f
+	return nil
+}
+
+// dropSetup is the drop the scenario puts on sale before the run, scaled;
+// nil when it has none or --drop names a drop of the user's own.
+func (c loadRunConfig) dropSetup() *loadtest.DropSetup {
+	if c.file == nil || c.file.Drop == nil || c.Drop != "" {
+		return nil
+	}
+	d := c.file.Drop.ScaleDrop(c.Scale, c.TimeScale)
+	return &d
+}
+
+// probeURLs are the health endpoints to ask every second: --probe, and
+// the scenario's probes on the listener of every --scrape URL.
+func (c loadRunConfig) probeURLs() []string {
+	out := append([]string(nil), c.Probes...)
+	if c.file == nil {
+		return out
+	}
+	for _, s := range c.Scrape {
+		u, err := url.Parse(s)
+		if err != nil {
+			continue
+		}
+		for _, p := range c.file.Probes {
+			out = append(out, u.Scheme+"://"+u.Host+p)
+		}
+	}
+	return out
 }
 
 // usesDrop reports whether the journeys include the drop buyer.
 func (c loadRunConfig) usesDrop() bool {
+	if c.file != nil {
+		return c.file.UsesDrop()
+	}
 	for _, part := range strings.Split(c.Journey+","+c.Mix, ",") {
 		name, _, _ := strings.Cut(part, "=")
 		if strings.TrimSpace(name) == "drop" {
@@ -77,19 +141,29 @@ func (c loadRunConfig) usesDrop() bool {
 	return false
 }
 
-// lookupDropSKU fills in the SKU of the drop journey from the drop itself
-// when --drop-sku is left out.
+// lookupDropSKU asks the shop about the drop --drop names: the SKU of
+// the drop journey when --drop-sku is left out, and the drop's units and
+// start, so that a rehearsal of a drop of the user's own can say how much
+// of it sold, and how fast.
 func (c *loadRunConfig) lookupDropSKU(ctx context.Context) error {
-	if !c.usesDrop() || c.Drop == "" || c.DropSKU != "" || c.Target == "" {
+	if !c.usesDrop() || c.Drop == "" || c.Target == "" {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.Timeout)
 	defer cancel()
-	sku, err := loadtest.FetchDropSKU(ctx, &http.Client{}, c.Target, c.Drop)
+	info, err := loadtest.FetchDrop(ctx, &http.Client{}, c.Target, c.Drop)
 	if err != nil {
+		if c.DropSKU != "" {
+			return nil // the units and start stay unknown
+		}
 		return fmt.Errorf("--drop: %w", err)
 	}
-	c.DropSKU = sku
+	if c.DropSKU == "" {
+		c.DropSKU = info.SKU
+	}
+	if info.SKU == c.DropSKU {
+		c.dropInfo = &info
+	}
 	return nil
 }
 
@@ -128,12 +202,11 @@ func (c loadRunConfig) job() (loadtest.Job, []loadtest.Threshold, error) {
 	case c.Journey != "" && c.Mix != "":
 		bad("--journey and --mix: pick one (a mix of one journey is --journey)")
 	case c.Scenario != "":
-		src, err := os.ReadFile(c.Scenario)
-		if err != nil {
-			bad("--scenario: %w", err)
+		if err := c.readFile(); err != nil {
+			bad("%w", err)
 			break
 		}
-		j.Scenario, j.ScenarioName = src, filepath.Base(c.Scenario)
+		j.Scenario, j.ScenarioName = c.file.Source, filepath.Base(c.Scenario)
 	case c.Journey != "":
 		j.Mix = c.Journey
 		if strings.ContainsAny(c.Journey, ",=") {
@@ -146,65 +219,116 @@ func (c loadRunConfig) job() (loadtest.Job, []loadtest.Threshold, error) {
 	if err != nil {
 		bad("--think: %w", err)
 	}
-	j.Think = think
 	if c.Think != "" && j.Scenario == nil {
 		j.StepThink = &think // built-in journeys pause --think between steps
 	}
+	if c.Scale <= 0 || c.TimeScale <= 0 {
+		bad("--scale and --time-scale: want positive factors (0.01 runs a hundredth of the traffic)")
+	}
 
-	profiles := 0
-	for _, p := range []string{c.Rate, c.Stages, c.Spike, c.Arrivals} {
-		if p != "" {
-			profiles++
-		}
-	}
+	// The profile: the flags', else the scenario file's load section.
+	spec := loadtest.LoadSpec{Rate: c.Rate, Stages: c.Stages, Spike: c.Spike, Arrivals: c.Arrivals, VUs: c.VUs, Duration: c.Duration}
 	if c.VUs > 0 {
-		profiles++
+		spec.Think = c.Think
 	}
-	if profiles != 1 {
-		bad("want exactly one load profile: --rate, --stages, --spike, --arrivals or --vus")
+	fromFlags := c.Rate != "" || c.Stages != "" || c.Spike != "" || c.Arrivals != "" || c.VUs != 0
+	if !fromFlags && c.file != nil && c.file.Load != nil {
+		spec = *c.file.Load
+		if c.Duration > 0 {
+			spec.Duration = c.Duration
+		}
 	}
-	var plan loadtest.Plan
-	switch {
-	case c.Rate != "":
-		r, err := loadtest.ParseRate(c.Rate)
-		if err != nil {
-			bad("--rate: %w", err)
+	for _, o := range []struct {
+		flag string
+		to   *int
+		from int
+	}{{"max-in-flight", &j.MaxInFlight, spec.MaxInFlight}} {
+		if !c.isSet(o.flag) && o.from > 0 {
+			*o.to = o.from
 		}
-		if c.Duration <= 0 {
-			bad("--duration: required with --rate")
-		}
-		plan = loadtest.ConstantPlan(r, c.Duration)
-		j.Profile = fmt.Sprintf("rate %s/s for %s", trimFloat(r), c.Duration)
-	case c.Stages != "":
-		if plan, err = loadtest.ParseStages(c.Stages); err != nil {
-			bad("--stages: %w", err)
-		}
-		j.Profile = "stages " + c.Stages
-	case c.Spike != "":
-		if plan, err = loadtest.ParseSpike(c.Spike, c.Duration); err != nil {
-			bad("--spike: %w", err)
-		}
-		j.Profile = "spike " + c.Spike
-	case c.Arrivals != "":
-		if plan, err = loadtest.ParseArrivals(c.Arrivals); err != nil {
-			bad("--arrivals: %w", err)
-		}
-		j.Profile = "arrivals " + c.Arrivals
-	case c.VUs > 0:
-		if c.Duration <= 0 {
-			bad("--duration: required with --vus")
-		}
-		j.Profile = fmt.Sprintf("%d users, think %s, for %s", c.VUs, think, c.Duration)
+	}
+	if !c.isSet("timeout") && spec.Timeout > 0 {
+		j.Timeout = spec.Timeout
+	}
+	if !c.isSet("grace") && spec.Grace > 0 {
+		j.Grace = spec.Grace
 	}
 	if c.VUs < 0 {
 		bad("--vus: must be positive")
 	}
-	if len(plan) > 0 {
-		j.Plan = plan
-		if c.Duration > 0 && c.Duration != plan.Duration() && c.Spike == "" {
-			bad("--duration %s: the profile already lasts %s; leave --duration out", c.Duration, plan.Duration())
+	if c.Duration <= 0 && (c.Rate != "" || c.VUs > 0) {
+		bad("--duration: required with --rate and --vus")
+	}
+	var built loadtest.Built
+	if c.Scale > 0 && c.TimeScale > 0 && (c.Duration > 0 || (c.Rate == "" && c.VUs <= 0)) {
+		built, err = spec.Build(c.Scale, c.TimeScale)
+		switch {
+		case err != nil && !fromFlags && c.file != nil && c.file.Load == nil:
+			bad("want exactly one load profile: --rate, --stages, --spike, --arrivals or --vus (the scenario file has no load section)")
+		case err != nil && strings.HasPrefix(err.Error(), "want exactly one"):
+			bad("want exactly one load profile: --rate, --stages, --spike, --arrivals or --vus")
+		case err != nil && c.Rate != "":
+			bad("--rate: %w", err)
+		case err != nil && c.Stages != "":
+			bad("--stages: %w", err)
+		case err != nil && c.Spike != "":
+			bad("--spike: %w", err)
+		case err != nil && c.Arrivals != "":
+			bad("--arrivals: %w", err)
+		case err != nil && c.VUs > 0:
+			bad("--vus: %w", err)
+		case err != nil:
+			bad("load: %w", err)
 		}
-		j.Duration = plan.Duration()
+	}
+	if fromFlags && c.Duration > 0 && (c.Stages != "" || c.Arrivals != "") && err == nil {
+		bad("--duration %s: the profile already lasts %s; leave --duration out", c.Duration, built.Duration)
+	}
+	j.Plan, j.VUs, j.Duration, j.Profile = built.Plan, built.VUs, built.Duration, built.Profile
+	if built.VUs > 0 {
+		j.Think = built.Think
+	} else {
+		j.Think = think
+	}
+	if c.Scale != 1 || c.TimeScale != 1 {
+		j.Profile += fmt.Sprintf(" (scale %s, time scale %s)", trimFloat(c.Scale), trimFloat(c.TimeScale))
+	}
+	if c.file != nil && c.file.Name != "" && c.file.Load != nil && !fromFlags {
+		j.Profile = c.file.Name + ": " + j.Profile
+	}
+	for _, u := range append(append([]string(nil), c.Scrape...), c.Probes...) {
+		if pu, err := url.Parse(u); err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" {
+			bad("--scrape and --probe %q: want an http:// URL, like http://127.0.0.1:9090/metrics", u)
+		}
+	}
+	if c.ProbeTimeout <= 0 {
+		bad("--probe-timeout: must be positive")
+	}
+	if c.dropSetup() != nil {
+		if c.AdminToken == "" {
+			bad("the scenario puts a drop on sale through the admin API: pass --admin-token (or --drop ID to rehearse a drop of your own)")
+		}
+		if c.Target == "" {
+			bad("the scenario puts a drop on sale: pass --target")
+		}
+		// The drop is created just before the run; until then the
+		// buyers are checked against a stand-in.
+		j.Drop.ID, j.Drop.SKU = "pending", "pending"
+		if q := c.file.Drop.Quantity; q > 0 && !c.isSet("drop-quantity") {
+			j.Drop.Quantity = q
+		}
+	}
+	if c.file != nil {
+		for _, h := range c.file.Hooks {
+			if h.Admin && c.AdminToken == "" {
+				bad("hook %s sends the admin token: pass --admin-token", h.Name)
+			}
+		}
+	}
+	if j.Duration > 10*time.Minute {
+		j.Interval = (j.Duration / 600).Round(time.Second)
+	} else {
+		j.Interval = time.Second
 	}
 	if c.Target != "" && !strings.HasPrefix(c.Target, "http://") && !strings.HasPrefix(c.Target, "https://") {
 		bad("--target %q: want an http:// or https:// URL", c.Target)
@@ -229,6 +353,9 @@ func (c loadRunConfig) job() (loadtest.Job, []loadtest.Threshold, error) {
 	if _, err := j.Config(); err != nil {
 		return j, nil, err
 	}
+	if j.Drop.ID == "pending" {
+		j.Drop.ID, j.Drop.SKU = "", ""
+	}
 	exprs := append(j.Thresholds(), c.Thresholds...)
 	ths, err := loadtest.ParseThresholds(exprs)
 	if err != nil {
@@ -236,6 +363,10 @@ func (c loadRunConfig) job() (loadtest.Job, []loadtest.Threshold, error) {
 	}
 	return j, ths, nil
 }
+
+// isSet reports whether a flag was given (on the command line, in the
+// environment or in --config).
+func (c loadRunConfig) isSet(flag string) bool { return c.changed != nil && c.changed(flag) }
 
 func trimFloat(f float64) string {
 	return strings.TrimSuffix(strings.TrimRight(fmt.Sprintf("%.3f", f), "0"), ".")
@@ -249,6 +380,10 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindConfig(cmd.Flags(), getenv); err != nil {
+				return err
+			}
+			c.changed = cmd.Flags().Changed
+			if err := c.readFile(); err != nil {
 				return err
 			}
 			if err := c.lookupDropSKU(cmd.Context()); err != nil {
@@ -295,23 +430,66 @@ func newLoadRunCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.
 	f.StringVar(&c.DropSKU, "drop-sku", "", "drop journey: SKU to buy (default: the drop's first item)")
 	f.IntVar(&c.DropQuantity, "drop-quantity", 1, "drop journey: units each buyer orders")
 	f.StringVar(&c.SourceIPs, "source-ips", "", "local addresses to spread users over, e.g. 127.0.1.0/24 or 10.0.0.5-10.0.0.20 (the target limits some things per client address)")
+	f.Float64Var(&c.Scale, "scale", 1, "multiply the traffic of the profile (rates, users, arrivals, a drop's units): 0.01 runs a hundredth")
+	f.Float64Var(&c.TimeScale, "time-scale", 1, "multiply the durations of the profile (a spike's step and hold, stages, windows, a drop's start)")
+	f.StringArrayVar(&c.Scrape, "scrape", nil, "the server's metrics to read every interval and chart with the run, repeatable: http://ADMIN/metrics")
+	f.StringArrayVar(&c.Probes, "probe", nil, "a health endpoint to ask every second, which must answer 200, repeatable (a scenario's probes go to every --scrape listener)")
+	f.DurationVar(&c.ProbeTimeout, "probe-timeout", 2*time.Second, "how long a probe may take, as a Kubernetes probe's timeoutSeconds")
+	f.StringVar(&c.AdminToken, "admin-token", "", "the shop's admin token: a scenario's drop is put on sale, and its admin hooks sent, with it")
 	return cmd
 }
 
 func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadtest.Threshold, slos []loadtest.SLO, stdout, stderr io.Writer) error {
 	ctx := cmd.Context()
 	terminal := isTerminal(stderr)
+	admin := loadtest.Admin{Target: c.Target, Token: c.AdminToken, Client: &http.Client{Timeout: 30 * time.Second}}
+
+	// The run starts a moment from now, so that the drop the scenario
+	// puts on sale, the server's metrics and the probes all count from
+	// the same instant as the load.
+	lead := 500 * time.Millisecond
+	if len(c.Agents) > 0 {
+		lead = 2 * time.Second // the agents check in and get their share first
+	}
+	start := time.Now().Add(lead)
+	var drop *loadtest.CreatedDrop
+	if setup := c.dropSetup(); setup != nil {
+		d, err := setup.Create(ctx, admin, start)
+		if err != nil {
+			return err
+		}
+		drop = &d
+		job.Drop.ID, job.Drop.SKU = d.ID, d.SKU
+		fmt.Fprintf(stderr, "load: drop %s of %d units of %s, starting %s after the run\n", d.ID, d.Units, d.SKU, setup.Starts)
+		if time.Until(start) < 100*time.Millisecond {
+			start = time.Now().Add(100 * time.Millisecond)
+		}
+	}
+	job.StartAt = start
+	mon := loadtest.StartMonitor(ctx, loadtest.MonitorConfig{Scrape: c.Scrape, Probes: c.probeURLs(),
+		Interval: job.Interval, ProbeTimeout: c.ProbeTimeout, Start: start})
+	var hooks []loadtest.Hook
+	if c.file != nil {
+		for _, h := range c.file.Hooks {
+			hk := h.Hook
+			hk.At = h.When.At(job.Duration, c.TimeScale)
+			hooks = append(hooks, hk)
+		}
+	}
+	hookCtx, stopHooks := context.WithCancel(ctx)
+	defer stopHooks()
+	hooksDone := make(chan []loadtest.HookResult, 1)
+	go func() { hooksDone <- loadtest.RunHooks(hookCtx, admin, start, hooks) }()
+
 	var res *loadtest.Result
 	var runErr error
 	if len(c.Agents) > 0 {
 		fmt.Fprintf(stderr, "load: %s on %d agents\n", job.Profile, len(c.Agents))
 		res, runErr = loadtest.RunAgents(ctx, c.Agents, c.AgentToken, job)
-		if res == nil {
-			return runErr
-		}
 	} else {
 		cfg, err := job.Config()
 		if err != nil {
+			mon.Stop()
 			return err
 		}
 		if !c.Quiet {
@@ -324,9 +502,33 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 			}
 		}
 		res, runErr = loadtest.Run(ctx, cfg)
-		if res == nil {
-			return runErr
+	}
+	stopHooks()
+	res2, probes := mon.Stop()
+	hookResults := <-hooksDone
+	if res == nil {
+		return runErr
+	}
+	res.Server, res.Probes, res.Hooks = res2, probes, hookResults
+	res.Scale, res.TimeScale = c.Scale, c.TimeScale
+	if c.file != nil {
+		res.Name, res.Description = c.file.Name, c.file.Description
+		for _, p := range c.file.Phases {
+			res.Phases = append(res.Phases, loadtest.Phase{Name: p.Name,
+				From: p.From.At(job.Duration, c.TimeScale).Seconds(), To: p.To.At(job.Duration, c.TimeScale).Seconds()})
 		}
+	}
+	if res.Drop != nil {
+		switch {
+		case drop != nil:
+			res.Drop.Allocated = drop.Units
+			res.Drop.StartS = drop.StartsAt.Sub(start).Seconds()
+			res.Checks = append(res.Checks, drop.CheckSold(ctx, admin, res.Drop.Units, false, time.Minute))
+		case c.dropInfo != nil:
+			res.Drop.Allocated = c.dropInfo.Allocated
+			res.Drop.StartS = c.dropInfo.StartsAt.Sub(start).Seconds()
+		}
+		res.Drop.ComputeFairness()
 	}
 	loadtest.Evaluate(res, ths)
 	if len(slos) > 0 {
@@ -359,18 +561,8 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 		return runErr
 	}
 	if !res.Passed() {
-		failed := 0
-		for _, t := range res.Thresholds {
-			if !t.Pass {
-				failed++
-			}
-		}
-		for _, s := range res.SLOs {
-			if s.Verdict == loadtest.SLOFail {
-				failed++
-			}
-		}
-		return &loadtest.ThresholdError{Failed: failed, Total: len(res.Thresholds) + len(res.SLOs)}
+		failed, total := res.Verdicts()
+		return &loadtest.ThresholdError{Failed: failed, Total: total}
 	}
 	return nil
 }
@@ -397,7 +589,7 @@ func isTerminal(w io.Writer) bool {
 }
 
 func newLoadAgentCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
-	var listen, token string
+	var listen, token, sourceIPs string
 	cmd := &cobra.Command{
 		Use:   "agent",
 		Short: "Serve as a load source for a controller's `surge load run --agents`",
@@ -414,7 +606,17 @@ func newLoadAgentCmd(getenv func(string) string, stdout, stderr io.Writer) *cobr
 				return err
 			}
 			logf := func(format string, args ...any) { fmt.Fprintf(stderr, format+"\n", args...) }
-			srv := &http.Server{Handler: loadtest.AgentHandler(token, logf), ReadHeaderTimeout: 10 * time.Second}
+			var sources []string
+			if sourceIPs != "" {
+				addrs, err := loadtest.ParseSourceIPs(sourceIPs)
+				if err != nil {
+					return fmt.Errorf("--source-ips: %w", err)
+				}
+				for _, a := range addrs {
+					sources = append(sources, a.String())
+				}
+			}
+			srv := &http.Server{Handler: loadtest.AgentHandler(token, sources, logf), ReadHeaderTimeout: 10 * time.Second}
 			fmt.Fprintf(stdout, "agent: %s\n", ln.Addr())
 			done := make(chan error, 1)
 			go func() { done <- srv.Serve(ln) }()
@@ -433,5 +635,6 @@ func newLoadAgentCmd(getenv func(string) string, stdout, stderr io.Writer) *cobr
 	f.String("config", "", "YAML file of settings named like the flags")
 	f.StringVar(&listen, "listen", "127.0.0.1:7070", "address to accept jobs on; keep it on a private network")
 	f.StringVar(&token, "token", "", "shared secret the controller must send (--agent-token)")
+	f.StringVar(&sourceIPs, "source-ips", "", "this machine's addresses to send from, e.g. 10.0.1.0/24: jobs without --connections spread their users over them")
 	return cmd
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -194,7 +193,7 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 	dir := t.TempDir()
 	out, err := runLoadCmd(t, "run", "--target", shop.URL, "--journey", "drop", "--drop", d.ID,
 		"--arrivals", fmt.Sprintf("n=%d,within=3s", buyers), "--source-ips", "127.0.1.0/24", "--grace", "20s",
-		"--threshold", "errors<1%", "--threshold", "unanswered<1", "--out", filepath.Join(dir, "r.json"),
+		"--threshold", "errors<1%", "--threshold", "unanswered<1", "--threshold", "sold==100%", "--out", filepath.Join(dir, "r.json"),
 		"--report", filepath.Join(dir, "r.html"), "--quiet")
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -203,12 +202,16 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 	if r.Drop == nil {
 		t.Fatalf("no drop outcomes in the result:\n%s", out)
 	}
-	t.Logf("%+v", *r.Drop)
 	if r.Sessions != buyers || r.Drop.Buyers != buyers || r.Drop.FinalAnswers != r.Sessions || r.Completed != buyers {
 		t.Errorf("sessions %d, buyers %d, final answers %d, completed %d; want %d each", r.Sessions, r.Drop.Buyers, r.Drop.FinalAnswers, r.Completed, buyers)
 	}
 	if r.Drop.Units != units || r.Drop.Bought != units {
 		t.Errorf("bought %d orders, %d units; want %d", r.Drop.Bought, r.Drop.Units, units)
+	}
+	// The shop told the generator the drop's size and start: how much of
+	// it sold, and how fast after its start.
+	if r.Drop.Allocated != units || r.Drop.StartS < 1 || r.Drop.SellOutS() <= 0 {
+		t.Errorf("allocated %d (want %d), start %.1fs into the run (want about 2s), sold out after %.1fs", r.Drop.Allocated, units, r.Drop.StartS, r.Drop.SellOutS())
 	}
 	for code, n := range r.Total.Statuses {
 		if strings.HasPrefix(code, "5") || code == "none" {
@@ -240,40 +243,7 @@ func TestLoadDropJourneyAgainstShop(t *testing.T) {
 // address once it printed it.
 func startAgent(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"load", "agent", "--listen", "127.0.0.1:0"}, noEnv, pw, io.Discard)
-		pw.Close()
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			t.Error("agent did not stop")
-		}
-	})
-	addr := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pr)
-		for sc.Scan() {
-			if a, ok := strings.CutPrefix(sc.Text(), "agent: "); ok {
-				addr <- a
-			}
-		}
-		io.Copy(io.Discard, pr)
-	}()
-	select {
-	case a := <-addr:
-		return a
-	case err := <-done:
-		t.Fatalf("agent exited: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("agent did not print its address")
-	}
-	return ""
+	return startAgentFrom(t, "")
 }
 
 // TestLoadAgents runs a test from two agents on loopback: the controller

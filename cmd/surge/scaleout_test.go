@@ -118,7 +118,7 @@ func TestScaleOutDropThroughHAProxy(t *testing.T) {
 	if r.Drop == nil {
 		t.Fatal("no drop outcomes")
 	}
-	t.Logf("%+v", *r.Drop)
+	t.Logf("bought %d, sold out %d, errors %d, unfinished %d", r.Drop.Bought, r.Drop.SoldOut, r.Drop.Errors, r.Drop.Unfinished)
 	for _, step := range []string{"join", "status", "add", "checkout"} {
 		if st, ok := r.Step(step); ok {
 			t.Logf("%s: %v", step, st.Statuses)

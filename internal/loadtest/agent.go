@@ -38,33 +38,31 @@ type Job struct {
 	SourceIPs    []string      `json:"source_ips,omitempty"` // local addresses to send from
 }
 
-// mix resolves the job's journeys: the scenario file, or built-in journeys.
+// mix resolves the job's journeys: the scenario file's, or built-in ones.
 func (j Job) mix() ([]Weighted, error) {
-	var mix []Weighted
 	if len(j.Scenario) > 0 {
 		name := j.ScenarioName
 		if name == "" {
 			name = "scenario"
 		}
-		sc, err := ParseScenario(name, j.Scenario)
+		f, err := ParseFile(name, j.Scenario)
 		if err != nil {
 			return nil, err
 		}
-		mix = []Weighted{{sc, 1}}
-	} else {
-		spec := j.Mix
-		if spec == "" {
-			spec = "get"
-		}
-		var err error
-		if mix, err = ParseMix(spec, j.Drop); err != nil {
-			return nil, err
-		}
-		if j.StepThink != nil {
-			for i := range mix {
-				if mix[i].Scenario.Name != "get" {
-					mix[i].Scenario = mix[i].Scenario.WithThink(*j.StepThink)
-				}
+		return f.Mix(j.Drop)
+	}
+	spec := j.Mix
+	if spec == "" {
+		spec = "get"
+	}
+	mix, err := ParseMix(spec, j.Drop)
+	if err != nil {
+		return nil, err
+	}
+	if j.StepThink != nil {
+		for i := range mix {
+			if mix[i].Scenario.Name != "get" {
+				mix[i].Scenario = mix[i].Scenario.WithThink(*j.StepThink)
 			}
 		}
 	}
@@ -97,15 +95,14 @@ func (j Job) Config() (Config, error) {
 
 // Thresholds are the scenario file's thresholds, if the job has one.
 func (j Job) Thresholds() []string {
-	mix, err := j.mix()
+	if len(j.Scenario) == 0 {
+		return nil
+	}
+	f, err := ParseFile(j.ScenarioName, j.Scenario)
 	if err != nil {
 		return nil
 	}
-	var out []string
-	for _, w := range mix {
-		out = append(out, w.Scenario.Thresholds...)
-	}
-	return out
+	return f.Thresholds
 }
 
 // share is the part of the job agent i of n runs: the rates divided by
@@ -137,8 +134,10 @@ func (j Job) share(i, n int) Job {
 // AgentHandler serves `surge load agent`: POST /run with a Job runs it and
 // answers with the Result (histograms included, so the controller merges
 // them exactly); GET /healthz answers "ok". With a token, /run requires
-// "Authorization: Bearer <token>". One job runs at a time.
-func AgentHandler(token string, logf func(format string, args ...any)) http.Handler {
+// "Authorization: Bearer <token>". One job runs at a time. sourceIPs are
+// this agent's own addresses to send from, for jobs that name none and
+// set no connection cap: each agent of a spike brings its own sources.
+func AgentHandler(token string, sourceIPs []string, logf func(format string, args ...any)) http.Handler {
 	var busy sync.Mutex
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
@@ -158,6 +157,9 @@ func AgentHandler(token string, logf func(format string, args ...any)) http.Hand
 		if err := json.NewDecoder(io.LimitReader(r.Body, 8<<20)).Decode(&job); err != nil {
 			http.Error(w, "bad job: "+err.Error(), http.StatusBadRequest)
 			return
+		}
+		if len(job.SourceIPs) == 0 && job.Connections == 0 {
+			job.SourceIPs = sourceIPs
 		}
 		cfg, err := job.Config()
 		if err != nil {
@@ -204,7 +206,11 @@ func RunAgents(ctx context.Context, agents []string, token string, job Job) (*Re
 			return nil, fmt.Errorf("agent %s: health check answered %s", a, resp.Status)
 		}
 	}
-	job.StartAt = time.Now().Add(time.Second)
+	// Every agent must have the job before the start; a start the caller
+	// chose is kept when that leaves time enough.
+	if time.Until(job.StartAt) < 500*time.Millisecond {
+		job.StartAt = time.Now().Add(time.Second)
+	}
 	results := make([]*Result, len(agents))
 	errs := make([]error, len(agents))
 	var wg sync.WaitGroup

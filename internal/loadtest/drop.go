@@ -159,9 +159,9 @@ func dropAnswer(s *session, status int, hdr http.Header, body []byte, think time
 			s.next, s.pause = dropJoin, jitter(retryAfter(hdr))
 			return ""
 		}
-		return queueAnswer(s, body, think)
+		return queueAnswer(s, body, think, true)
 	case dropStatus:
-		return queueAnswer(s, body, think)
+		return queueAnswer(s, body, think, false)
 	case dropChallenge:
 		var c struct {
 			Challenge  string `json:"challenge"`
@@ -194,14 +194,24 @@ func dropAnswer(s *session, status int, hdr http.Header, body []byte, think time
 }
 
 // queueAnswer follows a queue status: poll again while in line, buy when
-// admitted, stop on a final state.
-func queueAnswer(s *session, body []byte, think time.Duration) string {
+// admitted, stop on a final state. It notes the buyer's way into the
+// line: when the join was answered, whether into the pre-queue, and the
+// first place the line gave it.
+func queueAnswer(s *session, body []byte, think time.Duration, join bool) string {
 	var st struct {
 		State     string  `json:"state"`
+		Position  uint64  `json:"position"`
 		PollAfter float64 `json:"poll_after_seconds"`
 	}
 	if err := json.Unmarshal(body, &st); err != nil {
 		return "body: not a queue status"
+	}
+	if join && s.joinAt.IsZero() {
+		s.joinAt = time.Now()
+		s.preQueue = waitroom.State(st.State) == waitroom.StatePreQueue
+	}
+	if s.position == 0 {
+		s.position = st.Position
 	}
 	switch waitroom.State(st.State) {
 	case waitroom.StatePreQueue, waitroom.StateWaiting:
@@ -209,7 +219,7 @@ func queueAnswer(s *session, body []byte, think time.Duration) string {
 		// buyer never hammers the status.
 		s.next, s.pause = dropStatus, max(time.Duration(st.PollAfter*float64(time.Second)), time.Second)
 	case waitroom.StateAdmitted:
-		s.next, s.pause = dropAdd, think
+		s.next, s.pause, s.admitted = dropAdd, think, true
 	case waitroom.StateSoldOut:
 		s.outcome = dropSoldOut
 	case waitroom.StateClosed:
@@ -280,37 +290,53 @@ func (j *buyerJar) Cookies(*url.URL) []*http.Cookie {
 	return out
 }
 
-// FetchDropSKU asks the target for a drop (GET /api/v1/drops/{id}) and
-// returns the SKU of its first item.
-func FetchDropSKU(ctx context.Context, client *http.Client, target, id string) (string, error) {
+// DropInfo is what a shop says of a drop: when it starts, and the SKU and
+// units of its first item.
+type DropInfo struct {
+	SKU       string
+	Allocated int64
+	StartsAt  time.Time
+}
+
+// FetchDrop asks the target for a drop (GET /api/v1/drops/{id}).
+func FetchDrop(ctx context.Context, client *http.Client, target, id string) (DropInfo, error) {
 	if !dropIDRE.MatchString(id) {
-		return "", fmt.Errorf("drop ID %q: want letters, digits, '.', '_', '~' and '-'", id)
+		return DropInfo{}, fmt.Errorf("drop ID %q: want letters, digits, '.', '_', '~' and '-'", id)
 	}
 	u := strings.TrimSuffix(target, "/") + "/api/v1/drops/" + id
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return "", err
+		return DropInfo{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("drop %s: %w", id, err)
+		return DropInfo{}, fmt.Errorf("drop %s: %w", id, err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
-		return "", fmt.Errorf("drop %s: GET %s answered %s: %s", id, u, resp.Status, strings.TrimSpace(string(msg)))
+		return DropInfo{}, fmt.Errorf("drop %s: GET %s answered %s: %s", id, u, resp.Status, strings.TrimSpace(string(msg)))
 	}
 	var d struct {
-		Items []struct {
-			SKU string `json:"sku"`
+		StartsAt time.Time `json:"starts_at"`
+		Items    []struct {
+			SKU       string `json:"sku"`
+			Allocated int64  `json:"allocated"`
 		} `json:"items"`
 	}
 	if err := json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&d); err != nil {
-		return "", fmt.Errorf("drop %s: %w", id, err)
+		return DropInfo{}, fmt.Errorf("drop %s: %w", id, err)
 	}
 	if len(d.Items) == 0 || d.Items[0].SKU == "" {
-		return "", fmt.Errorf("drop %s has no items; pass --drop-sku", id)
+		return DropInfo{}, fmt.Errorf("drop %s has no items; pass --drop-sku", id)
 	}
-	return d.Items[0].SKU, nil
+	return DropInfo{SKU: d.Items[0].SKU, Allocated: d.Items[0].Allocated, StartsAt: d.StartsAt}, nil
+}
+
+// FetchDropSKU asks the target for a drop (GET /api/v1/drops/{id}) and
+// returns the SKU of its first item.
+func FetchDropSKU(ctx context.Context, client *http.Client, target, id string) (string, error) {
+	info, err := FetchDrop(ctx, client, target, id)
+	return info.SKU, err
 }

@@ -15,16 +15,22 @@ import (
 	"time"
 )
 
-// fakeDrop is a drop's API in miniature: the line opens at opens, admits
-// one buyer more every admitEvery in the order they joined, and sells
-// units until none are left. Joins may need a proof of work and may be
+// fakeDrop is a drop's API in miniature: the line opens at opens (and,
+// with openAfterJoins, not before that many buyers joined), admits one
+// buyer more every admitEvery in the order they joined, and sells units
+// until none are left. Joins may need a proof of work and may be
 // rate limited once per buyer, so every branch of the journey runs.
 type fakeDrop struct {
-	opens      time.Time
-	admitEvery time.Duration
-	pollAfter  float64
-	pow        bool
-	limitOnce  bool
+	opens time.Time
+	// openAfterJoins keeps the line closed until that many buyers joined,
+	// so a test of the pre-queue does not depend on how fast a busy
+	// machine gets its buyers through the rate limit and the proof of
+	// work before opens.
+	openAfterJoins int
+	admitEvery     time.Duration
+	pollAfter      float64
+	pow            bool
+	limitOnce      bool
 	// failFirst answers the first checkout under each idempotency key
 	// with a 502, as a load balancer does when the replica behind it died.
 	failFirst bool
@@ -33,6 +39,7 @@ type fakeDrop struct {
 	lostAdd bool
 
 	mu       sync.Mutex
+	openedAt time.Time // when the line opened; zero while closed
 	units    int
 	joined   map[string]int // visitor: place in line
 	limited  map[string]bool
@@ -58,8 +65,12 @@ func (f *fakeDrop) handler() http.Handler {
 		f.mu.Lock()
 		place, ok := f.joined[v]
 		units := f.units
+		if f.openedAt.IsZero() && !time.Now().Before(f.opens) && len(f.joined) >= f.openAfterJoins {
+			f.openedAt = time.Now()
+		}
+		opened := f.openedAt
 		f.mu.Unlock()
-		st := map[string]any{"poll_after_seconds": f.pollAfter}
+		st := map[string]any{"poll_after_seconds": f.pollAfter, "position": place + 1}
 		switch {
 		case !ok:
 			f.bad.Add(1)
@@ -68,9 +79,10 @@ func (f *fakeDrop) handler() http.Handler {
 		case units <= 0:
 			st["state"] = "sold_out"
 			st["poll_after_seconds"] = 0
-		case time.Now().Before(f.opens):
+		case opened.IsZero():
 			st["state"] = "pre_queue"
-		case time.Since(f.opens) >= time.Duration(place)*f.admitEvery:
+			st["position"] = 0 // not drawn yet
+		case time.Since(opened) >= time.Duration(place)*f.admitEvery:
 			st["state"] = "admitted"
 			http.SetCookie(w, &http.Cookie{Name: "access", Value: v, Path: "/"})
 		default:
@@ -185,6 +197,9 @@ func TestDropJourney(t *testing.T) {
 	f := newFakeDrop(units)
 	f.pow, f.limitOnce = true, true
 	f.opens, f.admitEvery = time.Now().Add(1500*time.Millisecond), 20*time.Millisecond
+	// Every buyer is in the pre-queue: the line stays closed until all
+	// have joined, however slowly they got there.
+	f.openAfterJoins = buyers
 	target := newTarget(t, f.handler())
 	sc, err := DropScenario(DropOptions{ID: "d1", SKU: "CC-42"})
 	if err != nil {
@@ -197,7 +212,6 @@ func TestDropJourney(t *testing.T) {
 	if d == nil {
 		t.Fatal("no drop result")
 	}
-	t.Logf("%+v", *d)
 	if d.Buyers != buyers || d.FinalAnswers != buyers || d.Unanswered() != 0 || r.Completed != buyers {
 		t.Errorf("buyers %d, final answers %d, completed %d; want %d", d.Buyers, d.FinalAnswers, r.Completed, buyers)
 	}
@@ -218,14 +232,40 @@ func TestDropJourney(t *testing.T) {
 			t.Errorf("%s answered %s %d times, want %d or more (%v)", want.step, want.status, got, want.n, st.Statuses)
 		}
 	}
-	// Buyers who join while the line is still closed poll until it opens;
-	// on a slow machine some join only after it opened, so not all poll.
-	if st, _ := r.Step("status"); st.Requests == 0 {
-		t.Errorf("no status polls: nobody waited for the line to open")
+	// Every buyer but the last (whose join opens the line) joins a closed
+	// line and polls until it opens.
+	if st, _ := r.Step("status"); st.Requests < buyers-1 {
+		t.Errorf("%d status polls: want one at least from each buyer who waited for the line to open", st.Requests)
 	}
 	ths, _ := ParseThresholds([]string{"unanswered<1", "errors<1%"})
 	if !Evaluate(r, ths) {
 		t.Errorf("thresholds: %v", r.Thresholds)
+	}
+
+	// Every buyer joined before the line opened, and learnt its place
+	// once it had; this line hands places out in join order, which the
+	// fairness report must call what it is.
+	pre, placed := 0, 0
+	for _, p := range d.Places {
+		if p.Position > 0 {
+			placed++
+			if p.PreQueue {
+				pre++
+			}
+		}
+	}
+	// The last buyer's join opens the line, unless opens is still ahead:
+	// it alone may not be in the pre-queue.
+	if len(d.Places) != buyers || placed != buyers || pre < buyers-1 {
+		t.Errorf("%d places, %d with a place, %d of them from the pre-queue; want %d, all, all but the last at most", len(d.Places), placed, pre, buyers)
+	}
+	d.ComputeFairness()
+	if f := d.Fairness; f == nil || f.DrawRho < 0.9 || f.DrawFair() {
+		t.Errorf("a line in join order: fairness %+v", f)
+	}
+	if d.FirstAdmitS < 1.4 || d.LastSaleS < d.FirstAdmitS || d.FirstSoldOutS < d.FirstAdmitS {
+		t.Errorf("first admitted %vs, last sale %vs, first sold out %vs: want all after the line opened at 1.5s",
+			d.FirstAdmitS, d.LastSaleS, d.FirstSoldOutS)
 	}
 }
 

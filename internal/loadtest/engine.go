@@ -174,6 +174,11 @@ type engine struct {
 	buyers   atomic.Int64 // sessions of the drop journey
 	outcomes [numDropOutcomes]atomic.Int64
 	units    atomic.Int64 // bought by drop buyers
+	// When, in nanoseconds since the start, a buyer was first admitted,
+	// the last one bought, and the first one heard "sold out" (0: not yet).
+	firstAdmit, lastSale, firstSoldOut atomic.Int64
+	placesMu                           sync.Mutex
+	places                             []Place
 
 	reqCtx    context.Context
 	cancelReq context.CancelFunc
@@ -200,6 +205,13 @@ type session struct {
 	// addRetried: an add to cart failed without an answer and was sent
 	// again, so the first may have gone through.
 	addRetried bool
+	// The buyer's way into the line: when its join was answered, whether
+	// into the pre-queue, the place it learnt, and whether the last
+	// answer admitted it.
+	joinAt   time.Time
+	preQueue bool
+	position uint64
+	admitted bool
 }
 
 type event struct {
@@ -281,6 +293,13 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	e.end = e.start.Add(cfg.Duration)
 	e.graceEnd = e.end.Add(cfg.Grace)
 	e.rec = newRecorder(names, e.start, cfg.Interval)
+	if multi {
+		for i, w := range cfg.Mix {
+			for range e.stepIndex[i] {
+				e.rec.journeyOf = append(e.rec.journeyOf, w.Scenario.Name)
+			}
+		}
+	}
 	e.reqCtx, e.cancelReq = context.WithCancel(context.Background())
 	defer e.cancelReq()
 	if err := e.prebuild(); err != nil {
@@ -324,6 +343,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.Dropped = e.dropped.Load()
 	r.Resent = e.resent.Load()
 	r.Drop = e.dropResult()
+	for _, w := range cfg.Mix {
+		r.Journeys = append(r.Journeys, w.Scenario.Name)
+	}
 	if aborted {
 		return r, ctx.Err()
 	}
@@ -682,16 +704,47 @@ func (e *engine) advance(s *session, st *Step, ok bool) (more bool, think time.D
 		return true, jitter(dropRetryBackoff << min(s.retries-1, 4))
 	case !ok:
 		e.outcomes[dropFailed].Add(1)
+		e.notePlace(s)
 		return false, 0
 	case s.outcome != dropGoingOn:
 		e.outcomes[s.outcome].Add(1)
-		if s.outcome == dropBought {
+		now := int64(time.Since(e.start))
+		switch s.outcome {
+		case dropBought:
 			e.units.Add(int64(e.cfg.Mix[s.sc].Scenario.drop.Quantity))
+			for v := e.lastSale.Load(); now > v && !e.lastSale.CompareAndSwap(v, now); v = e.lastSale.Load() {
+			}
+		case dropSoldOut:
+			setFirst(&e.firstSoldOut, now)
 		}
+		e.notePlace(s)
 		return false, 0
+	}
+	if s.admitted {
+		s.admitted = false
+		setFirst(&e.firstAdmit, int64(time.Since(e.start)))
 	}
 	s.step = s.next
 	return true, s.pause
+}
+
+// setFirst stores t in v unless an earlier time is there.
+func setFirst(v *atomic.Int64, t int64) {
+	t = max(t, 1) // 0 means unset
+	for old := v.Load(); (old == 0 || t < old) && !v.CompareAndSwap(old, t); old = v.Load() {
+	}
+}
+
+// notePlace keeps a finished buyer's way into the line, for the
+// fairness report.
+func (e *engine) notePlace(s *session) {
+	if s.joinAt.IsZero() {
+		return
+	}
+	p := Place{JoinS: s.joinAt.Sub(e.start).Seconds(), PreQueue: s.preQueue, Position: s.position, Bought: s.outcome == dropBought}
+	e.placesMu.Lock()
+	e.places = append(e.places, p)
+	e.placesMu.Unlock()
 }
 
 // dropResult sums up the drop buyers; nil when the run had none.
@@ -708,6 +761,11 @@ func (e *engine) dropResult() *DropResult {
 	}
 	d.FinalAnswers = d.Bought + d.SoldOut + d.Closed + d.Expired + d.OverLimit
 	d.Unfinished = d.Buyers - d.FinalAnswers - d.Errors
+	secs := func(v *atomic.Int64) float64 { return round(time.Duration(v.Load()).Seconds(), 6) }
+	d.FirstAdmitS, d.LastSaleS, d.FirstSoldOutS = secs(&e.firstAdmit), secs(&e.lastSale), secs(&e.firstSoldOut)
+	e.placesMu.Lock()
+	d.Places = e.places
+	e.placesMu.Unlock()
 	return d
 }
 

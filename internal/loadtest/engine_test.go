@@ -253,3 +253,57 @@ func TestMixSplitsSessions(t *testing.T) {
 		t.Errorf("steps %v: want ~300 browse and ~100 get sessions", got)
 	}
 }
+
+// TestTimelineByJourney: with several journeys each interval keeps every
+// journey's latencies apart, and counts the requests the server failed
+// (5xx, no answer) apart from other errors.
+func TestTimelineByJourney(t *testing.T) {
+	target := newTarget(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(20 * time.Millisecond)
+		case "/fail":
+			http.Error(w, "shed", http.StatusServiceUnavailable)
+		case "/missing":
+			http.NotFound(w, r)
+		}
+	}))
+	file := `journeys:
+  - name: slow
+    steps: [{name: slow, url: /slow}]
+  - name: fast
+    steps: [{name: fast, url: /fast}, {name: fail, url: /fail}, {name: missing, url: /missing}]
+`
+	f, err := ParseFile("mix.yaml", []byte(file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mix, err := f.Mix(DropOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mustRun(t, Config{Target: target, Mix: mix, Plan: ConstantPlan(100, 2*time.Second), Duration: 2 * time.Second,
+		Interval: 500 * time.Millisecond})
+	if len(r.Journeys) != 2 || r.Journeys[0] != "slow" || r.Journeys[1] != "fast" {
+		t.Fatalf("journeys %v", r.Journeys)
+	}
+	var slow, fast, requests, serverErrs, errs int64
+	for _, p := range r.Timeline {
+		slow += p.Journeys["slow"].Count()
+		fast += p.Journeys["fast"].Count()
+		requests += p.Requests
+		serverErrs += p.ServerErrors
+		errs += p.Errors
+		if h := p.Journeys["slow"]; h.Count() > 0 && h.Quantile(50) < 20*time.Millisecond {
+			t.Errorf("interval at %vs: slow journey p50 %v", p.T, h.Quantile(50))
+		}
+	}
+	fastSessions := r.Sessions - slow
+	// A fast session sends /fast, then /fail, whose 503 ends it.
+	if slow+fast != requests || fast != 2*fastSessions || serverErrs != fastSessions || errs != serverErrs {
+		t.Errorf("slow %d + fast %d of %d requests; %d server errors, %d errors; %d fast sessions", slow, fast, requests, serverErrs, errs, fastSessions)
+	}
+	if st, _ := r.Step("fail"); st.ServerErrors() != fastSessions || st.StatusCount("5xx") != fastSessions || st.StatusCount("503") != fastSessions {
+		t.Errorf("fail step: %v", st.Statuses)
+	}
+}

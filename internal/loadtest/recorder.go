@@ -68,6 +68,10 @@ type recorder struct {
 	points   []*Point
 	last     time.Time // latest response
 	peak     int64
+
+	// journeyOf maps each step to its journey's name when the run mixes
+	// several journeys; nil otherwise.
+	journeyOf []string
 }
 
 func newRecorder(stepNames []string, start time.Time, interval time.Duration) *recorder {
@@ -110,7 +114,22 @@ func (r *recorder) record(step int, intended, sent, done time.Time, status int, 
 	if failure != "" {
 		p.Errors++
 	}
+	if status == 0 || status >= 500 {
+		p.ServerErrors++
+	}
 	p.Hist.Record(lat)
+	if r.journeyOf != nil {
+		name := r.journeyOf[step]
+		h := p.Journeys[name]
+		if h == nil {
+			if p.Journeys == nil {
+				p.Journeys = map[string]*Histogram{}
+			}
+			h = newPointHistogram()
+			p.Journeys[name] = h
+		}
+		h.Record(lat)
+	}
 	if done.After(r.last) {
 		r.last = done
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
@@ -148,6 +149,34 @@ func newStats(name string) *Stats {
 	return &Stats{Name: name, Statuses: map[string]int64{}, Failures: map[string]int64{}, Hist: NewHistogram()}
 }
 
+// ServerErrors counts the requests the server failed: a 5xx answer, a
+// status outside HTTP's range, or no answer at all (timed out, reset,
+// refused, never sent), as the SLO file counts them.
+func (s *Stats) ServerErrors() int64 {
+	var n int64
+	for k, v := range s.Statuses {
+		if k == "none" || k == "other" || strings.HasPrefix(k, "5") {
+			n += v
+		}
+	}
+	return n
+}
+
+// StatusCount counts the answers with a status code ("503") or class
+// ("5xx").
+func (s *Stats) StatusCount(status string) int64 {
+	if class, ok := strings.CutSuffix(status, "xx"); ok {
+		var n int64
+		for k, v := range s.Statuses {
+			if len(k) == 3 && strings.HasPrefix(k, class) {
+				n += v
+			}
+		}
+		return n
+	}
+	return s.Statuses[status]
+}
+
 // ErrorRate is errors per request, 0..1.
 func (s *Stats) ErrorRate() float64 {
 	if s.Requests == 0 {
@@ -174,13 +203,18 @@ func (s *Stats) merge(o *Stats) {
 
 // Point is one interval of the timeline.
 type Point struct {
-	T        float64    `json:"t"` // seconds from the start to the interval's start
-	Requests int64      `json:"requests"`
-	Errors   int64      `json:"errors"`
-	Users    int64      `json:"users"`     // most sessions alive at once
-	InFlight int64      `json:"in_flight"` // most requests in flight at once
-	Latency  Latency    `json:"latency"`
-	Hist     *Histogram `json:"histogram"`
+	T        float64 `json:"t"` // seconds from the start to the interval's start
+	Requests int64   `json:"requests"`
+	Errors   int64   `json:"errors"`
+	// ServerErrors are the requests answered 5xx or not at all.
+	ServerErrors int64      `json:"server_errors"`
+	Users        int64      `json:"users"`     // most sessions alive at once
+	InFlight     int64      `json:"in_flight"` // most requests in flight at once
+	Latency      Latency    `json:"latency"`
+	Hist         *Histogram `json:"histogram"`
+	// Journeys holds each journey's latencies in the interval, by name,
+	// when the run mixes several.
+	Journeys map[string]*Histogram `json:"journeys,omitempty"`
 }
 
 // AgentSummary is what one agent contributed to a merged result.
@@ -226,6 +260,77 @@ type Result struct {
 	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
 	// SLOs are the objectives of an SLO file judged on the run.
 	SLOs []SLOResult `json:"slos,omitempty"`
+
+	// Name and Description come from a scenario file; Scale and
+	// TimeScale are the factors it ran at.
+	Name        string  `json:"name,omitempty"`
+	Description string  `json:"description,omitempty"`
+	Scale       float64 `json:"scale,omitempty"`
+	TimeScale   float64 `json:"time_scale,omitempty"`
+	// Journeys names the journeys of the mix, in order.
+	Journeys []string `json:"journeys,omitempty"`
+	// Phases are named windows of the run thresholds can judge apart.
+	Phases []Phase `json:"phases,omitempty"`
+	// Server is what the server's own metrics said (--scrape); Probes
+	// how its health endpoints answered. A failed probe fails the run.
+	Server *ServerResult `json:"server,omitempty"`
+	Probes []ProbeResult `json:"probes,omitempty"`
+	Hooks  []HookResult  `json:"hooks,omitempty"`
+	Checks []CheckResult `json:"checks,omitempty"`
+}
+
+// Phase is a named window of a run, in seconds since the start.
+type Phase struct {
+	Name string  `json:"name"`
+	From float64 `json:"from_s"`
+	To   float64 `json:"to_s"`
+}
+
+// CheckResult is a verdict a rehearsal reaches on the shop itself after
+// the run, such as the drop's units all sold and none twice.
+type CheckResult struct {
+	Name   string `json:"name"`
+	Pass   bool   `json:"pass"`
+	Detail string `json:"detail"`
+}
+
+// String is the check's verdict line.
+func (c CheckResult) String() string {
+	if c.Pass {
+		return "pass  " + c.Name + ": " + c.Detail
+	}
+	return "FAIL  " + c.Name + ": " + c.Detail
+}
+
+func (r *Result) phase(name string) (Phase, bool) {
+	for _, p := range r.Phases {
+		if p.Name == name {
+			return p, true
+		}
+	}
+	return Phase{}, false
+}
+
+// phaseStats sums the timeline's intervals that lie within p (latency at
+// the timeline's two significant digits).
+func (r *Result) phaseStats(p Phase) *Stats {
+	s := newStats(p.Name)
+	s.Hist = newPointHistogram()
+	for _, pt := range r.Timeline {
+		if pt.T+1e-9 < p.From || pt.T >= p.To-1e-9 {
+			continue
+		}
+		s.Requests += pt.Requests
+		s.Errors += pt.Errors
+		if pt.ServerErrors > 0 {
+			s.Statuses["5xx or none"] += pt.ServerErrors
+		}
+		if pt.Hist != nil {
+			s.Hist.Merge(pt.Hist)
+		}
+	}
+	s.Latency = s.Hist.Summary()
+	return s
 }
 
 // DropResult is how the buyers of a drop rehearsal ended. Every buyer
@@ -243,6 +348,45 @@ type DropResult struct {
 	OverLimit    int64 `json:"over_limit"`
 	Errors       int64 `json:"errors"`     // buyers stopped by a failed request
 	Unfinished   int64 `json:"unfinished"` // still in line when the run ended
+
+	// Allocated is the drop's units, when the rehearsal created the drop.
+	Allocated int64 `json:"allocated,omitempty"`
+	// StartS is the drop's start in seconds since the run's (when the
+	// rehearsal created the drop); FirstAdmitS, LastSaleS and
+	// FirstSoldOutS are when a buyer was first told admitted, when the
+	// last order was placed, and when a buyer first heard "sold out".
+	StartS        float64 `json:"start_s,omitempty"`
+	FirstAdmitS   float64 `json:"first_admit_s,omitempty"`
+	LastSaleS     float64 `json:"last_sale_s,omitempty"`
+	FirstSoldOutS float64 `json:"first_sold_out_s,omitempty"`
+	// Places are the buyers' joins and the places in line they were
+	// given; Fairness is what they say about the draw.
+	Places   []Place   `json:"places,omitempty"`
+	Fairness *Fairness `json:"fairness,omitempty"`
+}
+
+// Place is one buyer's way into the line: when its join was answered
+// (seconds since the run's start), whether it joined the pre-queue (the
+// random draw at the start) and the place it got (0 if it never learnt
+// it), and whether it bought.
+type Place struct {
+	JoinS    float64 `json:"t"`
+	PreQueue bool    `json:"pre,omitempty"`
+	Position uint64  `json:"pos,omitempty"`
+	Bought   bool    `json:"bought,omitempty"`
+}
+
+// SellOutS is the time from the drop's start (or, when it is not known,
+// the first admission) to its last sale; 0 if nothing sold.
+func (d *DropResult) SellOutS() float64 {
+	if d == nil || d.Bought == 0 {
+		return 0
+	}
+	from := d.StartS
+	if from == 0 {
+		from = d.FirstAdmitS
+	}
+	return max(0, d.LastSaleS-from)
 }
 
 // Unanswered is the number of buyers without a final answer.
@@ -264,6 +408,23 @@ func (d *DropResult) add(o *DropResult) {
 	d.OverLimit += o.OverLimit
 	d.Errors += o.Errors
 	d.Unfinished += o.Unfinished
+	d.Allocated = max(d.Allocated, o.Allocated)
+	d.StartS = max(d.StartS, o.StartS)
+	d.FirstAdmitS = minSet(d.FirstAdmitS, o.FirstAdmitS)
+	d.LastSaleS = max(d.LastSaleS, o.LastSaleS)
+	d.FirstSoldOutS = minSet(d.FirstSoldOutS, o.FirstSoldOutS)
+	d.Places = append(d.Places, o.Places...)
+}
+
+// minSet is the smaller of two times where 0 means not set.
+func minSet(a, b float64) float64 {
+	switch {
+	case a == 0:
+		return b
+	case b == 0:
+		return a
+	}
+	return min(a, b)
 }
 
 // Rate is the achieved requests per second over the planned duration (or
@@ -288,7 +449,49 @@ func (r *Result) Passed() bool {
 			return false
 		}
 	}
+	for _, p := range r.Probes {
+		if p.Failures > 0 || p.Checks == 0 {
+			return false
+		}
+	}
+	for _, h := range r.Hooks {
+		if !h.Pass {
+			return false
+		}
+	}
+	for _, c := range r.Checks {
+		if !c.Pass {
+			return false
+		}
+	}
 	return true
+}
+
+// Verdicts counts the failed verdicts (thresholds, SLOs, probes, hooks
+// and checks) and all of them.
+func (r *Result) Verdicts() (failed, total int) {
+	count := func(ok bool) {
+		total++
+		if !ok {
+			failed++
+		}
+	}
+	for _, t := range r.Thresholds {
+		count(t.Pass)
+	}
+	for _, s := range r.SLOs {
+		count(s.Verdict != SLOFail)
+	}
+	for _, p := range r.Probes {
+		count(p.Failures == 0 && p.Checks > 0)
+	}
+	for _, h := range r.Hooks {
+		count(h.Pass)
+	}
+	for _, c := range r.Checks {
+		count(c.Pass)
+	}
+	return failed, total
 }
 
 // Step returns the merged stats of the steps matching sel: the whole name
@@ -328,7 +531,7 @@ func Merge(rs ...*Result) *Result {
 	}
 	out := &Result{
 		Target: rs[0].Target, Model: rs[0].Model, Profile: rs[0].Profile, Started: rs[0].Started,
-		Duration: rs[0].Duration, Interval: rs[0].Interval, Total: newStats("total"),
+		Duration: rs[0].Duration, Interval: rs[0].Interval, Total: newStats("total"), Journeys: rs[0].Journeys,
 	}
 	steps := map[string]*Stats{}
 	var service, lag []Latency
@@ -369,6 +572,16 @@ func Merge(rs ...*Result) *Result {
 			q := out.Timeline[i]
 			q.Requests += p.Requests
 			q.Errors += p.Errors
+			q.ServerErrors += p.ServerErrors
+			for name, h := range p.Journeys {
+				if q.Journeys == nil {
+					q.Journeys = map[string]*Histogram{}
+				}
+				if q.Journeys[name] == nil {
+					q.Journeys[name] = newPointHistogram()
+				}
+				q.Journeys[name].Merge(h)
+			}
 			q.Users += p.Users
 			q.InFlight += p.InFlight
 			if p.Hist != nil {

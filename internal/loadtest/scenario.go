@@ -124,6 +124,13 @@ var templateFuncs = template.FuncMap{
 	},
 	"email": func() string { return fmt.Sprintf("load+%016x@example.com", rand.Uint64()) },
 	"now":   func() int64 { return time.Now().Unix() },
+	// pick chooses one of its arguments at random: pick "linen" "wool".
+	"pick": func(first string, rest ...string) string {
+		if i := rand.IntN(len(rest) + 1); i > 0 {
+			return rest[i-1]
+		}
+		return first
+	},
 }
 
 func newUUID() string {
@@ -204,14 +211,23 @@ func walkFields(n parse.Node, f func(string)) {
 // The file form of a scenario. Fields that need a line number in error
 // messages are yaml.Node or have their own unmarshalers.
 type fileScenario struct {
-	Name       string            `yaml:"name"`
-	BaseURL    string            `yaml:"base_url"`
-	Cookies    *bool             `yaml:"cookies"`
-	Think      string            `yaml:"think"`
-	Vars       map[string]string `yaml:"vars"`
-	Headers    map[string]string `yaml:"headers"`
-	Thresholds []string          `yaml:"thresholds"`
-	Steps      []fileStep        `yaml:"steps"`
+	Name        string            `yaml:"name"`
+	Description string            `yaml:"description"`
+	BaseURL     string            `yaml:"base_url"`
+	Cookies     *bool             `yaml:"cookies"`
+	Think       string            `yaml:"think"`
+	Vars        map[string]string `yaml:"vars"`
+	Headers     map[string]string `yaml:"headers"`
+	Thresholds  []string          `yaml:"thresholds"`
+	Steps       []fileStep        `yaml:"steps"`
+
+	// A rehearsal's parts (see File).
+	Journeys []fileJourney `yaml:"journeys"`
+	Load     *fileLoad     `yaml:"load"`
+	Probes   []string      `yaml:"probes"`
+	Drop     *fileDrop     `yaml:"drop"`
+	Phases   []filePhase   `yaml:"phases"`
+	Hooks    []fileHook    `yaml:"hooks"`
 }
 
 type fileStep struct {
@@ -331,24 +347,33 @@ func parseStatus(s string) (statusRange, error) {
 	return statusRange{a, b}, nil
 }
 
-// ParseScenario parses a scenario file; name is used in error messages,
-// which carry the line of the problem ("shop.yaml:12: ...").
+// ParseScenario parses a scenario file of one journey (its own steps);
+// name is used in error messages, which carry the line of the problem
+// ("shop.yaml:12: ..."). A file that mixes journeys is read with
+// ParseFile.
 func ParseScenario(name string, src []byte) (*Scenario, error) {
+	f, err := ParseFile(name, src)
+	if err != nil {
+		return nil, err
+	}
+	if f.single == nil {
+		return nil, fmt.Errorf("%s: a mix of journeys, not one journey's steps", name)
+	}
+	return f.single, nil
+}
+
+// decodeFile reads the YAML of a scenario file strictly.
+func decodeFile(name string, src []byte) (fileScenario, error) {
 	var f fileScenario
 	dec := yaml.NewDecoder(bytes.NewReader(src))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
 		if err == io.EOF {
-			return nil, fmt.Errorf("%s: empty scenario file", name)
+			return f, fmt.Errorf("%s: empty scenario file", name)
 		}
-		return nil, fmt.Errorf("%s:%s", name, yamlMessage(err))
+		return f, fmt.Errorf("%s:%s", name, yamlMessage(err))
 	}
-	sc, err := compileScenario(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s:%w", name, err)
-	}
-	sc.Source = src
-	return sc, nil
+	return f, nil
 }
 
 var yamlTypeRE = regexp.MustCompile(` (into|in type) [\[\]*]*loadtest\.\w+`)
@@ -394,15 +419,26 @@ func compileScenario(f fileScenario) (*Scenario, error) {
 			return nil, lineErr(1, "%v", err)
 		}
 	}
+	if sc.Steps, err = compileSteps(f.Steps, think, f.Headers, f.Vars); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// compileSteps compiles a journey's steps: each pauses think unless it
+// says otherwise, and sends headers (its own win).
+func compileSteps(fsteps []fileStep, think Think, headers, vars map[string]string) ([]*Step, error) {
+	var err error
+	var steps []*Step
 	known := map[string]bool{}
 	for _, v := range builtinVars {
 		known[v] = true
 	}
-	for k := range f.Vars {
+	for k := range vars {
 		known[k] = true
 	}
 	names := map[string]bool{}
-	for i, fs := range f.Steps {
+	for i, fs := range fsteps {
 		st := &Step{Name: fs.Name, Method: strings.ToUpper(fs.Method), Think: think, line: fs.line}
 		if st.Name == "" {
 			st.Name = fmt.Sprintf("step%d", i+1)
@@ -427,7 +463,7 @@ func compileScenario(f fileScenario) (*Scenario, error) {
 			return nil, lineErr(fs.line, "step %q: url: %v", st.Name, err)
 		}
 		hdrs := map[string]string{}
-		for k, v := range f.Headers {
+		for k, v := range headers {
 			hdrs[k] = v
 		}
 		for k, v := range fs.Headers {
@@ -472,9 +508,9 @@ func compileScenario(f fileScenario) (*Scenario, error) {
 		for _, ex := range st.extract {
 			known[ex.name] = true
 		}
-		sc.Steps = append(sc.Steps, st)
+		steps = append(steps, st)
 	}
-	return sc, nil
+	return steps, nil
 }
 
 func sortedStrings(m map[string]string) []string {

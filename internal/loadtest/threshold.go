@@ -2,21 +2,36 @@ package loadtest
 
 import (
 	"fmt"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
 )
 
 // Threshold is a pass/fail condition on a result, such as "p99<300ms",
-// "errors<0.1%" or, for one step, "checkout:p95<=800ms".
+// "errors<0.1%" or, for one step, "checkout:p95<=800ms". Rehearsals add
+// conditions no SLO file can express: "server_errors<=0.01%" (answers
+// 5xx or none at all), "checkout:503<1" (checkout never shed), "sold==100%"
+// (a drop sold exactly its units), "delta(surge_admission_shed_total
+// {class=\"critical\"})<1" (a counter the server exports, scraped with
+// --scrape, did not move), and, over a phase of the run,
+// "p99@with-job<=1.2*p99@alone".
 type Threshold struct {
 	Expr   string
 	Step   string // empty: all steps together
-	Metric string // p50, p99.9, max, mean, errors, rps, requests, unanswered
-	Op     string // <, <=, >, >=
+	Metric string // p50, p99.9, max, mean, errors, rps, requests, unanswered, server_errors, 5xx, 503, sold, delta
+	Phase  string // empty: the whole run; else a phase of the scenario
+	Op     string // <, <=, >, >=, ==
 	Value  float64
+	// Of, when set, makes the value relative: Value times Of's actual
+	// value on the same result ("1.2*p99@alone").
+	Of *Threshold
+
 	pct    float64 // the percentile for pNN metrics
-	unit   string  // "ms", "%", "/s" or "": how Value and the actual value read
+	status string  // status class or code for status metrics: "5xx", "503"
+	series selector
+	rate   bool   // a count-or-share metric given as a share ("%")
+	unit   string // "ms", "%", "/s" or "": how Value and the actual value read
 }
 
 // ThresholdResult is one evaluated threshold.
@@ -41,6 +56,33 @@ func (r ThresholdResult) String() string {
 	return s
 }
 
+const metricList = "p50, p99, p99.9, max, mean, errors, rps, requests, unanswered, server_errors, 5xx, 503, sold or delta(counter)"
+
+var (
+	statusMetricRE = regexp.MustCompile(`^[1-5]([0-9][0-9]|xx)$`)
+	phaseNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+)
+
+// opIndex finds the comparison operator outside parentheses and quotes,
+// so a counter's labels (class="critical") are not taken for one.
+func opIndex(s string) int {
+	depth, quoted := 0, false
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"':
+			quoted = !quoted
+		case quoted:
+		case c == '(' || c == '{':
+			depth++
+		case c == ')' || c == '}':
+			depth--
+		case depth == 0 && (c == '<' || c == '>' || (c == '=' && i+1 < len(s) && s[i+1] == '=')):
+			return i
+		}
+	}
+	return -1
+}
+
 // ParseThreshold parses one threshold expression.
 func ParseThreshold(expr string) (Threshold, error) {
 	t := Threshold{Expr: strings.TrimSpace(expr)}
@@ -48,74 +90,157 @@ func ParseThreshold(expr string) (Threshold, error) {
 	if s == "" {
 		return t, fmt.Errorf("threshold: empty")
 	}
-	opAt := strings.IndexAny(s, "<>")
+	opAt := opIndex(s)
 	if opAt <= 0 {
 		return t, fmt.Errorf("threshold %q: want metric<value, like p99<300ms or errors<0.1%%", expr)
 	}
 	lhs, rest := s[:opAt], s[opAt:]
-	t.Op = rest[:1]
-	if len(rest) > 1 && rest[1] == '=' {
-		t.Op += "="
+	switch {
+	case strings.HasPrefix(rest, "=="):
+		t.Op = "=="
+	case len(rest) > 1 && rest[1] == '=':
+		t.Op = rest[:2]
+	default:
+		t.Op = rest[:1]
 	}
 	val := rest[len(t.Op):]
+	if err := t.parseOperand(expr, lhs); err != nil {
+		return t, err
+	}
+	if val == "" {
+		return t, fmt.Errorf("threshold %q: missing value after %s", expr, t.Op)
+	}
+	if factor, other, ok := strings.Cut(val, "*"); ok {
+		// Relative: the value is a factor times another metric of the run.
+		f, err := strconv.ParseFloat(factor, 64)
+		if err != nil || f < 0 {
+			return t, fmt.Errorf("threshold %q: %q: want a factor like 1.2*p99@alone", expr, val)
+		}
+		of := Threshold{Expr: other}
+		if err := of.parseOperand(expr, other); err != nil {
+			return t, err
+		}
+		if of.Metric != t.Metric || of.rate != t.rate {
+			return t, fmt.Errorf("threshold %q: compare %s with %s, not with %s", expr, t.Metric, t.Metric, of.Metric)
+		}
+		t.Value, t.Of = f, &of
+		return t, nil
+	}
+	return t, t.parseValue(expr, val)
+}
+
+// parseOperand reads "[STEP:]METRIC[@PHASE]" into t.
+func (t *Threshold) parseOperand(expr, lhs string) error {
+	if body, ok := strings.CutPrefix(lhs, "delta("); ok {
+		sel, rest, ok := strings.Cut(body, ")")
+		if !ok || rest != "" {
+			return fmt.Errorf("threshold %q: want delta(counter{label=\"value\"})", expr)
+		}
+		s, err := parseSelector(sel)
+		if err != nil {
+			return fmt.Errorf("threshold %q: %w", expr, err)
+		}
+		t.Metric, t.series = "delta", s
+		return nil
+	}
+	if m, phase, ok := strings.Cut(lhs, "@"); ok {
+		if !phaseNameRE.MatchString(phase) {
+			return fmt.Errorf("threshold %q: phase %q: use letters, digits, '.', '_' and '-'", expr, phase)
+		}
+		t.Phase, lhs = phase, m
+	}
 	if step, metric, ok := strings.Cut(lhs, ":"); ok {
 		if step == "" {
-			return t, fmt.Errorf("threshold %q: empty step name before ':'", expr)
+			return fmt.Errorf("threshold %q: empty step name before ':'", expr)
 		}
 		t.Step, lhs = step, metric
 	}
 	t.Metric = strings.ToLower(lhs)
-	if val == "" {
-		return t, fmt.Errorf("threshold %q: missing value after %s", expr, t.Op)
+	switch {
+	case t.Metric == "avg":
+		t.Metric = "mean"
+	case t.Metric == "error_rate":
+		t.Metric = "errors"
+	case t.Metric == "rate":
+		t.Metric = "rps"
+	}
+	if strings.HasPrefix(t.Metric, "p") && t.Metric != "max" {
+		p, err := strconv.ParseFloat(t.Metric[1:], 64)
+		if err != nil || p <= 0 || p > 100 {
+			return fmt.Errorf("threshold %q: unknown metric %q (want %s)", expr, lhs, metricList)
+		}
+		t.pct = p
 	}
 	switch {
-	case t.Metric == "max" || t.Metric == "mean" || t.Metric == "avg" || strings.HasPrefix(t.Metric, "p"):
-		if t.Metric == "avg" {
-			t.Metric = "mean"
+	case t.pct > 0, t.Metric == "max", t.Metric == "mean", t.Metric == "errors", t.Metric == "rps", t.Metric == "requests", t.Metric == "server_errors":
+	case statusMetricRE.MatchString(t.Metric):
+		t.status = t.Metric
+	case t.Metric == "unanswered", t.Metric == "sold":
+		if t.Step != "" || t.Phase != "" {
+			return fmt.Errorf("threshold %q: %s counts drop buyers of the whole run; leave out the step and phase", expr, t.Metric)
 		}
-		if strings.HasPrefix(t.Metric, "p") && t.Metric != "max" {
-			p, err := strconv.ParseFloat(t.Metric[1:], 64)
-			if err != nil || p <= 0 || p > 100 {
-				return t, fmt.Errorf("threshold %q: unknown metric %q (want p50, p99, p99.9, max, mean, errors, rps, requests or unanswered)", expr, lhs)
-			}
-			t.pct = p
-		}
+	default:
+		return fmt.Errorf("threshold %q: unknown metric %q (want %s)", expr, lhs, metricList)
+	}
+	if t.Phase != "" && t.Step != "" {
+		return fmt.Errorf("threshold %q: a phase is judged on every request in it; leave out the step", expr)
+	}
+	switch {
+	case t.pct > 0 || t.Metric == "max" || t.Metric == "mean":
+		t.unit = "ms"
+	case t.Metric == "errors":
+		t.unit, t.rate = "%", true
+	case t.Metric == "rps":
+		t.unit = "/s"
+	}
+	return nil
+}
+
+// parseValue reads the value a metric is compared with.
+func (t *Threshold) parseValue(expr, val string) error {
+	switch {
+	case t.pct > 0 || t.Metric == "max" || t.Metric == "mean":
 		d, err := time.ParseDuration(val)
 		if err != nil {
-			return t, fmt.Errorf("threshold %q: %q is not a duration like 300ms", expr, val)
+			return fmt.Errorf("threshold %q: %q is not a duration like 300ms", expr, val)
 		}
-		t.Value, t.unit = ms(d), "ms"
-	case t.Metric == "errors" || t.Metric == "error_rate":
-		t.Metric = "errors"
+		t.Value = ms(d)
+	case t.Metric == "errors":
 		num, isPct := strings.CutSuffix(val, "%")
 		f, err := strconv.ParseFloat(num, 64)
 		if err != nil || f < 0 {
-			return t, fmt.Errorf("threshold %q: %q is not a rate like 0.1%% or 0.001", expr, val)
+			return fmt.Errorf("threshold %q: %q is not a rate like 0.1%% or 0.001", expr, val)
 		}
 		if !isPct {
 			f *= 100
 		}
-		t.Value, t.unit = f, "%"
-	case t.Metric == "rps" || t.Metric == "rate":
-		t.Metric = "rps"
+		t.Value = f
+	case t.Metric == "rps":
 		f, err := strconv.ParseFloat(strings.TrimSuffix(val, "/s"), 64)
 		if err != nil {
-			return t, fmt.Errorf("threshold %q: %q is not a number of requests per second", expr, val)
-		}
-		t.Value, t.unit = f, "/s"
-	case t.Metric == "requests" || t.Metric == "unanswered":
-		if t.Metric == "unanswered" && t.Step != "" {
-			return t, fmt.Errorf("threshold %q: unanswered counts drop buyers of the whole run; leave out the step", expr)
-		}
-		f, err := strconv.ParseFloat(val, 64)
-		if err != nil {
-			return t, fmt.Errorf("threshold %q: %q is not a count", expr, val)
+			return fmt.Errorf("threshold %q: %q is not a number of requests per second", expr, val)
 		}
 		t.Value = f
-	default:
-		return t, fmt.Errorf("threshold %q: unknown metric %q (want p50, p99, p99.9, max, mean, errors, rps, requests or unanswered)", expr, lhs)
+	case t.Metric == "server_errors" || t.status != "" || t.Metric == "sold":
+		// A count ("5xx<1"), or a share of the requests (of the drop's
+		// units for sold) with "%".
+		num, isPct := strings.CutSuffix(val, "%")
+		f, err := strconv.ParseFloat(num, 64)
+		if err != nil || f < 0 {
+			return fmt.Errorf("threshold %q: %q is not a count or a share like 0.01%%", expr, val)
+		}
+		t.Value = f
+		if isPct {
+			t.unit, t.rate = "%", true
+		}
+	default: // requests, unanswered, delta
+		f, err := strconv.ParseFloat(val, 64)
+		if err != nil {
+			return fmt.Errorf("threshold %q: %q is not a count", expr, val)
+		}
+		t.Value = f
 	}
-	return t, nil
+	return nil
 }
 
 // ParseThresholds parses several expressions.
@@ -135,54 +260,112 @@ func ParseThresholds(exprs []string) ([]Threshold, error) {
 // made no requests fails: a check that saw nothing proves nothing.
 func (t Threshold) Eval(r *Result) ThresholdResult {
 	out := ThresholdResult{Expr: t.Expr, Unit: t.unit}
-	if t.Metric == "unanswered" {
-		if r.Drop == nil {
-			out.Note = "no drop buyers"
+	actual, note := t.actual(r)
+	if note != "" {
+		out.Note = note
+		return out
+	}
+	want := t.Value
+	if t.Of != nil {
+		of, note := t.Of.actual(r)
+		if note != "" {
+			out.Note = t.Of.Expr + ": " + note
 			return out
 		}
-		return t.compare(out, float64(r.Drop.Unanswered()))
+		want = t.Value * of
+		out.Note = fmt.Sprintf("%s is %s%s", t.Of.Expr, strconv.FormatFloat(round(of, 4), 'f', -1, 64), t.unit)
 	}
-	st, ok := r.Step(t.Step)
-	if !ok {
-		out.Note = fmt.Sprintf("no step named %q", t.Step)
-		return out
-	}
-	if st.Requests == 0 && t.Metric != "requests" && t.Metric != "rps" {
-		out.Note = "no requests"
-		return out
-	}
-	var actual float64
-	switch t.Metric {
-	case "max":
-		actual = ms(st.Hist.Quantile(100))
-	case "mean":
-		actual = ms(st.Hist.Mean())
-	case "errors":
-		actual = st.ErrorRate() * 100
-	case "rps":
-		d := max(r.Duration, r.Elapsed)
-		if d > 0 {
-			actual = float64(st.Requests) / d
-		}
-	case "requests":
-		actual = float64(st.Requests)
-	default:
-		actual = ms(st.Hist.Quantile(t.pct))
-	}
-	return t.compare(out, actual)
+	return t.compare(out, actual, want)
 }
 
-func (t Threshold) compare(out ThresholdResult, actual float64) ThresholdResult {
+// actual is the metric's value on r, or a note saying why there is none.
+func (t Threshold) actual(r *Result) (float64, string) {
+	switch t.Metric {
+	case "unanswered":
+		if r.Drop == nil {
+			return 0, "no drop buyers"
+		}
+		return float64(r.Drop.Unanswered()), ""
+	case "sold":
+		if r.Drop == nil {
+			return 0, "no drop buyers"
+		}
+		if !t.rate {
+			return float64(r.Drop.Units), ""
+		}
+		if r.Drop.Allocated <= 0 {
+			return 0, "the drop's units are unknown (the rehearsal did not create the drop)"
+		}
+		return 100 * float64(r.Drop.Units) / float64(r.Drop.Allocated), ""
+	case "delta":
+		if r.Server == nil || len(r.Server.Targets) == 0 {
+			return 0, "no server metrics: pass --scrape ADMIN_URL/metrics"
+		}
+		v, ok := r.Server.Delta(t.series)
+		if !ok {
+			return 0, "no series " + t.series.String() + " in the scraped metrics"
+		}
+		return v, ""
+	}
+	var st *Stats
+	span := max(r.Duration, r.Elapsed)
+	if t.Phase != "" {
+		p, ok := r.phase(t.Phase)
+		if !ok {
+			return 0, fmt.Sprintf("no phase named %q", t.Phase)
+		}
+		st, span = r.phaseStats(p), p.To-p.From
+	} else {
+		var ok bool
+		if st, ok = r.Step(t.Step); !ok {
+			return 0, fmt.Sprintf("no step named %q", t.Step)
+		}
+	}
+	if st.Requests == 0 && t.Metric != "requests" && t.Metric != "rps" {
+		return 0, "no requests"
+	}
+	count := func(n int64) float64 {
+		if t.rate {
+			return 100 * float64(n) / float64(st.Requests)
+		}
+		return float64(n)
+	}
+	switch t.Metric {
+	case "max":
+		return ms(st.Hist.Quantile(100)), ""
+	case "mean":
+		return ms(st.Hist.Mean()), ""
+	case "errors":
+		return st.ErrorRate() * 100, ""
+	case "rps":
+		if span > 0 {
+			return float64(st.Requests) / span, ""
+		}
+		return 0, ""
+	case "requests":
+		return float64(st.Requests), ""
+	case "server_errors":
+		return count(st.ServerErrors()), ""
+	}
+	if t.status != "" {
+		return count(st.StatusCount(t.status)), ""
+	}
+	return ms(st.Hist.Quantile(t.pct)), ""
+}
+
+func (t Threshold) compare(out ThresholdResult, actual, want float64) ThresholdResult {
 	out.Actual = round(actual, 4)
 	switch t.Op {
 	case "<":
-		out.Pass = actual < t.Value
+		out.Pass = actual < want
 	case "<=":
-		out.Pass = actual <= t.Value
+		out.Pass = actual <= want
 	case ">":
-		out.Pass = actual > t.Value
+		out.Pass = actual > want
 	case ">=":
-		out.Pass = actual >= t.Value
+		out.Pass = actual >= want
+	case "==":
+		out.Pass = round(actual, 6) == round(want, 6)
 	}
 	return out
 }

@@ -156,3 +156,133 @@ func TestResultJSONRoundTrip(t *testing.T) {
 		t.Errorf("merged timeline %d points", len(m.Timeline))
 	}
 }
+
+func TestParseRehearsalThresholds(t *testing.T) {
+	tests := []struct {
+		in      string
+		metric  string
+		op      string
+		value   float64
+		wantErr string
+	}{
+		{"server_errors<=0.01%", "server_errors", "<=", 0.01, ""},
+		{"server_errors<1", "server_errors", "<", 1, ""},
+		{"checkout:503<1", "503", "<", 1, ""},
+		{"5xx==0", "5xx", "==", 0, ""},
+		{"sold==100%", "sold", "==", 100, ""},
+		{`delta(surge_admission_shed_total{class="critical"})<1`, "delta", "<", 1, ""},
+		{`delta(surge_admission_shed_total{class="critical",reason="cpu"})==0`, "delta", "==", 0, ""},
+		{"p99@with-job<=1.2*p99@alone", "p99", "<=", 1.2, ""},
+		{"server_errors@peak<=0.01%", "server_errors", "<=", 0.01, ""},
+		{"checkout:p99@peak<1s", "", "", 0, "leave out the step"},
+		{"browse:sold==100%", "", "", 0, "leave out the step"},
+		{"p99@a<=1.2*errors@b", "", "", 0, "compare p99 with p99"},
+		{"p99@a<=x*p99@b", "", "", 0, "want a factor"},
+		{"600<1", "", "", 0, "unknown metric"},
+		{"5x<1", "", "", 0, "unknown metric"},
+		{`delta(1bad)<1`, "", "", 0, "not a metric name"},
+		{`delta(m{class=critical})<1`, "", "", 0, "want labels"},
+		{"5xx<lots", "", "", 0, "not a count or a share"},
+		{"p99@bad/phase<1s", "", "", 0, "phase"},
+	}
+	for _, tt := range tests {
+		th, err := ParseThreshold(tt.in)
+		if tt.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("%q: error %v, want %q", tt.in, err, tt.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%q: %v", tt.in, err)
+			continue
+		}
+		if th.Metric != tt.metric || th.Op != tt.op || th.Value != tt.value {
+			t.Errorf("%q: metric %q op %q value %v", tt.in, th.Metric, th.Op, th.Value)
+		}
+	}
+}
+
+// rehearsalResult: 1,000 requests, 990 answered 200, 6 answered 503 (all
+// on checkout), 4 not answered; a drop of 10 units of which buyers
+// bought 10; two phases, the second slower; one scraped counter.
+func rehearsalResult() *Result {
+	rec := newRecorder([]string{"browse/home", "buy/checkout"}, time.Unix(0, 0), time.Second)
+	for i := range 1000 {
+		at := time.Unix(int64(i/100), 0) // 100 a second for 10 s
+		lat := 10 * time.Millisecond
+		if i >= 500 {
+			lat = 30 * time.Millisecond // the second half is slower
+		}
+		step, status, failure := 0, 200, ""
+		switch {
+		case i%100 == 7 && i < 600:
+			step, status, failure = 1, 503, "status 503"
+		case i%250 == 3:
+			status, failure = 0, "timeout"
+		}
+		rec.record(step, at, at, at.Add(lat), status, failure, 0)
+	}
+	r := rec.result()
+	r.Duration = 10
+	r.Phases = []Phase{{"alone", 0, 5}, {"with-job", 5, 10}}
+	r.Drop = &DropResult{Buyers: 100, Bought: 10, Units: 10, Allocated: 10}
+	r.Server = &ServerResult{Targets: []string{"x"}, Counters: []Series{
+		{Name: "surge_admission_shed_total", Labels: map[string]string{"class": "browse", "reason": "cpu"}, Delta: 12},
+		{Name: "surge_admission_shed_total", Labels: map[string]string{"class": "critical", "reason": "cpu"}, Delta: 0},
+	}}
+	return r
+}
+
+func TestEvaluateRehearsalThresholds(t *testing.T) {
+	r := rehearsalResult()
+	tests := []struct {
+		expr   string
+		pass   bool
+		actual float64
+	}{
+		{"server_errors<=1%", true, 1},              // 6 + 4 of 1000
+		{"server_errors<1%", false, 1},              //
+		{"server_errors<11", true, 10},              // a count
+		{"5xx<1", false, 6},                         //
+		{"checkout:503<1", false, 6},                // checkout was shed
+		{"home:503<1", true, 0},                     //
+		{"home:5xx==0%", true, 0},                   //
+		{"sold==100%", true, 100},                   //
+		{"sold==10", true, 10},                      //
+		{"sold>10", false, 10},                      //
+		{"server_errors@alone<=1.4%", true, 1.4},    // 5 shed + 2 timeouts of 500
+		{"server_errors@with-job<=0.6%", true, 0.6}, // 1 shed + 2 timeouts
+		{"p99@with-job<=1.2*p99@alone", false, 30},  // 30ms against 1.2 x 10ms
+		{"p99@with-job<=3.1*p99@alone", true, 30},
+		{"rps@alone==100", true, 100},
+		{`delta(surge_admission_shed_total{class="critical"})<1`, true, 0},
+		{`delta(surge_admission_shed_total{class="browse"})==12`, true, 12},
+		{`delta(surge_admission_shed_total)==12`, true, 12},
+		{`delta(surge_nothing_total)<1`, false, 0},
+		{"p99@nosuch<1s", false, 0},
+	}
+	for _, tt := range tests {
+		th, err := ParseThreshold(tt.expr)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.expr, err)
+		}
+		got := th.Eval(r)
+		if got.Pass != tt.pass || (got.Note == "" && !near(got.Actual, tt.actual)) {
+			t.Errorf("%s: pass=%v actual %v%s (%s), want pass=%v actual %v", tt.expr, got.Pass, got.Actual, got.Unit, got.Note, tt.pass, tt.actual)
+		}
+	}
+	noDrop := rehearsalResult()
+	noDrop.Drop.Allocated = 0
+	th, _ := ParseThreshold("sold==100%")
+	if got := th.Eval(noDrop); got.Pass || !strings.Contains(got.Note, "units are unknown") {
+		t.Errorf("sold of a drop of unknown size: %+v", got)
+	}
+	noDrop.Server = nil
+	th, _ = ParseThreshold("delta(surge_admission_shed_total)<1")
+	if got := th.Eval(noDrop); got.Pass || !strings.Contains(got.Note, "--scrape") {
+		t.Errorf("delta without scraping: %+v", got)
+	}
+}
+
+func near(a, b float64) bool { return a-b < 0.2 && b-a < 0.2 }

@@ -120,6 +120,12 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 		} else {
 			fmt.Fprintln(&b, "every buyer got a final answer")
 		}
+		if line := sellOutLine(d); line != "" {
+			fmt.Fprintln(&b, line)
+		}
+		if d.Fairness != nil {
+			fmt.Fprintln(&b, d.Fairness)
+		}
 	}
 	if r.Resent > 0 {
 		fmt.Fprintf(&b, "resent %d requests whose kept-alive connection the target had closed before answering (as browsers do)\n", r.Resent)
@@ -148,6 +154,24 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 			fmt.Fprintf(&b, "agent %s: %d requests, %d errors\n", a.Addr, a.Requests, a.Errors)
 		}
 	}
+	if srv := r.Server; srv != nil {
+		fmt.Fprintln(&b, serverLine(r))
+		if srv.ScrapeErrors > 0 {
+			fmt.Fprintf(&b, "WARNING: %d scrapes failed, the last: %s\n", srv.ScrapeErrors, srv.LastError)
+		}
+	}
+	verdicts := func(title string, lines []fmt.Stringer) {
+		if len(lines) == 0 {
+			return
+		}
+		fmt.Fprintln(&b, title)
+		for _, l := range lines {
+			fmt.Fprintf(&b, "  %s\n", l)
+		}
+	}
+	verdicts("probes:", stringers(r.Probes))
+	verdicts("hooks:", stringers(r.Hooks))
+	verdicts("checks:", stringers(r.Checks))
 	if len(r.Thresholds) > 0 {
 		fmt.Fprintln(&b, "thresholds:")
 		for _, t := range r.Thresholds {
@@ -163,3 +187,78 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+func stringers[T fmt.Stringer](xs []T) []fmt.Stringer {
+	out := make([]fmt.Stringer, len(xs))
+	for i, x := range xs {
+		out[i] = x
+	}
+	return out
+}
+
+// sellOutLine says how fast a drop sold out, from its start (or its
+// first admission when the run did not create the drop).
+func sellOutLine(d *loadtest.DropResult) string {
+	if d.Bought == 0 {
+		return ""
+	}
+	from := "the drop's start"
+	if d.StartS == 0 {
+		from = "the first admission"
+	}
+	s := fmt.Sprintf("last sale %s after %s", secsString(d.SellOutS()), from)
+	if d.FirstSoldOutS > 0 {
+		s = fmt.Sprintf("sold out: %s; first buyer told \"sold out\" %s into the run", s, secsString(d.FirstSoldOutS))
+	} else {
+		s = "not sold out: " + s
+	}
+	return s
+}
+
+func secsString(s float64) string {
+	return (time.Duration(s * float64(time.Second))).Round(10 * time.Millisecond).String()
+}
+
+// serverLine sums up what the server's own metrics said.
+func serverLine(r *loadtest.Result) string {
+	srv := r.Server
+	var parts []string
+	span := max(r.Duration, r.Elapsed)
+	cpu := fmt.Sprintf("CPU %.1f s", srv.CPUSeconds)
+	if span > 0 {
+		cpu += fmt.Sprintf(" (%.2f cores on average)", srv.CPUSeconds/span)
+	}
+	parts = append(parts, cpu)
+	if srv.PageCache >= 0 {
+		parts = append(parts, fmt.Sprintf("page cache hit ratio %s", ratioString(srv.PageCache)))
+	}
+	if srv.ObjectCache >= 0 {
+		parts = append(parts, fmt.Sprintf("object cache hit ratio %s", ratioString(srv.ObjectCache)))
+	}
+	if len(srv.Shed) == 0 {
+		parts = append(parts, "nothing shed")
+	} else {
+		var shed []string
+		for _, class := range []string{"critical", "high", "browse", "background"} {
+			if n := srv.Shed[class]; n > 0 {
+				shed = append(shed, fmt.Sprintf("%s %.0f", class, n))
+			}
+		}
+		parts = append(parts, "shed "+strings.Join(shed, ", "))
+	}
+	peak := 0.0
+	for _, p := range srv.Timeline {
+		peak = max(peak, p.Line)
+	}
+	if peak > 0 {
+		parts = append(parts, fmt.Sprintf("longest line %.0f", peak))
+	}
+	n := len(srv.Targets)
+	what := "1 target"
+	if n != 1 {
+		what = fmt.Sprintf("%d targets", n)
+	}
+	return fmt.Sprintf("server (%s): %s", what, strings.Join(parts, "; "))
+}
+
+func ratioString(v float64) string { return strconv.FormatFloat(100*v, 'f', 1, 64) + "%" }

@@ -1,0 +1,296 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/surge-commerce/surge/internal/loadtest"
+)
+
+// rehearsal is how CI runs one of rehearsals/*.yaml: a small share of its
+// traffic (scale) over a tenth of its time, against a shop of its own.
+type rehearsal struct {
+	name             string
+	scale, timeScale float64
+	agents           int    // load from this many `surge load agent`s, each from addresses of its own
+	sources          string // else: addresses this process sends from
+	// pending, when it returns a reason, skips the rehearsal: a part of
+	// the shop it needs is not built yet.
+	pending func() string
+	check   func(t *testing.T, r *loadtest.Result)
+}
+
+// rehearsals are the cases Surge was built for (rehearsals/*.yaml), each
+// at a scale a busy two-core machine runs under the race detector next
+// to the rest of the suite; bench/rehearsals/run runs them at full scale.
+var rehearsals = []rehearsal{
+	{name: "tv-spike", scale: 0.05, timeScale: 0.1, agents: 2, check: func(t *testing.T, r *loadtest.Result) {
+		// 1/s, a step to 15/s for 18 s, from two agents.
+		if len(r.Agents) != 2 || r.Agents[0].Requests == 0 || r.Agents[1].Requests == 0 {
+			t.Errorf("agents %+v: want two, both sending", r.Agents)
+		}
+		if st, _ := r.Step("checkout"); st == nil || st.Requests == 0 {
+			t.Error("no checkout during the spike: the criterion 'checkout never shed' saw nothing")
+		}
+	}},
+	{name: "drop", scale: 0.005, timeScale: 0.1, sources: "127.0.4.0/24", check: func(t *testing.T, r *loadtest.Result) {
+		// 500 buyers within 12 s for 5 units, the drop starting 3 s in.
+		d := r.Drop
+		if d == nil || d.Buyers != 500 || d.Allocated != 5 || d.Units != 5 || d.Fairness == nil || d.SellOutS() <= 0 {
+			t.Fatalf("drop %+v", d)
+		}
+		if d.Fairness.PreQueue == 0 {
+			t.Errorf("no buyer joined the pre-queue: the draw was not rehearsed (%s)", d.Fairness)
+		}
+		if len(r.Checks) != 1 || !r.Checks[0].Pass {
+			t.Errorf("the shop's stock was not checked: %+v", r.Checks)
+		}
+	}},
+	{name: "fashion", scale: 0.005, timeScale: 0.1, check: func(t *testing.T, r *loadtest.Result) {
+		// 50 users for 30 s, closed model.
+		if r.Model != "closed" || r.Server == nil || r.Server.PageCache < 0 {
+			t.Errorf("model %s, server %+v: want a closed model and the page cache's hit ratio", r.Model, r.Server)
+		}
+		if st, _ := r.Step("checkout"); st == nil || st.Requests == 0 {
+			t.Error("nobody checked out: the 99.9% criterion saw nothing")
+		}
+	}},
+	{name: "black-friday", scale: 0.1, timeScale: 0.1, check: func(t *testing.T, r *loadtest.Result) {
+		// 2/s for 6 s, a ramp over 3 s, 10/s for 60 s: one minute of 5x.
+		if len(r.Phases) != 2 || r.Phases[1].To-r.Phases[1].From < 59 {
+			t.Errorf("phases %+v: want a minute of 5x", r.Phases)
+		}
+	}},
+	{name: "bulk-jobs", scale: 0.05, timeScale: 0.1, pending: func() string {
+		if hasCommand("jobs") {
+			return ""
+		}
+		return "pending: the worker-role mail job (surge jobs, the drop reminders) is not built yet"
+	}},
+}
+
+// hasCommand reports whether surge has the subcommand name.
+func hasCommand(name string) bool {
+	return run(context.Background(), []string{name, "--help"}, noEnv, io.Discard, io.Discard) == nil
+}
+
+// TestRehearsals runs every rehearsal on the embedded default, at small
+// scale, through `surge serve` and `surge load` as a user runs them: each
+// against a shop of its own, judged by the SLO file, its own thresholds,
+// probes and checks. A rehearsal that fails fails the suite.
+//
+// They run side by side, all at once, so the whole set takes about as
+// long as the longest (a minute of black-friday's 5x). The test starts
+// the processes itself rather than through parallel subtests: those run
+// at most -parallel (GOMAXPROCS, two here) at a time, which made the set
+// take the sum of its pairs, over two minutes.
+//
+// The shop, the agents and the generator are the built binary, not this
+// test process: under the race detector a shop is several times slower,
+// and a rehearsal judges latency objectives, which a race-instrumented
+// shop says nothing about (as TestScaleOutDropThroughHAProxy runs its load).
+func TestRehearsals(t *testing.T) {
+	files, err := filepath.Glob("../../rehearsals/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no rehearsals: %v", err)
+	}
+	known := map[string]bool{}
+	for _, r := range rehearsals {
+		known[r.name] = true
+	}
+	for _, f := range files {
+		if name := strings.TrimSuffix(filepath.Base(f), ".yaml"); !known[name] {
+			t.Errorf("rehearsals/%s.yaml has no case here: every rehearsal runs in CI", name)
+		}
+	}
+	bin := surgeBinary(t)
+	type outcome struct {
+		pending string // why it did not run
+		dir     string // its result and report
+		out     []byte // what surge load printed
+		err     error
+		took    time.Duration
+	}
+	outcomes := make([]outcome, len(rehearsals))
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for i, rh := range rehearsals {
+		o := &outcomes[i]
+		if rh.pending != nil {
+			if o.pending = rh.pending(); o.pending != "" {
+				continue
+			}
+		}
+		shop := startProc(t, "serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", t.TempDir(),
+			"--demo", "--demo-products", "300", "--admin-token", testToken, "--access-log=false", "--log-level", "warn")
+		o.dir = t.TempDir()
+		args := []string{"load", "run", "--scenario", "../../rehearsals/" + rh.name + ".yaml", "--target", shop.URL,
+			"--scale", strconv.FormatFloat(rh.scale, 'f', -1, 64), "--time-scale", strconv.FormatFloat(rh.timeScale, 'f', -1, 64),
+			"--scrape", shop.AdminURL + "/metrics", "--slo", "../../deploy/slo/surge.yaml", "--admin-token", testToken,
+			"--out", filepath.Join(o.dir, "r.json"), "--report", filepath.Join(o.dir, "r.html"), "--quiet"}
+		if rh.sources != "" {
+			args = append(args, "--source-ips", rh.sources)
+		}
+		var agents []string
+		for a := range rh.agents {
+			// Each agent sends from 16 loopback addresses of its own.
+			agents = append(agents, startAgentProc(t, "127.0."+strconv.Itoa(2+a)+".0/28"))
+		}
+		if len(agents) > 0 {
+			args = append(args, "--agents", strings.Join(agents, ","))
+		}
+		wg.Go(func() {
+			started := time.Now()
+			o.out, o.err = exec.CommandContext(ctx, bin, args...).CombinedOutput()
+			o.took = time.Since(started)
+		})
+	}
+	wg.Wait()
+	for i, rh := range rehearsals {
+		o := outcomes[i]
+		t.Run(rh.name, func(t *testing.T) {
+			if o.pending != "" {
+				t.Skip(o.pending)
+			}
+			t.Logf("%s in %v", rh.name, o.took.Round(time.Second))
+			if o.err != nil {
+				t.Fatalf("rehearsal %s failed: %v\n%s", rh.name, o.err, o.out)
+			}
+			r := readResult(t, filepath.Join(o.dir, "r.json"))
+			// A rehearsal that judged nothing proves nothing.
+			judged := 0
+			for _, s := range r.SLOs {
+				if s.Verdict == loadtest.SLOPass {
+					judged++
+				}
+			}
+			if judged == 0 || r.Server == nil || len(r.Server.Timeline) == 0 || r.Total.Requests == 0 {
+				t.Errorf("%d SLOs judged, server metrics %v, %d requests\n%s", judged, r.Server != nil, r.Total.Requests, o.out)
+			}
+			for _, p := range r.Probes {
+				if p.Checks < 5 {
+					t.Errorf("probe %s asked %d times", p.URL, p.Checks)
+				}
+			}
+			if rh.check != nil {
+				rh.check(t, r)
+			}
+			if html, err := os.ReadFile(filepath.Join(o.dir, "r.html")); err != nil || !strings.Contains(string(html), "Rehearsal: "+rh.name) {
+				t.Errorf("report: %v", err)
+			}
+		})
+	}
+}
+
+// startAgentProc runs `surge load agent` (the built binary) on a loopback
+// port, sending from sources, and returns its address.
+func startAgentProc(t *testing.T, sources string) string {
+	t.Helper()
+	cmd := exec.Command(surgeBinary(t), "load", "agent", "--listen", "127.0.0.1:0", "--source-ips", sources)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "agent: "); ok {
+				addr <- a
+			}
+		}
+	}()
+	select {
+	case a := <-addr:
+		return a
+	case <-exited:
+		t.Fatal("agent exited while starting")
+	case <-time.After(30 * time.Second):
+		t.Fatal("agent did not print its address")
+	}
+	return ""
+}
+
+// startAgentFrom runs `surge load agent` through run on a loopback port,
+// sending from sources (if any), and returns its address.
+func startAgentFrom(t *testing.T, sources string) string {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	args := []string{"load", "agent", "--listen", "127.0.0.1:0"}
+	if sources != "" {
+		args = append(args, "--source-ips", sources)
+	}
+	go func() {
+		done <- run(ctx, args, noEnv, pw, io.Discard)
+		pw.Close()
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Error("agent did not stop")
+		}
+	})
+	addr := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			if a, ok := strings.CutPrefix(sc.Text(), "agent: "); ok {
+				addr <- a
+			}
+		}
+		_, _ = io.Copy(io.Discard, pr)
+	}()
+	select {
+	case a := <-addr:
+		return a
+	case err := <-done:
+		t.Fatalf("agent exited: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("agent did not print its address")
+	}
+	return ""
+}
+
+// TestRehearsalFilesParse reads every rehearsal file as surge load does,
+// pending ones included: a rehearsal CI skips must still be a scenario
+// surge load accepts, with thresholds it can judge.
+func TestRehearsalFilesParse(t *testing.T) {
+	files, err := filepath.Glob("../../rehearsals/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no rehearsals: %v", err)
+	}
+	for _, f := range files {
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc, err := loadtest.ParseFile(filepath.Base(f), src)
+		if err != nil {
+			t.Errorf("%v", err)
+			continue
+		}
+		if want := strings.TrimSuffix(filepath.Base(f), ".yaml"); sc.Name != want || sc.Description == "" || sc.Load == nil {
+			t.Errorf("%s: name %q, description %q, load %v: want the file's name, a description and a load", f, sc.Name, sc.Description, sc.Load)
+		}
+	}
+}
