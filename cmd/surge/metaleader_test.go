@@ -5,7 +5,6 @@ import (
 	"encoding/csv"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -262,21 +261,6 @@ backend api
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-}
-
-// freeAddrs returns n loopback addresses nobody listens on now.
-func freeAddrs(t *testing.T, n int) []string {
-	t.Helper()
-	var out []string
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, ln.Addr().String())
-		ln.Close()
-	}
-	return out
 }
 
 // serversUp returns how many servers of backend "api" HAProxy has in

@@ -36,12 +36,25 @@ func binary(env string, names ...string) string {
 // freeAddr returns a loopback address nothing listens on now.
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	return freeAddrs(t, 1)[0]
+}
+
+// freeAddrs returns n distinct loopback addresses nothing listens on now.
+// All n are held open until each is known, since a port closed at once
+// may be handed out again by the next call (two processes then race for
+// one address).
+func freeAddrs(t *testing.T, n int) []string {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		addrs[i] = ln.Addr().String()
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addrs
 }
 
 // startProcess runs a server process for the test, its output in a log
@@ -219,7 +232,8 @@ func TestSLOAlertEndToEnd(t *testing.T) {
 	hookSrv := httptest.NewServer(hk)
 	t.Cleanup(hookSrv.Close)
 	dir := t.TempDir()
-	amAddr, promAddr := freeAddr(t), freeAddr(t)
+	addrs := freeAddrs(t, 4)
+	amAddr, promAddr, shopAddr, adminAddr := addrs[0], addrs[1], addrs[2], addrs[3]
 	amConf := filepath.Join(dir, "alertmanager.yml")
 	mustWriteFile(t, amConf, fmt.Sprintf(`route:
   receiver: test
@@ -236,8 +250,7 @@ receivers:
 	startProcess(t, "alertmanager", "http://"+amAddr+"/-/ready", am, "--config.file="+amConf,
 		"--storage.path="+filepath.Join(dir, "am"), "--web.listen-address="+amAddr, "--cluster.listen-address=")
 
-	shopAddr, adminAddr := freeAddr(t), freeAddr(t)
-	promConf := filepath.Join(dir, "prometheus.yml")
+		promConf := filepath.Join(dir, "prometheus.yml")
 	mustWriteFile(t, promConf, fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
