@@ -25,6 +25,7 @@ import (
 	"github.com/surge-commerce/surge/internal/shop"
 	"github.com/surge-commerce/surge/internal/storefront"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/tracing"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -103,6 +104,8 @@ type serveConfig struct {
 	// Cmdline is the command line with secrets redacted, for
 	// /debug/pprof/cmdline.
 	Cmdline []string
+	// Tracing is read from the OTEL_* environment variables.
+	Tracing tracing.Config
 }
 
 // readAdminTokenFile reads --admin-token-file into AdminToken, checking
@@ -311,6 +314,10 @@ over the file.`,
 				return err
 			}
 			cfg.Cmdline = redactedCmdline(cmd)
+			var err error
+			if cfg.Tracing, err = tracing.FromEnv(getenv); err != nil {
+				return err
+			}
 			return serve(cmd.Context(), cfg, stdout, stderr)
 		},
 	}
@@ -513,6 +520,21 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	role, _ := shop.ParseRole(cfg.Role)
 	sc.Role = role
+	if sc.Tracer, err = tracing.New(ctx, cfg.Tracing, tracing.Options{Version: version, Role: string(role)}); err != nil {
+		return err
+	}
+	if sc.Tracer != nil {
+		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "sampler", cfg.Tracing.Sampler, "ratio", cfg.Tracing.Ratio,
+			"service", cfg.Tracing.ServiceName)
+		defer func() {
+			// Spans still queued go out before the process ends.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := sc.Tracer.Shutdown(fctx); err != nil {
+				log.Warn("tracing: final export", "err", err)
+			}
+		}()
+	}
 	sh, err := shop.Open(ctx, sc, log, reg)
 	if err != nil {
 		return err

@@ -20,6 +20,7 @@ import (
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/tracing"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -72,6 +73,9 @@ type Deps struct {
 	// webhook calls (nil: none are expected).
 	StripeKey      string
 	PaymentWebhook http.Handler
+	// Tracer, when not nil, runs every request in a server span that
+	// continues the trace of its traceparent header.
+	Tracer *tracing.Tracer
 }
 
 // NewServer returns the public handler.
@@ -115,7 +119,7 @@ func NewServer(d Deps) (http.Handler, error) {
 		writeProblem(w, Problem{Type: ProblemType(kindCrossOrigin), Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
 	}))
-	return observe(d.Logger, d.Metrics, d.AccessLog, securityHeaders(cop.Handler(s.standbyGate(mux)))), nil
+	return observe(d.Logger, d.Metrics, d.AccessLog, d.Tracer, securityHeaders(cop.Handler(s.standbyGate(mux)))), nil
 }
 
 type server struct {
