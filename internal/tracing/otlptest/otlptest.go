@@ -30,22 +30,31 @@ type Span struct {
 	Start, End                time.Time
 }
 
-// Receiver is a running OTLP/HTTP receiver.
+// Receiver is an OTLP/HTTP receiver: an http.Handler for POST
+// /v1/traces.
 type Receiver struct {
-	// URL is the base URL, for OTEL_EXPORTER_OTLP_ENDPOINT; exports go to
-	// URL + "/v1/traces".
+	// URL is the base URL, for OTEL_EXPORTER_OTLP_ENDPOINT (set by
+	// Start); exports go to URL + "/v1/traces".
 	URL string
+	// CountOnly counts spans without keeping them (a sink for
+	// benchmarks); set it before serving.
+	CountOnly bool
 
 	mu      sync.Mutex
+	n       int
 	spans   []Span
 	changed chan struct{} // closed and replaced on every export
 	bad     []string
 }
 
-// Start starts a receiver that stops when the test ends.
+// NewReceiver returns a receiver to serve with any HTTP server.
+func NewReceiver() *Receiver { return &Receiver{changed: make(chan struct{})} }
+
+// Start starts a receiver on loopback that stops when the test ends; a
+// malformed export fails the test.
 func Start(t testing.TB) *Receiver {
-	r := &Receiver{changed: make(chan struct{})}
-	srv := httptest.NewServer(http.HandlerFunc(r.serve))
+	r := NewReceiver()
+	srv := httptest.NewServer(r)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() {
 		r.mu.Lock()
@@ -58,7 +67,8 @@ func Start(t testing.TB) *Receiver {
 	return r
 }
 
-func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
+// ServeHTTP decodes one OTLP/HTTP protobuf export request.
+func (r *Receiver) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	if req.Method != http.MethodPost || req.URL.Path != "/v1/traces" {
 		r.fail(req.Method + " " + req.URL.Path + ": want POST /v1/traces")
 		http.NotFound(w, req)
@@ -106,7 +116,10 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(out)
 	r.mu.Lock()
-	r.spans = append(r.spans, got...)
+	r.n += len(got)
+	if !r.CountOnly {
+		r.spans = append(r.spans, got...)
+	}
 	close(r.changed)
 	r.changed = make(chan struct{})
 	r.mu.Unlock()
@@ -130,6 +143,21 @@ func attrs(kvs []*commonpb.KeyValue) map[string]string {
 		}
 	}
 	return m
+}
+
+// Count returns how many spans were received, and how many exports were
+// malformed.
+func (r *Receiver) Count() (spans, bad int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.n, len(r.bad)
+}
+
+// Reset forgets the spans received so far.
+func (r *Receiver) Reset() {
+	r.mu.Lock()
+	r.spans, r.n = nil, 0
+	r.mu.Unlock()
 }
 
 // Spans returns every span received so far.
