@@ -39,4 +39,3 @@ func BenchmarkServerSpan(b *testing.B) {
 		})
 	}
 }
-
