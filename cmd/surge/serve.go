@@ -487,7 +487,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	var opsOpts []ops.Option
+	page, err := newOpsPage(reg)
+	if err != nil {
+		return err
+	}
+	pageCtx, stopPage := context.WithCancel(ctx)
+	defer stopPage()
+	go page.Run(pageCtx)
+	opsOpts := []ops.Option{ops.WithPage(page.Handler(cfg.AdminToken))}
 	if cfg.Pprof {
 		opsOpts = append(opsOpts, ops.WithPprof(cfg.AdminToken, cfg.Cmdline))
 	}
@@ -541,6 +548,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	}
 	defer sh.Close()
 	sh.RegisterHealth(health, role)
+	if role != shop.RoleWorker {
+		page.SetDrops(openDrops(sh))
+	}
 	if cfg.Demo {
 		if _, err := sh.SeedDemo(ctx, cfg.DemoProducts, cfg.Currency, log); err != nil {
 			return err

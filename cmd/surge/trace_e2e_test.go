@@ -19,7 +19,9 @@ import (
 // samples), and asserts that the checkout on the API and the order's
 // processing on the worker are one trace: the same trace ID, every span's
 // parent present, the bus hop from the API's publish span to the worker's
-// consumer span, and the request ID and trace ID handed back.
+// consumer span, and the trace ID handed back. It also checks that the
+// API process serves /ops on its operations listener behind the admin
+// token.
 func TestCheckoutIsOneTraceAcrossProcesses(t *testing.T) {
 	recv := otlptest.Start(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.URL)
@@ -149,6 +151,20 @@ func TestCheckoutIsOneTraceAcrossProcesses(t *testing.T) {
 		}
 	}
 	t.Logf("one trace, %d spans: %s", len(tr), fmt.Sprint(names(tr)))
+
+	// The operations listener serves /ops behind the admin token.
+	for _, tc := range []struct {
+		token string
+		want  int
+	}{{"", 401}, {"wrong-token-0123456789", 401}, {testToken, 200}} {
+		r := do(t, "GET", api.AdminURL+"/ops/data", tc.token, "")
+		if r.Status != tc.want {
+			t.Errorf("/ops/data with token %q: %d, want %d", tc.token, r.Status, tc.want)
+		}
+		if tc.want == 200 && !strings.Contains(r.Body, `"name":"checkout-availability"`) {
+			t.Errorf("/ops/data: %s", r.Body)
+		}
+	}
 }
 
 func names(spans []otlptest.Span) []string {

@@ -97,7 +97,7 @@ func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, t
 			}
 			metrics.Observe(r.Method, route, scheme, sw.status, d)
 			if tracer != nil {
-				tracing.EndServer(span, r.Method, telemetry.RouteTemplate(route), sw.status)
+				tracing.EndServer(span, r, telemetry.RouteTemplate(route), sw.status)
 			}
 			if accessLog {
 				log.LogAttrs(r.Context(), slog.LevelInfo, "request",

@@ -34,7 +34,7 @@ func BenchmarkServerSpan(b *testing.B) {
 			for b.Loop() {
 				ctx, span := tr.StartServer(r.Context(), w, r)
 				_ = ctx
-				EndServer(span, "GET", "/products/{slug}", 200)
+				EndServer(span, r, "/products/{slug}", 200)
 			}
 		})
 	}

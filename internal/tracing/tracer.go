@@ -237,30 +237,34 @@ func (t *Tracer) StartServer(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	ctx = t.prop.Extract(ctx, propagation.HeaderCarrier(r.Header))
 	ctx, span := t.tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
-	if span.IsRecording() {
-		scheme := "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
-		span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
-			attribute.String("url.scheme", scheme))
-	}
 	t.prop.Inject(ctx, propagation.HeaderCarrier(w.Header()))
 	return ctx, span
 }
 
-// EndServer names the server span after its route template (the
+// EndServer names the server span of r after its route template (the
 // semantic conventions' "{method} {http.route}", e.g. "GET
 // /products/{slug}"), records the status, marks 5xx answers as errors
-// and ends it.
-func EndServer(span trace.Span, method, route string, status int) {
+// and ends it. The attributes are set only on spans that will be
+// exported (sampled, or failed and so kept): the 99% of requests that
+// are recorded only in case they fail do not pay for them.
+func EndServer(span trace.Span, r *http.Request, route string, status int) {
 	if !span.IsRecording() {
 		span.End()
 		return
 	}
-	span.SetName(method + " " + route)
-	span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
-	if status >= 500 {
+	failed := status >= 500
+	if !failed && !span.SpanContext().IsSampled() {
+		span.End()
+		return
+	}
+	span.SetName(r.Method + " " + route)
+	scheme := "http"
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	span.SetAttributes(attribute.String("http.request.method", r.Method), attribute.String("url.path", r.URL.Path),
+		attribute.String("url.scheme", scheme), attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
+	if failed {
 		span.SetStatus(codes.Error, "HTTP "+strconv.Itoa(status))
 	}
 	span.End()

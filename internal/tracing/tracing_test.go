@@ -150,7 +150,7 @@ func TestServerSpanContinuesTraceparent(t *testing.T) {
 	if out := w.Header().Get("traceparent"); out != TraceParent(ctx) {
 		t.Errorf("response traceparent %q, want the server span's %q", out, TraceParent(ctx))
 	}
-	EndServer(span, "GET", "/products/{slug}", 200)
+	EndServer(span, r, "/products/{slug}", 200)
 	got := exported(t, tr, exp)
 	if len(got) != 1 || got[0] != "GET /products/{slug}" {
 		t.Fatalf("exported %v, want one span named after the route template", got)
@@ -190,7 +190,7 @@ func TestOffAllocatesNothing(t *testing.T) {
 		End(child, nil)
 		End(span, errors.ErrUnsupported)
 		c3, s := tr.StartServer(c2, w, r)
-		EndServer(s, "GET", "/", 200)
+		EndServer(s, r, "/", 200)
 		tr.Inject(c3, h)
 		_ = tr.Extract(c3, h)
 		if TraceParent(c3) != "" {
