@@ -8,7 +8,7 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/prometheus/model/labels"
+	"github.com/prometheus/common/model"
 	"github.com/prometheus/prometheus/promql/parser"
 )
 
@@ -74,7 +74,7 @@ func matches(vs *parser.VectorSelector, s series) bool {
 	}
 	for _, m := range vs.LabelMatchers {
 		v := s.labels[m.Name]
-		if m.Name == labels.MetricName {
+		if m.Name == model.MetricNameLabel {
 			v = s.name
 		}
 		if !m.Matches(v) {
