@@ -158,3 +158,43 @@ func TestOnlyTheAdminTokenOpensThePage(t *testing.T) {
 		}
 	}
 }
+
+// TestDropSellOut: an open drop's row reads the waiting room's gauges;
+// 120 units sold in the last minute with 240 left is two minutes to
+// sell-out; bought is the allocation less the units left.
+func TestDropSellOut(t *testing.T) {
+	p, reg, _, c := newTestPage(t)
+	gauges := map[string]*prometheus.GaugeVec{}
+	for _, n := range []string{"surge_waitroom_waiting", "surge_waitroom_admit_rate", "surge_waitroom_units_available"} {
+		gauges[n] = prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: n, Help: n}, []string{"drop"})
+		reg.MustRegister(gauges[n])
+	}
+	admitted := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "surge_waitroom_admitted_total", Help: "admitted"}, []string{"drop"})
+	reg.MustRegister(admitted)
+	p.SetDrops(func(context.Context) ([]Drop, error) {
+		return []Drop{{ID: "drp_1", Name: "Sneaker Drop", Allocated: 500}, {ID: "drp_2", Name: "Not started here"}}, nil
+	})
+	ctx := context.Background()
+	gauges["surge_waitroom_units_available"].WithLabelValues("drp_1").Set(360)
+	p.Sample(ctx)
+	c.t = c.t.Add(time.Minute)
+	gauges["surge_waitroom_units_available"].WithLabelValues("drp_1").Set(240)
+	gauges["surge_waitroom_waiting"].WithLabelValues("drp_1").Set(4200)
+	gauges["surge_waitroom_admit_rate"].WithLabelValues("drp_1").Set(600)
+	admitted.WithLabelValues("drp_1").Add(1500)
+	p.Sample(ctx)
+	v := p.View()
+	d := row(t, v.Drops, func(r DropRow) string { return r.ID }, "drp_1")
+	if d.Waiting != "4200" || d.Rate != "600" || d.Admitted != "1500" || d.Bought != "260" || d.UnitsLeft != "240" || d.SellOut != "2m0s" {
+		t.Errorf("drop row %+v: want 4200 in line, 600/min, 1500 admitted, 260 bought, 240 left, 2m0s to sell out", d)
+	}
+	if d2 := row(t, v.Drops, func(r DropRow) string { return r.ID }, "drp_2"); d2.UnitsLeft != "–" {
+		t.Errorf("a drop without metrics here: %+v, want dashes", d2)
+	}
+	gauges["surge_waitroom_units_available"].WithLabelValues("drp_1").Set(0)
+	c.t = c.t.Add(time.Minute)
+	p.Sample(ctx)
+	if d := row(t, p.View().Drops, func(r DropRow) string { return r.ID }, "drp_1"); d.SellOut != "sold out" {
+		t.Errorf("at 0 units: %q, want sold out", d.SellOut)
+	}
+}
