@@ -442,7 +442,7 @@ func (c *consumer) runHandler(msg jetstream.Msg, m Message) (err error) {
 	}()
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("handler panicked", "subject", m.Subject, "id", m.ID, "panic", p, "stack", string(debug.Stack()))
+			c.log.ErrorContext(ctx, "handler panicked", "subject", m.Subject, "id", m.ID, "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()
