@@ -351,7 +351,7 @@ over the file.`,
 	f.StringVar(&cfg.SMTPUser, "smtp-user", "", "SMTP user (PLAIN auth, only over TLS or to this machine)")
 	f.StringVar(&cfg.SMTPPassword, "smtp-password", "", "SMTP password")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics (and /debug/pprof with --pprof)")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics /ops (and /debug/pprof with --pprof)")
 	f.StringVar(&cfg.DataDir, "data-dir", "./data", "directory for the embedded database, the embedded NATS server and a generated waiting-room key; created when needed")
 	f.BoolVar(&cfg.Demo, "demo", false, "seed the demo catalog on first start when the store is empty")
 	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")

@@ -314,15 +314,22 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) e
 	if msgID == "" {
 		return fmt.Errorf("publish %s: empty message id", subject)
 	}
+	var err error
 	if b.cfg.Tracer != nil {
-		if err := b.publishTraced(ctx, subject, msgID, data); err != nil {
-			return fmt.Errorf("publish %s id %s: %w", subject, msgID, err)
-		}
-		return nil
+		err = b.publishTraced(ctx, subject, msgID, data)
+	} else {
+		err = b.publishPlain(ctx, subject, msgID, data)
 	}
-	ack, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.cfg.Stream))
 	if err != nil {
 		return fmt.Errorf("publish %s id %s: %w", subject, msgID, err)
+	}
+	return nil
+}
+
+func (b *Bus) publishPlain(ctx context.Context, subject, msgID string, data []byte) error {
+	ack, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.cfg.Stream))
+	if err != nil {
+		return err
 	}
 	b.countPublished(subject, ack)
 	return nil

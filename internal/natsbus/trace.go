@@ -17,6 +17,12 @@ import (
 // continue.
 func (b *Bus) publishTraced(ctx context.Context, subject, msgID string, data []byte) (err error) {
 	tr := b.cfg.Tracer
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		// Outside any trace (an expiry found by the sweep, an event
+		// written before tracing was on) the publish starts none: the
+		// consumer's span is where that work's trace begins.
+		return b.publishPlain(ctx, subject, msgID, data)
+	}
 	ctx, span := tr.Start(ctx, "publish "+subject, trace.SpanKindProducer)
 	defer func() { tracing.End(span, err) }()
 	if span.IsRecording() {

@@ -234,6 +234,21 @@ func (p *Page) Sample(ctx context.Context) {
 		cut++
 	}
 	p.points = append(p.points[:0], p.points[cut:]...)
+	// Percentiles are read over the last minute only: older samples
+	// give their buckets up, so six hours of history stays small.
+	for i := len(p.points) - 1; i >= 0; i-- {
+		old := &p.points[i]
+		if pt.at.Sub(old.at) <= 2*rateWindow {
+			continue
+		}
+		if old.sched == nil {
+			break
+		}
+		old.sched = nil
+		for j := range old.journeys {
+			old.journeys[j].buckets = nil
+		}
+	}
 	if df != nil {
 		p.openDrops, p.dropErr = open, dropErr
 	}

@@ -21,10 +21,9 @@ import (
 // processes. The nil *Tracer is tracing turned off: it starts no span,
 // injects nothing and allocates nothing.
 type Tracer struct {
-	tp     *sdktrace.TracerProvider
-	tr     trace.Tracer
-	prop   propagation.TraceContext
-	errors *keepErrors // nil when unsampled spans are not recorded
+	tp   *sdktrace.TracerProvider
+	tr   trace.Tracer
+	prop propagation.TraceContext
 }
 
 // Options are what New needs besides the Config.
@@ -81,37 +80,36 @@ func New(ctx context.Context, cfg Config, opts Options) (*Tracer, error) {
 		bto = append(bto, sdktrace.WithBatchTimeout(opts.BatchTimeout))
 	}
 	batch := sdktrace.NewBatchSpanProcessor(exp, bto...)
-	sampler, recordAll := newSampler(cfg)
+	sampler, keep := newSampler(cfg)
 	t := &Tracer{prop: propagation.TraceContext{}}
 	var proc sdktrace.SpanProcessor = batch
-	if recordAll {
-		t.errors = newKeepErrors(batch, time.Now)
-		proc = t.errors
+	if keep {
+		proc = keepErrors{batch}
 	}
 	t.tp = sdktrace.NewTracerProvider(sdktrace.WithResource(res), sdktrace.WithSampler(sampler), sdktrace.WithSpanProcessor(proc))
 	t.tr = t.tp.Tracer("github.com/surge-commerce/surge")
 	return t, nil
 }
 
-// newSampler builds the configured sampler. recordAll is true for the
-// ratio samplers: spans the ratio leaves out are still recorded (not
-// exported) so that a failed request's spans can be kept (see
-// keepErrors). always_off and parentbased_always_off mean no traces of
-// the shop's own, errors included.
-func newSampler(cfg Config) (s sdktrace.Sampler, recordAll bool) {
+// newSampler builds the configured sampler. keep is true for the ratio
+// samplers: the local roots the ratio leaves out are still recorded (not
+// exported) so that failed ones can be kept (see keepErrors).
+// always_off and parentbased_always_off mean no traces of the shop's
+// own, errors included.
+func newSampler(cfg Config) (s sdktrace.Sampler, keep bool) {
 	switch cfg.Sampler {
 	case SamplerAlwaysOn:
 		return sdktrace.AlwaysSample(), false
 	case SamplerAlwaysOff:
 		return sdktrace.NeverSample(), false
 	case SamplerRatio:
-		return sdktrace.AlwaysRecord(sdktrace.TraceIDRatioBased(cfg.Ratio)), true
+		return keepRoots{sdktrace.TraceIDRatioBased(cfg.Ratio)}, true
 	case SamplerParentAlwaysOn:
 		return sdktrace.ParentBased(sdktrace.AlwaysSample()), false
 	case SamplerParentAlwaysOff:
 		return sdktrace.ParentBased(sdktrace.NeverSample()), false
 	}
-	return sdktrace.AlwaysRecord(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.Ratio))), true
+	return keepRoots{sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.Ratio))}, true
 }
 
 // Shutdown exports the spans still queued and stops the exporter.

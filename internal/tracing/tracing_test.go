@@ -111,13 +111,17 @@ func exported(t *testing.T, tr *Tracer, exp *tracetest.InMemoryExporter) []strin
 	return names
 }
 
-// TestKeepsFailedUnsampledWork: at ratio 0 nothing is sampled, yet the
-// spans of a request that failed are exported (with the sampled flag),
-// and those of one that succeeded are not.
+// TestKeepsFailedUnsampledWork: at ratio 0 nothing is sampled, yet a
+// local root (a request, a consumed message) that failed is exported,
+// with the sampled flag, and one that succeeded is not; the children of
+// unsampled roots are not even recorded.
 func TestKeepsFailedUnsampledWork(t *testing.T) {
 	tr, exp := newTestTracer(t, SamplerParentRatio, 0)
 	ctx, root := tr.Start(context.Background(), "ok request", trace.SpanKindServer)
 	_, child := tr.StartChild(ctx, "store.ok", trace.SpanKindClient)
+	if child.IsRecording() {
+		t.Error("the child of an unsampled root is recorded")
+	}
 	End(child, nil)
 	End(root, nil)
 	if got := exported(t, tr, exp); len(got) != 0 {
@@ -127,14 +131,22 @@ func TestKeepsFailedUnsampledWork(t *testing.T) {
 	_, child = tr.StartChild(ctx, "store.failing", trace.SpanKindClient)
 	End(child, errors.New("disk full"))
 	End(root, errors.New("disk full"))
+	// A consumer span continuing an unsampled remote trace is a local
+	// root too.
+	remote := WithTraceParent(context.Background(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")
+	_, consumer := tr.Start(remote, "process surge.order.created", trace.SpanKindConsumer)
+	End(consumer, errors.New("payment provider down"))
 	got := exported(t, tr, exp)
-	if strings.Join(got, ",") != "store.failing,failed request" {
-		t.Fatalf("exported %v, want the failed request's two spans", got)
+	if strings.Join(got, ",") != "failed request,process surge.order.created" {
+		t.Fatalf("exported %v, want the failed request's and the failed consumer's root spans", got)
 	}
 	for _, s := range exp.GetSpans() {
 		if !s.SpanContext.IsSampled() {
 			t.Errorf("%s exported without the sampled flag", s.Name)
 		}
+	}
+	if c := exp.GetSpans()[1]; c.SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || c.Parent.SpanID().String() != "00f067aa0ba902b7" {
+		t.Errorf("kept consumer span in trace %s under %s, want the remote trace and parent", c.SpanContext.TraceID(), c.Parent.SpanID())
 	}
 }
 
