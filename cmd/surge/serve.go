@@ -27,6 +27,7 @@ import (
 	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/storefront"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/tracing"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -57,6 +58,8 @@ type serveConfig struct {
 	// Cmdline is the command line with secrets redacted, for
 	// /debug/pprof/cmdline.
 	Cmdline []string
+	// Tracing is read from the OTEL_* environment variables.
+	Tracing tracing.Config
 }
 
 // readAdminTokenFile reads --admin-token-file into AdminToken, checking
@@ -280,6 +283,10 @@ over the file.`,
 				return err
 			}
 			cfg.Cmdline = redactedCmdline(cmd)
+			var err error
+			if cfg.Tracing, err = tracing.FromEnv(getenv); err != nil {
+				return err
+			}
 			return serve(cmd.Context(), cfg, stdout, stderr)
 		},
 	}
@@ -324,7 +331,7 @@ func (cfg *serveConfig) bind(f *pflag.FlagSet, getenv func(string) string) {
 	f.StringVar(&cfg.SMTP.Username, "smtp-user", d.SMTP.Username, "SMTP user (PLAIN auth, only over TLS or to this machine)")
 	f.StringVar(&cfg.SMTP.Password, "smtp-password", d.SMTP.Password, "SMTP password")
 	f.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "public listener: storefront and API")
-	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics (and /debug/pprof with --pprof)")
+	f.StringVar(&cfg.AdminAddr, "admin-addr", "127.0.0.1:9090", "operations listener: /livez /readyz /metrics /ops (and /debug/pprof with --pprof)")
 	f.StringVar(&cfg.DataDir, "data-dir", d.DataDir, "directory for the embedded database, the embedded NATS server and a generated waiting-room key; created when needed")
 	f.BoolVar(&cfg.Demo, "demo", false, "seed the demo catalog on first start when the store is empty")
 	f.IntVar(&cfg.DemoProducts, "demo-products", 1250, "products in the demo catalog")
@@ -460,7 +467,14 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("admin listener: %w", err)
 	}
-	var opsOpts []ops.Option
+	page, err := newOpsPage(reg)
+	if err != nil {
+		return err
+	}
+	pageCtx, stopPage := context.WithCancel(ctx)
+	defer stopPage()
+	go page.Run(pageCtx)
+	opsOpts := []ops.Option{ops.WithPage(page.Handler(cfg.AdminToken))}
 	if cfg.Pprof {
 		opsOpts = append(opsOpts, ops.WithPprof(cfg.AdminToken, cfg.Cmdline))
 	}
@@ -474,12 +488,30 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		return err
 	}
 	role := sc.Role
+	if sc.Tracer, err = tracing.New(ctx, cfg.Tracing, tracing.Options{Version: version, Role: string(role)}); err != nil {
+		return err
+	}
+	if sc.Tracer != nil {
+		log.Info("tracing on", "endpoint", cfg.Tracing.Endpoint, "sampler", cfg.Tracing.Sampler, "ratio", cfg.Tracing.Ratio,
+			"service", cfg.Tracing.ServiceName)
+		defer func() {
+			// Spans still queued go out before the process ends.
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := sc.Tracer.Shutdown(fctx); err != nil {
+				log.Warn("tracing: final export", "err", err)
+			}
+		}()
+	}
 	sh, err := shop.Open(ctx, sc, log, reg)
 	if err != nil {
 		return err
 	}
 	defer sh.Close()
 	sh.RegisterHealth(health, role)
+	if role != shop.RoleWorker {
+		page.SetDrops(openDrops(sh))
+	}
 	if cfg.Demo {
 		if _, err := sh.SeedDemo(ctx, cfg.DemoProducts, cfg.Currency, log); err != nil {
 			return err

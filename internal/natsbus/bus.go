@@ -19,6 +19,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 // Defaults for the zero values of Config.
@@ -74,6 +76,9 @@ type Config struct {
 	// is checked, and the least time between two restarts after a storage
 	// error (default DefaultRecoverEvery).
 	RecoverEvery time.Duration
+	// Tracer, when not nil, publishes and consumes inside spans and
+	// carries their trace context in message headers.
+	Tracer *tracing.Tracer
 }
 
 // DefaultRecoverEvery is Config.RecoverEvery when zero.
@@ -309,16 +314,33 @@ func (b *Bus) Publish(ctx context.Context, subject, msgID string, data []byte) e
 	if msgID == "" {
 		return fmt.Errorf("publish %s: empty message id", subject)
 	}
-	ack, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.cfg.Stream))
+	var err error
+	if b.cfg.Tracer != nil {
+		err = b.publishTraced(ctx, subject, msgID, data)
+	} else {
+		err = b.publishPlain(ctx, subject, msgID, data)
+	}
 	if err != nil {
 		return fmt.Errorf("publish %s id %s: %w", subject, msgID, err)
 	}
+	return nil
+}
+
+func (b *Bus) publishPlain(ctx context.Context, subject, msgID string, data []byte) error {
+	ack, err := b.js.Publish(ctx, subject, data, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.cfg.Stream))
+	if err != nil {
+		return err
+	}
+	b.countPublished(subject, ack)
+	return nil
+}
+
+func (b *Bus) countPublished(subject string, ack *jetstream.PubAck) {
 	if ack.Duplicate {
 		b.metrics.duplicates.WithLabelValues(subject).Inc()
 	} else {
 		b.metrics.published.WithLabelValues(subject).Inc()
 	}
-	return nil
 }
 
 // Ping reports whether this process can reach its event stream, for

@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 // Defaults for the zero values of Consumer.
@@ -422,6 +424,10 @@ func (c *consumer) handle(msg jetstream.Msg) {
 func (c *consumer) runHandler(msg jetstream.Msg, m Message) (err error) {
 	ctx, cancel := context.WithCancel(c.ctx)
 	defer cancel()
+	ctx, span := c.consumeSpan(ctx, msg, m)
+	// Deferred before the recover below, so it runs after it and sees
+	// a panic's error too.
+	defer func() { tracing.End(span, err) }()
 	tick := time.NewTicker(c.cfg.AckWait / 3)
 	defer tick.Stop()
 	go func() {
@@ -436,7 +442,7 @@ func (c *consumer) runHandler(msg jetstream.Msg, m Message) (err error) {
 	}()
 	defer func() {
 		if p := recover(); p != nil {
-			c.log.Error("handler panicked", "subject", m.Subject, "id", m.ID, "panic", p, "stack", string(debug.Stack()))
+			c.log.ErrorContext(ctx, "handler panicked", "subject", m.Subject, "id", m.ID, "panic", p, "stack", string(debug.Stack()))
 			err = fmt.Errorf("handler panicked: %v", p)
 		}
 	}()

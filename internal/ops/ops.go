@@ -161,6 +161,13 @@ type options struct {
 	pprof   bool
 	token   string
 	cmdline []string
+	page    http.Handler
+}
+
+// WithPage serves h, the operations page, under /ops (it does its own
+// authentication).
+func WithPage(h http.Handler) Option {
+	return func(o *options) { o.page = h }
 }
 
 // WithPprof serves Go's profiles under /debug/pprof. They are off unless
@@ -205,6 +212,10 @@ func NewHandler(h *Health, gatherer prometheus.Gatherer, opts ...Option) http.Ha
 		}{status, why, degraded})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	if o.page != nil {
+		mux.Handle("/ops", o.page)
+		mux.Handle("/ops/", o.page)
+	}
 	if o.pprof {
 		guard := bearer(o.token)
 		mux.Handle("/debug/pprof/", guard(http.HandlerFunc(pprof.Index)))

@@ -60,6 +60,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 // Event is one outbox row.
@@ -73,6 +77,9 @@ type Event struct {
 	Data []byte
 	// CreatedAt is when the event was committed.
 	CreatedAt time.Time
+	// TraceParent is the W3C traceparent of the span that wrote the
+	// event, or "": its publication continues that trace.
+	TraceParent string
 }
 
 // Source is the outbox storage the relay reads and marks.
@@ -130,6 +137,9 @@ type RelayOptions struct {
 	// long; a relay still publishing when half of it has passed claims the
 	// rest again, renewing it.
 	Lease time.Duration
+	// Tracer, when not nil, relays each event that carries a trace
+	// context inside a span of that trace.
+	Tracer *tracing.Tracer
 }
 
 // Relay moves outbox events to the bus. Run it in one goroutine per
@@ -284,7 +294,7 @@ func (r *Relay) drain(ctx context.Context) error {
 				rest = events[i:]
 				break
 			}
-			if err := r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data); err != nil {
+			if err := r.publish(ctx, ev); err != nil {
 				pubErr = fmt.Errorf("publish outbox event %s (%s): %w", ev.ID, ev.Subject, err)
 				rest = events[i:]
 				break
@@ -330,6 +340,22 @@ func (r *Relay) drain(ctx context.Context) error {
 			return nil // all caught up as of this claim
 		}
 	}
+}
+
+// publish sends one event, inside a span continuing the trace that wrote
+// it when tracing is on and the event carries one.
+func (r *Relay) publish(ctx context.Context, ev Event) error {
+	if r.opts.Tracer == nil || ev.TraceParent == "" {
+		return r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data)
+	}
+	ctx, span := r.opts.Tracer.Start(tracing.WithTraceParent(ctx, ev.TraceParent), "outbox relay "+ev.Subject, trace.SpanKindInternal)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.message.id", ev.ID),
+			attribute.Float64("surge.outbox.wait_seconds", r.opts.Now().Sub(ev.CreatedAt).Seconds()))
+	}
+	err := r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data)
+	tracing.End(span, err)
+	return err
 }
 
 func eventIDs(evs []Event) []string {

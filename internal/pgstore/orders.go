@@ -16,6 +16,7 @@ import (
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 // Classes of transaction-scoped advisory locks (the first key of
@@ -123,7 +124,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 		if d := p.Drop; d != nil {
 			b.Queue(`INSERT INTO drop_purchases (order_id, drop_id, buyer, quantity) VALUES ($1, $2, $3, $4)`, o.ID, d.DropID, d.Buyer, d.Quantity)
 		}
-		if err := queueTransition(b, o.ID, "", o.Status, "checkout", o.CreatedAt); err != nil {
+		if err := queueTransition(b, o.ID, "", o.Status, "checkout", o.CreatedAt, tracing.TraceParent(ctx)); err != nil {
 			return err
 		}
 		b.Queue(`INSERT INTO idempotency_keys (owner, key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
@@ -185,8 +186,9 @@ func cmpString(a, b string) int {
 }
 
 // queueTransition queues the transition row and the outbox event that
-// announces the order's new status.
-func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason string, at time.Time) error {
+// announces the order's new status; traceparent is the trace the event
+// continues ("" for none).
+func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason string, at time.Time, traceparent string) error {
 	b.Queue(`INSERT INTO order_transitions (order_id, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5)`,
 		id, string(from), string(to), reason, at)
 	subject := map[order.Status]string{order.StatusPendingPayment: order.SubjectCreated, order.StatusPaid: order.SubjectPaid,
@@ -199,7 +201,8 @@ func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason stri
 	if err != nil {
 		return err
 	}
-	b.Queue(`INSERT INTO outbox (id, subject, data, created_at, order_id) VALUES ($1, $2, $3, $4, $5)`, evID, subject, data, at, id)
+	b.Queue(`INSERT INTO outbox (id, subject, data, created_at, order_id, traceparent) VALUES ($1, $2, $3, $4, $5, NULLIF($6, ''))`,
+		evID, subject, data, at, id, traceparent)
 	return nil
 }
 
@@ -319,7 +322,7 @@ func (s *Store) transition(ctx context.Context, tx pgx.Tx, id string, from, to o
 		return false, nil
 	}
 	b := &pgx.Batch{}
-	if err := queueTransition(b, id, from, to, reason, now); err != nil {
+	if err := queueTransition(b, id, from, to, reason, now, tracing.TraceParent(ctx)); err != nil {
 		return false, err
 	}
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {

@@ -71,7 +71,7 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 			AND (claimed_until IS NULL OR claimed_until <= $3 OR claimed_by = $1)
 			ORDER BY seq LIMIT $4 FOR UPDATE SKIP LOCKED)
 		UPDATE outbox o SET claimed_by = $1, claimed_until = $2 FROM free WHERE o.seq = free.seq
-		RETURNING o.seq, o.id, o.subject, o.data, o.created_at`, owner, now.Add(lease), now, limit)
+		RETURNING o.seq, o.id, o.subject, o.data, o.created_at, coalesce(o.traceparent, '')`, owner, now.Add(lease), now, limit)
 	if err != nil {
 		return nil, fmt.Errorf("outbox claim: %w", err)
 	}
@@ -81,7 +81,7 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 	}
 	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (claimed, error) {
 		var c claimed
-		err := r.Scan(&c.seq, &c.ev.ID, &c.ev.Subject, &c.ev.Data, &c.ev.CreatedAt)
+		err := r.Scan(&c.seq, &c.ev.ID, &c.ev.Subject, &c.ev.Data, &c.ev.CreatedAt, &c.ev.TraceParent)
 		return c, err
 	})
 	if err != nil {

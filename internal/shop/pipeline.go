@@ -41,7 +41,7 @@ func ParseRole(s string) (Role, error) {
 // the outbox relay and the order workers.
 func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Registerer) error {
 	bus, err := natsbus.Open(ctx, natsbus.Config{URL: cfg.NATSURL, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas, Logger: log})
+		Listen: cfg.NATSListen, Replicas: cfg.NATSReplicas, Logger: log, Tracer: cfg.Tracer})
 	if err != nil {
 		return fmt.Errorf("event bus: %w", err)
 	}
@@ -55,7 +55,8 @@ func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, r
 		return err
 	}
 
-	s.relay = outbox.NewRelay(s.Store, bus, outbox.RelayOptions{Logger: log})
+	pay = tracePayments(pay, cfg.Tracer)
+	s.relay = outbox.NewRelay(s.Store, bus, outbox.RelayOptions{Logger: log, Tracer: cfg.Tracer})
 	if err := s.relay.Register(reg); err != nil {
 		return err
 	}

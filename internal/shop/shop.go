@@ -39,6 +39,7 @@ import (
 	"github.com/surge-commerce/surge/internal/sqlitestore"
 	"github.com/surge-commerce/surge/internal/storefront"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/tracing"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -148,6 +149,10 @@ type Config struct {
 
 	// CDN forwards every cache purge to the CDN instances in CDN.URLs.
 	CDN cdnpurge.Config
+
+	// Tracer, when not nil, traces requests, store and payment calls, the
+	// outbox relay and the event bus (see internal/tracing).
+	Tracer *tracing.Tracer
 }
 
 // Defaults returns the settings `surge serve` starts with: the embedded
@@ -234,6 +239,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	if err != nil {
 		return nil, err
 	}
+	st = traceStore(st, cfg.Tracer)
 	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait,
 		warmBefore: cfg.WarmBefore, log: log, outboxMaxLag: cfg.OutboxMaxLag, sharedDB: cfg.DBURL != ""}
 	if err := s.openRedis(cfg); err != nil {
@@ -397,7 +403,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		ShopName: cfg.ShopName, AccessLog: cfg.AccessLog,
 		Sessions: &session.Manager{Store: sessions, Secure: cookieSecure == storefront.CookieSecureAlways}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
 		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
-		PaymentWebhook: s.paymentWebhook(log), StripeKey: s.stripeKey(),
+		PaymentWebhook: s.paymentWebhook(log), StripeKey: s.stripeKey(), Tracer: cfg.Tracer,
 		OnDropChange: func(d drop.Drop) {
 			if err := s.DropLines.Changed(context.Background(), d); err != nil {
 				log.Error("waiting room: drop change", "drop", d.ID, "err", err)

@@ -12,6 +12,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/money"
 	"github.com/surge-commerce/surge/internal/order"
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 var _ checkout.Store = (*Store)(nil)
@@ -98,7 +99,7 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 				return err
 			}
 		}
-		if err := recordTransition(tx, o.ID, "", o.Status, "checkout", o.CreatedAt); err != nil {
+		if err := recordTransition(tx, o.ID, "", o.Status, "checkout", o.CreatedAt, tracing.TraceParent(ctx)); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(`INSERT INTO idempotency_keys (owner, key, request_hash, order_id, created_at) VALUES (?, ?, ?, ?, ?)`,
@@ -120,8 +121,9 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 }
 
 // recordTransition writes the transition row and the outbox event that
-// announces the order's new status.
-func recordTransition(tx wtx, id string, from, to order.Status, reason string, at time.Time) error {
+// announces the order's new status; traceparent is the trace the event
+// continues ("" for none).
+func recordTransition(tx wtx, id string, from, to order.Status, reason string, at time.Time, traceparent string) error {
 	if _, err := tx.Exec(`INSERT INTO order_transitions (order_id, from_status, to_status, reason, at) VALUES (?, ?, ?, ?, ?)`,
 		id, from, to, reason, at.UnixNano()); err != nil {
 		return fmt.Errorf("record transition: %w", err)
@@ -136,8 +138,8 @@ func recordTransition(tx wtx, id string, from, to order.Status, reason string, a
 	if err != nil {
 		return err
 	}
-	if _, err := tx.Exec(`INSERT INTO outbox (id, subject, data, created_at, order_id) VALUES (?, ?, ?, ?, ?)`,
-		evID, subject, data, at.UnixNano(), id); err != nil {
+	if _, err := tx.Exec(`INSERT INTO outbox (id, subject, data, created_at, order_id, traceparent) VALUES (?, ?, ?, ?, ?, NULLIF(?, ''))`,
+		evID, subject, data, at.UnixNano(), id, traceparent); err != nil {
 		return fmt.Errorf("outbox: %w", err)
 	}
 	return nil
@@ -251,8 +253,9 @@ func (s *Store) OrdersByCustomer(ctx context.Context, customerID int64, limit in
 
 // transition moves an order from one status to another if it is still in
 // from; it reports whether it moved. Releasing or committing stock is the
-// caller's business, in the same transaction.
-func (s *Store) transition(tx wtx, id string, from, to order.Status, reason string) (bool, error) {
+// caller's business, in the same transaction. traceparent is the trace
+// the transition's event continues.
+func (s *Store) transition(tx wtx, id string, from, to order.Status, reason, traceparent string) (bool, error) {
 	if !order.CanTransition(from, to) {
 		return false, fmt.Errorf("%s -> %s: %w", from, to, order.ErrTransition)
 	}
@@ -264,7 +267,7 @@ func (s *Store) transition(tx wtx, id string, from, to order.Status, reason stri
 	if n, _ := res.RowsAffected(); n == 0 {
 		return false, nil
 	}
-	return true, recordTransition(tx, id, from, to, reason, now)
+	return true, recordTransition(tx, id, from, to, reason, now, traceparent)
 }
 
 // releaseHeld returns the stock an order holds to available, and gives
@@ -343,7 +346,7 @@ func (s *Store) ClaimPayment(ctx context.Context, id string) (o order.Order, ok 
 // MarkPaid moves a pending order to paid. Already paid is not an error.
 func (s *Store) MarkPaid(ctx context.Context, id, reason string) error {
 	return s.write(ctx, func(tx wtx) error {
-		moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusPaid, reason)
+		moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusPaid, reason, tracing.TraceParent(ctx))
 		if err != nil || moved {
 			return err
 		}
@@ -355,7 +358,7 @@ func (s *Store) MarkPaid(ctx context.Context, id, reason string) error {
 // its stock. Already failed is not an error.
 func (s *Store) MarkPaymentFailed(ctx context.Context, id, reason string) error {
 	return s.write(ctx, func(tx wtx) error {
-		moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusPaymentFailed, reason)
+		moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusPaymentFailed, reason, tracing.TraceParent(ctx))
 		if err != nil {
 			return err
 		}
@@ -429,7 +432,7 @@ func (s *Store) ExpireDue(ctx context.Context, limit int, claimLease time.Durati
 		}
 		rows.Close()
 		for _, id := range ids {
-			moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusExpired, "reservation expired")
+			moved, err := s.transition(tx, id, order.StatusPendingPayment, order.StatusExpired, "reservation expired", tracing.TraceParent(ctx))
 			if err != nil {
 				return err
 			}

@@ -70,7 +70,7 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 		rows, err := tx.Query(`UPDATE outbox SET claimed_by = ?1, claimed_until = ?2
 			WHERE seq IN (SELECT seq FROM outbox WHERE published_at IS NULL
 				AND (claimed_until IS NULL OR claimed_until <= ?3 OR claimed_by = ?1) ORDER BY seq LIMIT ?4)
-			RETURNING seq, id, subject, data, created_at`, owner, now.Add(lease).UnixNano(), now.UnixNano(), limit)
+			RETURNING seq, id, subject, data, created_at, coalesce(traceparent, '')`, owner, now.Add(lease).UnixNano(), now.UnixNano(), limit)
 		if err != nil {
 			return err
 		}
@@ -78,7 +78,7 @@ func (s *Store) Claim(ctx context.Context, owner string, limit int, lease time.D
 		for rows.Next() {
 			var c claimed
 			var at int64
-			if err := rows.Scan(&c.seq, &c.ev.ID, &c.ev.Subject, &c.ev.Data, &at); err != nil {
+			if err := rows.Scan(&c.seq, &c.ev.ID, &c.ev.Subject, &c.ev.Data, &at, &c.ev.TraceParent); err != nil {
 				return err
 			}
 			c.ev.CreatedAt = fromNanos(at)

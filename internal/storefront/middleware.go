@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 // statusWriter remembers the status and size of a response.
@@ -57,7 +58,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 // observe is the outermost middleware: request ID, panic recovery, access
 // log and metrics, in one wrapper so a request pays for one allocation of
 // bookkeeping rather than four.
-func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, next http.Handler) http.Handler {
+func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, tracer *tracing.Tracer, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := r.Header.Get("X-Request-Id")
@@ -65,7 +66,8 @@ func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, n
 			id = telemetry.NewRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(telemetry.WithRequestID(r.Context(), id))
+		ctx, span := tracer.StartServer(telemetry.WithRequestID(r.Context(), id), w, r)
+		r = r.WithContext(ctx)
 		sw := &statusWriter{ResponseWriter: w}
 		active := metrics.Active(r.Method)
 		active.Inc()
@@ -94,6 +96,9 @@ func observe(log *slog.Logger, metrics *telemetry.HTTPMetrics, accessLog bool, n
 				scheme = "https"
 			}
 			metrics.Observe(r.Method, route, scheme, sw.status, d)
+			if tracer != nil {
+				tracing.EndServer(span, r, telemetry.RouteTemplate(route), sw.status)
+			}
 			if accessLog {
 				log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 					slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", route),

@@ -18,6 +18,7 @@ import (
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
+	"github.com/surge-commerce/surge/internal/tracing"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -67,6 +68,9 @@ type Deps struct {
 	// webhook calls (nil: none are expected).
 	StripeKey      string
 	PaymentWebhook http.Handler
+	// Tracer, when not nil, runs every request in a server span that
+	// continues the trace of its traceparent header.
+	Tracer *tracing.Tracer
 }
 
 // NewServer returns the public handler.
@@ -98,7 +102,7 @@ func NewServer(d Deps) (http.Handler, error) {
 		writeProblem(w, Problem{Type: ProblemType(kindCrossOrigin), Title: "Forbidden", Status: http.StatusForbidden,
 			Detail: "cross-origin request refused (CSRF protection)", Instance: r.URL.Path})
 	}))
-	h := observe(d.Logger, d.Metrics, d.AccessLog, securityHeaders(cop.Handler(s.standbyGate(mux))))
+	h := observe(d.Logger, d.Metrics, d.AccessLog, d.Tracer, securityHeaders(cop.Handler(s.standbyGate(mux))))
 	if d.Standby != nil {
 		h = trackLoad(d.Standby, h)
 	}

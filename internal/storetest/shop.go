@@ -22,6 +22,7 @@ import (
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pipeline"
 	"github.com/surge-commerce/surge/internal/session"
+	"github.com/surge-commerce/surge/internal/tracing"
 )
 
 // Store is what the buy-path suite needs: the whole store of a shop, as
@@ -72,6 +73,7 @@ func RunShop(t *testing.T, newStore func(t *testing.T) Store) {
 		{"SetStockBelowReserved", testSetStockBelowReserved},
 		{"Outbox", testOutbox},
 		{"OutboxClaims", testOutboxClaims},
+		{"OutboxTraceParent", testOutboxTraceParent},
 		{"ExpiryWaitsForDelivery", testExpiryWaitsForDelivery},
 		{"Drops", testDrops},
 		{"DropLimit", testDropLimit},
@@ -938,6 +940,43 @@ func testOutbox(t *testing.T, s Store) {
 	}
 	if len(got) != 3 || got[0] != events[1].ID {
 		t.Errorf("pending after marking = %v; want 3 left, the unmarked %s first", got, events[1].ID)
+	}
+}
+
+// testOutboxTraceParent: an event keeps the W3C traceparent of the span
+// that wrote it (checkout, and a later transition), so its publication
+// continues that trace; written outside any span it carries none.
+func testOutboxTraceParent(t *testing.T, s Store) {
+	newShop(t, s, 10)
+	const (
+		tid     = "4bf92f3577b34da6a3ce929d0e0e4736"
+		placeSp = "00f067aa0ba902b7"
+		paidSp  = "b7ad6b7169203331"
+	)
+	traced := func(span string) context.Context {
+		return tracing.WithTraceParent(context.Background(), "00-"+tid+"-"+span+"-01")
+	}
+	p := placement("tracer", "k", later(), line("HOT", 1))
+	o, _, err := s.PlaceOrder(traced(placeSp), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MarkPaid(traced(paidSp), o.ID, "captured"); err != nil {
+		t.Fatal(err)
+	}
+	mustPlace(t, s, placement("untraced", "k", later(), line("HOT", 1)))
+	evs, err := s.Claim(context.Background(), "relay", 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"00-" + tid + "-" + placeSp + "-01", "00-" + tid + "-" + paidSp + "-01", ""}
+	if len(evs) != len(want) {
+		t.Fatalf("claimed %d events, want %d", len(evs), len(want))
+	}
+	for i, e := range evs {
+		if e.TraceParent != want[i] {
+			t.Errorf("event %d (%s) traceparent %q, want %q", i, e.Subject, e.TraceParent, want[i])
+		}
 	}
 }
 

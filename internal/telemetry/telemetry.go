@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"go.opentelemetry.io/otel/trace"
 )
 
 type requestIDKey struct{}
@@ -42,7 +43,8 @@ func NewRequestID() string {
 
 // NewLogger returns a logger writing to w in format "json" (default) or
 // "text" at level ("debug", "info", "warn", "error"). Every record logged
-// with a context that carries a request ID gets a request_id attribute.
+// with a context that carries a request ID gets a request_id attribute;
+// one logged inside a span gets trace_id and span_id.
 func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	var lvl slog.Level
 	if err := lvl.UnmarshalText([]byte(level)); err != nil {
@@ -61,12 +63,16 @@ func NewLogger(w io.Writer, level, format string) (*slog.Logger, error) {
 	return slog.New(contextHandler{h}), nil
 }
 
-// contextHandler adds the request ID from the record's context.
+// contextHandler adds the request ID and the trace and span IDs of the
+// span (if any) from the record's context.
 type contextHandler struct{ slog.Handler }
 
 func (h contextHandler) Handle(ctx context.Context, r slog.Record) error {
 	if id := RequestID(ctx); id != "" {
 		r.AddAttrs(slog.String("request_id", id))
+	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
 }
