@@ -250,7 +250,7 @@ receivers:
 	startProcess(t, "alertmanager", "http://"+amAddr+"/-/ready", am, "--config.file="+amConf,
 		"--storage.path="+filepath.Join(dir, "am"), "--web.listen-address="+amAddr, "--cluster.listen-address=")
 
-		promConf := filepath.Join(dir, "prometheus.yml")
+	promConf := filepath.Join(dir, "prometheus.yml")
 	mustWriteFile(t, promConf, fmt.Sprintf(`global:
   scrape_interval: 1s
   evaluation_interval: 1s
