@@ -18,6 +18,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/dropreport"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pipeline"
@@ -35,6 +36,7 @@ type Store interface {
 	pipeline.Store
 	outbox.Source
 	drop.Store
+	dropreport.Store
 
 	CreateCustomer(ctx context.Context, c customer.Customer) (customer.Customer, error)
 	CustomerByEmail(ctx context.Context, email string) (customer.Customer, error)
@@ -78,6 +80,7 @@ func RunShop(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Drops", testDrops},
 		{"DropLimit", testDropLimit},
 		{"CartDropLimit", testCartDropLimit},
+		{"DropEvents", testDropEvents},
 		{"Hammer", testHammer},
 		{"UnstorableKeys", testUnstorableKeys},
 	}
