@@ -26,6 +26,7 @@ import (
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/dropreport"
 	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/natsbus"
 	"github.com/surge-commerce/surge/internal/outbox"
@@ -229,6 +230,14 @@ type Shop struct {
 
 	warmedMu sync.Mutex
 	warmed   []string
+
+	// DropEvents records what happens at drops for their reports; nil
+	// for a worker.
+	DropEvents *dropreport.Recorder
+	// Notified counts the reminder mails sent for a drop; nil reports
+	// them as not tracked.
+	Notified  dropreport.NotifiedCounter
+	dropPages dropPagePurger
 }
 
 // Open builds the shop on the database cfg names (see OpenStore),
@@ -371,6 +380,9 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		return n
 	}
 	purge := func(tags ...string) { purgeAll(false, tags...) }
+	s.dropPages.mu.Lock()
+	s.dropPages.purge = purge
+	s.dropPages.mu.Unlock()
 	var sessions session.Store = s.Store
 	var shared catalog.SharedCache
 	if s.Redis != nil {
@@ -404,6 +416,7 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		Sessions: &session.Manager{Store: sessions, Secure: cookieSecure == storefront.CookieSecureAlways}, Carts: s.Carts, Checkout: s.Checkout, Accounts: s.Store,
 		DropStore: s.Store, Room: s.Room, DropGate: gate, Standby: s.Standby,
 		PaymentWebhook: s.paymentWebhook(log), StripeKey: s.stripeKey(), Tracer: cfg.Tracer,
+		DropEvents: s.DropEvents.Record, DropReport: s.DropReport,
 		OnDropChange: func(d drop.Drop) {
 			if err := s.DropLines.Changed(context.Background(), d); err != nil {
 				log.Error("waiting room: drop change", "drop", d.ID, "err", err)

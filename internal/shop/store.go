@@ -9,6 +9,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/dropreport"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pgstore"
 	"github.com/surge-commerce/surge/internal/pipeline"
@@ -32,6 +33,7 @@ type Store interface {
 	drop.Store
 	customer.Store
 	storefront.Accounts
+	dropreport.Store
 
 	Ledger(ctx context.Context, sku string) (catalog.StockLedger, error)
 

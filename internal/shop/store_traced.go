@@ -10,6 +10,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/dropreport"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/session"
@@ -192,6 +193,13 @@ func (s tracedStore) DeleteSession(ctx context.Context, a1 string) (err error) {
 	return
 }
 
+func (s tracedStore) DropActivity(ctx context.Context, a1 string) (r0 dropreport.Activity, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.DropActivity", trace.SpanKindClient)
+	r0, err = s.st.DropActivity(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) DropByID(ctx context.Context, a1 string) (r0 drop.Drop, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.DropByID", trace.SpanKindClient)
 	r0, err = s.st.DropByID(ctx, a1)
@@ -353,9 +361,23 @@ func (s tracedStore) ProductBySlug(ctx context.Context, a1 string) (r0 catalog.P
 	return
 }
 
+func (s tracedStore) RecordDropEvents(ctx context.Context, a1 []dropreport.Event) (err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.RecordDropEvents", trace.SpanKindClient)
+	err = s.st.RecordDropEvents(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) Release(ctx context.Context, a1 string, a2 []string) (err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.Release", trace.SpanKindClient)
 	err = s.st.Release(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) SaveDropLine(ctx context.Context, a1 string, a2 dropreport.Line) (err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.SaveDropLine", trace.SpanKindClient)
+	err = s.st.SaveDropLine(ctx, a1, a2)
 	tracing.End(span, err)
 	return
 }

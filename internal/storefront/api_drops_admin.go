@@ -36,6 +36,7 @@ func (s *server) handleAdminCreateDrop() http.Handler {
 		if s.OnDropChange != nil {
 			s.OnDropChange(d)
 		}
+		s.purgeDropPages(r.Context(), d)
 		w.Header().Set("Location", "/api/v1/admin/drops/"+d.ID)
 		encode(w, http.StatusCreated, s.viewDrop(r.Context(), d))
 	})
@@ -79,6 +80,7 @@ func (s *server) handleAdminCloseDrop() http.Handler {
 		if s.OnDropChange != nil {
 			s.OnDropChange(d)
 		}
+		s.purgeDropPages(r.Context(), d)
 		encode(w, http.StatusOK, s.viewDrop(r.Context(), d))
 	})
 }

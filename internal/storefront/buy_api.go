@@ -135,11 +135,14 @@ func (s *server) handleAddCartItem() http.Handler {
 			problem(w, r, s.Logger, err)
 			return
 		}
-		if err := s.checkDropSKU(r.Context(), r, se, in.SKU, qty); err != nil {
-			problem(w, r, s.Logger, err)
+		dp, err := s.checkDropAdd(r.Context(), r, se, in.SKU, qty)
+		if err != nil {
+			problem(w, r, s.Logger, s.explainDropRefusal(r.Context(), in.SKU, err))
 			return
 		}
-		if err := s.Carts.Add(r.Context(), se.CartID, in.SKU, qty); err != nil {
+		err = s.Carts.Add(r.Context(), se.CartID, in.SKU, qty)
+		s.noteDropAdd(dp, qty, err)
+		if err != nil {
 			problem(w, r, s.Logger, err)
 			return
 		}

@@ -87,12 +87,17 @@ func (s *server) handleCartPage() http.Handler {
 			s.formError(w, r, err)
 			return
 		}
+		problem, dropLink := cartProblems[r.URL.Query().Get("problem")], ""
+		if p, link := s.cartDropProblem(r); p != "" {
+			problem, dropLink = p, link
+		}
 		s.personalPage(w, r, http.StatusOK, "cart", struct {
-			Cart    cart.Cart
-			Notice  string
-			MaxQty  int
-			Problem string
-		}{c, r.URL.Query().Get("added"), cart.MaxQuantity, cartProblems[r.URL.Query().Get("problem")]})
+			Cart     cart.Cart
+			Notice   string
+			MaxQty   int
+			Problem  string
+			DropLink string
+		}{c, r.URL.Query().Get("added"), cart.MaxQuantity, problem, dropLink})
 	})
 }
 
@@ -123,6 +128,11 @@ func cartProblemURL(err error) string {
 	case cartProblems[kind] == "":
 		kind = "cart"
 	}
+	var dr *dropRefusal
+	if errors.As(err, &dr) {
+		// The cart page names the drop from the shop's own record of it.
+		return "/cart?problem=" + kind + "&drop=" + url.QueryEscape(dr.drop.Slug)
+	}
 	return "/cart?problem=" + kind
 }
 
@@ -147,10 +157,12 @@ func (s *server) handleCartAddForm() http.Handler {
 			s.formError(w, r, err)
 			return
 		}
-		err = s.checkDropSKU(r.Context(), r, se, sku, qty)
+		dp, err := s.checkDropAdd(r.Context(), r, se, sku, qty)
 		if err == nil {
 			err = s.Carts.Add(r.Context(), se.CartID, sku, qty)
+			s.noteDropAdd(dp, qty, err)
 		}
+		err = s.explainDropRefusal(r.Context(), sku, err)
 		if err != nil {
 			if errorStatus(err) < 500 {
 				redirect(w, r, cartProblemURL(err))

@@ -40,13 +40,14 @@ func (s *server) handleDropPage() http.Handler {
 			s.pageError(w, r, tree, err)
 			return
 		}
-		tag(w, "drop:"+d.ID, "categories")
+		tag(w, dropTag(d.ID), tagDrops, "categories")
+		v := s.showDrop(r.Context(), d, time.Now())
 		s.render(w, r, http.StatusOK, "drop", tree, pageData{Description: d.Description, Canonical: "/drops/" + d.Slug, Data: struct {
 			Drop    drop.Drop
 			State   drop.State
-			Items   []cart.Offer
+			Shown   dropShown
 			OpensIn string
-		}{d, d.StateAt(time.Now()), s.dropItems(r, d), humanWait(time.Duration(d.Room.PreQueueOpens))}})
+		}{d, v.State, v, humanWait(time.Duration(d.Room.PreQueueOpens))}})
 	})
 }
 

@@ -10,6 +10,9 @@ import (
 	"time"
 
 	"github.com/surge-commerce/surge/internal/admission"
+	"github.com/surge-commerce/surge/internal/checkout"
+	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
@@ -138,7 +141,18 @@ func (s *server) setQueueCookies(w http.ResponseWriter, dropID, ticket string, s
 // checkDropSKU asks the drop gate whether qty of sku may go in the
 // session's cart (drop.Gate.MayAdd).
 func (s *server) checkDropSKU(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) error {
-	return s.DropGate.MayAdd(ctx, se.ID, accessFor(r), sku, qty)
+	_, err := s.checkDropAdd(ctx, r, se, sku, qty)
+	return err
+}
+
+// checkDropAdd is checkDropSKU returning what the add takes from a drop
+// (nil for a SKU no drop sells), for noteDropAdd.
+func (s *server) checkDropAdd(ctx context.Context, r *http.Request, se session.Session, sku string, qty int64) (*checkout.DropPurchase, error) {
+	p, err := s.DropGate.Gate(ctx, se.ID, accessFor(r), []order.Line{{SKU: sku, Quantity: qty}})
+	if errors.Is(err, drop.ErrOverLimit) {
+		s.noteDropLimit(ctx, r, se, sku)
+	}
+	return p, err
 }
 
 // checkDropRaise asks the drop gate whether the session's cart line of

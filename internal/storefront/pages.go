@@ -37,14 +37,30 @@ var staticVersion = func() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }()
 
-var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby"}
+var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby", "drops", "drop-report", "admin-signin", "admin-drops"}
+
+// pageFuncs are the functions templates may call.
+var pageFuncs = template.FuncMap{
+	// reportTable hands a titled table of report rows to "report-table".
+	"reportTable": func(title string, rows []reportRow) any {
+		return struct {
+			Title string
+			Rows  []reportRow
+		}{title, rows}
+	},
+}
+
+// pageParts are the templates a page includes besides the layout and its
+// own file.
+var pageParts = map[string][]string{"drop": {"templates/notify-form.html"}}
 
 // parsePages parses each page together with the shared layout at start, so
 // a broken template fails the start rather than a request.
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		files := append([]string{"templates/layout.html", "templates/" + name + ".html"}, pageParts[name]...)
+		t, err := template.New(name).Funcs(pageFuncs).ParseFS(templateFS, files...)
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", name, err)
 		}
@@ -294,7 +310,12 @@ func (s *server) handleProductPage() http.Handler {
 		if len(desc) > 160 {
 			desc = desc[:157] + "..."
 		}
-		tag(w, catalog.ProductTag(p.ID), catalog.TagCategories)
+		tags := []string{catalog.ProductTag(p.ID), catalog.TagCategories}
+		dropOf, dropTagged := s.productDropOf(r.Context(), p)
+		if dropTagged != "" {
+			tags = append(tags, dropTagged)
+		}
+		tag(w, tags...)
 		s.render(w, r, http.StatusOK, "product", tree, pageData{
 			Description: desc,
 			Canonical:   "/products/" + p.Slug,
@@ -303,7 +324,8 @@ func (s *server) handleProductPage() http.Handler {
 				Product  catalog.Product
 				Path     []catalog.Category
 				Selected catalog.Variant
-			}{p, path, selected},
+				Drop     *productDrop
+			}{p, path, selected, dropOf},
 		})
 	})
 }

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/surge-commerce/surge/internal/admission"
 	"github.com/surge-commerce/surge/internal/cart"
@@ -96,6 +97,17 @@ type Problem struct {
 	Field string `json:"field,omitempty"`
 	// SKUs names what is sold out, on a 409 from checkout.
 	SKUs []string `json:"skus,omitempty"`
+	// Drop names the drop a refused SKU belongs to, with its page (where
+	// the line is), on a 403 no-access.
+	Drop *ProblemDrop `json:"drop,omitempty"`
+}
+
+// ProblemDrop is the drop a problem is about.
+type ProblemDrop struct {
+	Slug     string    `json:"slug"`
+	Name     string    `json:"name"`
+	StartsAt time.Time `json:"starts_at"`
+	URL      string    `json:"url"`
 }
 
 // ProblemTypeBase starts every problem type URI; the kind follows, and
@@ -252,6 +264,10 @@ func problem(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error
 	var field *catalog.FieldError
 	if errors.As(err, &field) {
 		p.Field = field.Field
+	}
+	var dr *dropRefusal
+	if errors.As(err, &dr) {
+		p.Drop = &ProblemDrop{Slug: dr.drop.Slug, Name: dr.drop.Name, StartsAt: dr.drop.StartsAt, URL: dr.link()}
 	}
 
 	switch {

@@ -93,6 +93,7 @@ func (s *server) routes(mux handlerMux) {
 	// only brings the poller back sooner, and at a drop's start everyone in
 	// the pre-queue polls at once.
 	mux.Handle("GET /queue", admit(critical, s.handleStandbyPage()))
+	mux.Handle("GET /drops", cached(browse, s.handleDropsIndex()))
 	mux.Handle("GET /drops/{slug}", cached(browse, s.handleDropPage()))
 	mux.Handle("POST /drops/{slug}/queue", admit(high, s.handleQueueJoinForm()))
 	mux.Handle("GET /drops/{slug}/queue", admit(critical, s.handleQueuePage()))
@@ -125,6 +126,14 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("POST /api/v1/admin/drops", adminAPI(s.handleAdminCreateDrop()))
 	mux.Handle("GET /api/v1/admin/drops/{id}", adminAPI(s.handleAdminGetDrop()))
 	mux.Handle("POST /api/v1/admin/drops/{id}/close", adminAPI(s.handleAdminCloseDrop()))
+	mux.Handle("GET /api/v1/admin/drops/{id}/report", adminAPI(s.handleAdminDropReport()))
+
+	// Operator pages: the admin token, given once in a form, or as a
+	// bearer token; never cached.
+	mux.Handle("GET /admin/signin", admit(high, s.handleAdminSignInPage()))
+	mux.Handle("POST /admin/signin", admit(high, s.handleAdminSignIn()))
+	mux.Handle("GET /admin/drops", admit(high, s.handleAdminDropsPage()))
+	mux.Handle("GET /admin/drops/{id}/report", admit(high, s.handleAdminDropReportPage()))
 
 	// Anything else under the API is a JSON 404, not the HTML page.
 	mux.Handle("/api/", admit(background, s.handleAPINotFound()))

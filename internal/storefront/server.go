@@ -4,6 +4,7 @@
 package storefront
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"html/template"
@@ -16,6 +17,7 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/dropreport"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
 	"github.com/surge-commerce/surge/internal/tracing"
@@ -71,6 +73,12 @@ type Deps struct {
 	// Tracer, when not nil, runs every request in a server span that
 	// continues the trace of its traceparent header.
 	Tracer *tracing.Tracer
+	// DropEvents, when set, records what buyers do with a drop's SKUs
+	// (adds, limit hits) for its report. It must not block.
+	DropEvents func(dropreport.Event)
+	// DropReport makes a drop's report; nil answers the report routes
+	// with 503.
+	DropReport func(ctx context.Context, d drop.Drop) (dropreport.Report, error)
 }
 
 // NewServer returns the public handler.

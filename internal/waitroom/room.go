@@ -200,6 +200,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger gets stock and ledger failures; nil discards them.
 	Logger *slog.Logger
+	// OnEvent, when set, is told of admissions, sold-out notices and
+	// refused requests, for the drop's report. It must not block.
+	OnEvent func(Event)
 }
 
 // DefaultJoinRate is Config.JoinRate when zero: one join a second per
@@ -224,6 +227,7 @@ type Room struct {
 	discoverLimit *admission.RateLimiter
 	now           func() time.Time
 	log           *slog.Logger
+	onEvent       func(Event)
 	metrics       *metrics
 	writeMu       sync.Mutex // serializes changes to drops
 	drops         atomic.Pointer[map[string]*dropRun]
@@ -297,7 +301,7 @@ func New(cfg Config) (*Room, error) {
 		minPoll: cfg.MinPoll, maxPoll: cfg.MaxPoll, startPollRate: cfg.StartPollRate,
 		discover:      cfg.Discover,
 		discoverLimit: admission.NewRateLimiter(admission.Rate{PerSecond: 10, Burst: 20}, 1, cfg.Now),
-		now:           cfg.Now, log: cfg.Logger,
+		now:           cfg.Now, log: cfg.Logger, onEvent: cfg.OnEvent,
 	}
 	if cfg.JoinRate.PerSecond > 0 {
 		r.limiter = &admission.Buckets{Local: admission.NewRateLimiter(cfg.JoinRate, cfg.JoinRateKeys, cfg.Now), Shared: cfg.SharedJoinRate}
@@ -530,21 +534,25 @@ func (r *Room) Join(ctx context.Context, req JoinRequest) (ticket string, st Sta
 	if r.limiter != nil {
 		if ok, wait := r.limiter.Allow(ctx, req.ClientAddr); !ok {
 			d.joins.inc(joinRateLimited)
+			r.refused(req.Drop, req.Visitor, RefusedRateLimit, now)
 			return "", Status{}, fmt.Errorf("join %q: %w", req.Drop, &RateLimitError{RetryAfter: wait})
 		}
 	}
 	if d.spec.PoWDifficulty > 0 {
 		if req.PoW == "" {
 			d.joins.inc(joinPoWRequired)
+			r.refused(req.Drop, req.Visitor, RefusedProofOfWork, now)
 			return "", Status{}, fmt.Errorf("join %q: %w", req.Drop, ErrPoWRequired)
 		}
 		if err := r.keys.verifyPoW(req.PoW, req.Drop, req.Visitor, d.spec.PoWDifficulty, now); err != nil {
 			d.joins.inc(joinBadPoW)
+			r.refused(req.Drop, req.Visitor, RefusedProofOfWork, now)
 			return "", Status{}, fmt.Errorf("join %q: %w", req.Drop, err)
 		}
 	}
 	if r.soldOut(ctx, d, now) {
 		d.joins.inc(joinSoldOut)
+		r.event(Event{Drop: req.Drop, Visitor: req.Visitor, Kind: EventToldSoldOut, At: now})
 		return "", Status{State: StateSoldOut, PollAfter: r.maxPoll}, fmt.Errorf("join %q: %w", req.Drop, ErrSoldOut)
 	}
 	place, c, err := r.ledger.Join(ctx, req.Drop, req.Visitor, now)
@@ -615,7 +623,11 @@ func (r *Room) Status(ctx context.Context, req StatusRequest) (Status, error) {
 	}
 	t, err := r.keys.ParseTicket(req.Ticket)
 	if err != nil {
+		r.refused(req.Drop, req.Visitor, RefusedBadToken, now)
 		return Status{}, fmt.Errorf("status of %q: %w", req.Drop, err)
+	}
+	if t.Drop != req.Drop || t.Visitor != req.Visitor || !now.Before(t.Expires) || t.Seq == 0 {
+		r.refused(req.Drop, req.Visitor, RefusedBadToken, now)
 	}
 	switch {
 	case t.Drop != req.Drop:
@@ -632,6 +644,7 @@ func (r *Room) Status(ctx context.Context, req StatusRequest) (Status, error) {
 		return Status{}, err
 	}
 	if t.Epoch != c.Epoch {
+		r.refused(req.Drop, req.Visitor, RefusedBadToken, now)
 		return Status{}, fmt.Errorf("status of %q: %w: ticket from an earlier queue", req.Drop, ErrBadTicket)
 	}
 	return r.statusFor(ctx, d, t, c, now, req.Session)
@@ -662,6 +675,11 @@ func (r *Room) statusFor(ctx context.Context, d *dropRun, t Ticket, c Counters, 
 			return st, nil
 		}
 		st.State = StateAdmitted
+		from := t.Issued
+		if from.Before(d.spec.Start) {
+			from = d.spec.Start
+		}
+		r.event(Event{Drop: t.Drop, Visitor: t.Visitor, Kind: EventAdmitted, Wait: max(0, seat.AdmittedAt.Sub(from)), At: now})
 		if session != "" {
 			st.AccessToken = r.keys.signAccess(accessClaims{
 				Drop: t.Drop, Epoch: t.Epoch, Visitor: t.Visitor, SessionHash: sessionHash(session),
@@ -679,6 +697,7 @@ func (r *Room) statusFor(ctx context.Context, d *dropRun, t Ticket, c Counters, 
 	case r.soldOut(ctx, d, now):
 		st.State = StateSoldOut
 		st.PollAfter = r.maxPoll
+		r.event(Event{Drop: t.Drop, Visitor: t.Visitor, Kind: EventToldSoldOut, At: now})
 	case pos == 0:
 		st.State = StatePreQueue
 		st.EstimatedWait = max(0, d.spec.Start.Sub(now))
@@ -743,11 +762,18 @@ func (r *Room) VerifyAccess(ctx context.Context, token, dropID, session string) 
 		return Access{}, err
 	}
 	a, err := r.keys.parseAccess(token)
+	now := r.now()
 	if err != nil {
+		if token != "" {
+			// No token at all is a buyer who never queued, not a bad one.
+			r.refused(dropID, "", RefusedBadToken, now)
+		}
 		return Access{}, fmt.Errorf("access to %q: %w", dropID, err)
 	}
-	now := r.now()
 	h := sessionHash(session)
+	if a.Drop != dropID || session == "" || subtle.ConstantTimeCompare(a.SessionHash[:], h[:]) != 1 || !now.Before(a.Expires) {
+		r.refused(dropID, a.Visitor, RefusedBadToken, now)
+	}
 	switch {
 	case a.Drop != dropID:
 		return Access{}, fmt.Errorf("access to %q: %w: token for another drop", dropID, ErrBadAccess)
@@ -764,6 +790,7 @@ func (r *Room) VerifyAccess(ctx context.Context, token, dropID, session string) 
 		return Access{}, err
 	}
 	if a.Epoch != c.Epoch {
+		r.refused(dropID, a.Visitor, RefusedBadToken, now)
 		return Access{}, fmt.Errorf("access to %q: %w: token from an earlier queue", dropID, ErrBadAccess)
 	}
 	seat, err := r.ledger.Arrive(ctx, dropID, a.Seq, now)

@@ -35,16 +35,30 @@
 })();
 (function () {
   "use strict";
-  // Drop page: a countdown to the start.
+  // Drop times: the page says the start in the shop's time zone; show
+  // it in the visitor's own as well.
+  var times = document.querySelectorAll("time[data-local]");
+  for (var i = 0; i < times.length; i++) {
+    var t = new Date(times[i].getAttribute("datetime"));
+    if (isNaN(t.getTime())) continue;
+    try {
+      times[i].textContent = t.toLocaleString(undefined, { weekday: "long", day: "numeric", month: "long", hour: "2-digit", minute: "2-digit", timeZoneName: "short" });
+    } catch (e) { /* keep the server's words */ }
+  }
+  // Drop page: a countdown to the start; at the start the page reloads
+  // to show the drop live.
   var drop = document.querySelector(".drop[data-start]");
   var cd = drop && drop.querySelector("[data-countdown]");
   if (cd) {
     var start = parseInt(drop.getAttribute("data-start"), 10) * 1000;
+    // Reload once, only when the page was opened before the start (a
+    // page still cached from before it does not reload over and over).
+    var ahead = start > Date.now();
     var tick = function () {
       var s = Math.max(0, Math.round((start - Date.now()) / 1000));
-      var h = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-      cd.textContent = " · in " + (h ? h + "h " : "") + m + "m " + sec + "s";
-      if (s > 0) setTimeout(tick, 1000);
+      var d = Math.floor(s / 86400), h = Math.floor((s % 86400) / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+      cd.textContent = "in " + (d ? d + (d === 1 ? " day " : " days ") : "") + (d || h ? h + " h " : "") + m + " min " + sec + " s";
+      if (s > 0) { setTimeout(tick, 1000); } else if (ahead) { setTimeout(function () { location.reload(); }, 1500); }
     };
     tick();
   }
