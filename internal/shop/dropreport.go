@@ -14,7 +14,11 @@ import (
 // openDropRecorder starts the recorder of drop events: the waiting room
 // and the storefront hand it what happens at a drop, and it writes them
 // to the store in batches, off the buyer's path.
-func (s *Shop) openDropRecorder(log *slog.Logger) {
+func (s *Shop) openDropRecorder(cfg Config, log *slog.Logger) {
+	s.dropNow = time.Now
+	if cfg.DropClock != nil {
+		s.dropNow = cfg.DropClock
+	}
 	s.DropEvents = dropreport.NewRecorder(dropreport.RecorderConfig{Store: s.Store, Lines: s.dropLines, Logger: log})
 	s.closers = append(s.closers, func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -43,7 +47,7 @@ func (s *Shop) dropLines(ctx context.Context) (map[string]dropreport.Line, error
 		return nil, err
 	}
 	out := map[string]dropreport.Line{}
-	now := time.Now()
+	now := s.dropNow()
 	for _, d := range ds {
 		if _, err := s.Room.Spec(d.ID); err != nil {
 			continue // not open here (closed, or not yet picked up)
@@ -111,7 +115,7 @@ func (s *Shop) stockWatch(ctx context.Context, id string) (int64, error) {
 	}
 	started := false
 	if spec, serr := s.Room.Spec(id); serr == nil {
-		started = !time.Now().Before(spec.Start)
+		started = !s.dropNow().Before(spec.Start)
 	}
 	s.dropPages.observe(id, n, started)
 	return n, nil

@@ -53,8 +53,8 @@ func (s *Shop) openRoom(ctx context.Context, cfg Config, log *slog.Logger, reg p
 	if err != nil {
 		return err
 	}
-	s.openDropRecorder(log)
-	rc := waitroom.Config{Keys: keys, Stock: s.stockWatch, Logger: log, OnEvent: s.roomEvent, Discover: drop.Discover(s.Store)}
+	s.openDropRecorder(cfg, log)
+	rc := waitroom.Config{Keys: keys, Stock: s.stockWatch, Logger: log, OnEvent: s.roomEvent, Now: cfg.DropClock, Discover: drop.Discover(s.Store)}
 	var local *waitroom.MemLedger
 	if s.Redis != nil {
 		rc.Ledger = redisstore.NewLedger(s.Redis)

@@ -142,6 +142,9 @@ type Config struct {
 	// Now is the clock of the sign-in limits; nil is time.Now (and Redis's
 	// own clock for the buckets shared there).
 	Now func() time.Time
+	// DropClock is the clock of the waiting room, the drop rules and
+	// checkout; nil is time.Now. Tests move it to script a drop.
+	DropClock func() time.Time
 
 	// Admission turns on overload protection with AdmissionConfig; its
 	// Cheap probe is set to the page cache.
@@ -238,6 +241,7 @@ type Shop struct {
 	// them as not tracked.
 	Notified  dropreport.NotifiedCounter
 	dropPages dropPagePurger
+	dropNow   func() time.Time
 }
 
 // Open builds the shop on the database cfg names (see OpenStore),
@@ -404,9 +408,9 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		return err
 	}
 	s.Carts = &cart.Service{Store: s.Store, Pricing: pricing}
-	gate := &drop.Gate{Store: s.Store, Room: s.Room}
+	gate := &drop.Gate{Store: s.Store, Room: s.Room, Now: cfg.DropClock}
 	s.Checkout = &checkout.Service{Store: s.Store, Carts: s.Carts, Payments: s.tokens, ReservationTTL: cfg.ReservationTTL,
-		OnPlaced: s.relay.Notify, Drops: gate}
+		OnPlaced: s.relay.Notify, Drops: gate, Now: cfg.DropClock}
 	metrics, err := telemetry.NewHTTPMetrics(reg)
 	if err != nil {
 		return err
