@@ -51,11 +51,12 @@ func TestBrowserEveryPageLaysOut(t *testing.T) {
 	must(t, sh.Store.ImportCatalog(ctx, cats, prods))
 	srv := httptest.NewServer(sh.Handler)
 	t.Cleanup(srv.Close)
-	picked := inStockProducts(t, srv.URL, 2)
+	picked := inStockProducts(t, srv.URL, 3)
 	product := picked[0]
 	// The drop takes another product: a drop's SKU needs a place in its
 	// line to go in a cart.
 	dropSlug := layoutDrop(t, srv.URL, picked[1].sku)
+	liveSlug := layoutLiveDrop(t, srv.URL, picked[2].sku)
 	// Workers pay the order, so its page settles rather than refreshing.
 	runCtx, stopRun := context.WithCancel(ctx)
 	runDone := make(chan struct{})
@@ -102,8 +103,16 @@ func TestBrowserEveryPageLaysOut(t *testing.T) {
 			open("product", "/products/"+product.slug, 200)
 			open("search", "/search?q=linen", 200)
 			open("not-found", "/no-such-page", 404)
+			open("drops", "/drops", 200)
 			open("drop", "/drops/"+dropSlug, 200)
+			open("drop-live", "/drops/"+liveSlug, 200)
+			open("product-drop", "/products/"+picked[1].slug, 200)
 			open("queue", "/drops/"+dropSlug+"/queue", 200)
+			open("admin-signin", "/admin/drops/"+liveSlug+"/report", 200)
+			do(t, bctx, chromedp.SendKeys(chromedp.CSS(`form[action="/admin/signin"] input[name=token]`), apiTestToken))
+			expectStatus(t, "drop-report", runResponse(t, bctx, chromedp.Submit(chromedp.CSS(`form[action="/admin/signin"]`))), 200)
+			expectPath(t, bctx, "/admin/drops/"+liveSlug+"/report")
+			look("drop-report")
 			open("signin", "/account/signin", 200)
 			open("signup", "/account/signup", 200)
 			email := fmt.Sprintf("layout-%d@example.com", width)
@@ -205,4 +214,24 @@ func layoutDrop(t *testing.T, base, sku string) string {
 		t.Fatalf("create drop: %d %s", resp.StatusCode, b)
 	}
 	return "layout-drop"
+}
+
+// layoutLiveDrop puts sku on sale in a drop that started a minute ago.
+func layoutLiveDrop(t *testing.T, base, sku string) string {
+	t.Helper()
+	body := fmt.Sprintf(`{"name":"Live Layout Drop","slug":"live-layout-drop","description":"A drop on sale now.",
+		"starts_at":%q,"per_customer_limit":2,"items":[{"sku":%q,"allocated":40}],
+		"room":{"prequeue_opens":"2h","rate_per_minute":60,"max_active":10}}`, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano), sku)
+	req, err := http.NewRequest("POST", base+"/api/v1/admin/drops", strings.NewReader(body))
+	must(t, err)
+	req.Header.Set("Authorization", "Bearer "+apiTestToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	must(t, err)
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create drop: %d %s", resp.StatusCode, b)
+	}
+	return "live-layout-drop"
 }
