@@ -92,7 +92,7 @@ func newDropCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "drop",
-		Short: "Create, list, show and close drops (limited releases) through a shop's admin API",
+		Short: "Create, list, show, close and report on drops (limited releases) through a shop's admin API",
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
 			if err := bindConfig(cmd.Flags(), getenv); err != nil {
 				return err
@@ -261,6 +261,6 @@ func newDropCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 			return print(out)
 		},
 	}
-	cmd.AddCommand(create, list, show, closeCmd)
+	cmd.AddCommand(create, list, show, closeCmd, newDropReportCmd(&c, &asJSON, completeDrops, stdout))
 	return cmd
 }
