@@ -62,7 +62,7 @@ func writeReportTable(w io.Writer, rep dropreport.Report) error {
 	fmt.Fprintf(w, "%s (%s), started %s, %d units, limit %d per customer\n", rep.Drop.Name, rep.Drop.Slug,
 		rep.Drop.StartsAt.UTC().Format("Mon 2 Jan 2006 15:04 MST"), rep.Drop.Allocated, rep.Drop.Limit)
 	funnel, timing, refused, limit := storefront.ReportRows(rep)
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, part := range []struct {
 		title string
 		rows  [][3]string
