@@ -74,8 +74,8 @@ func TestBrowserWaitingRoom(t *testing.T) {
 		expectStatus(t, s.name+": drop page", run(t, s.ctx, chromedp.NavigateResponse(dropURL)), 200)
 		expectText(t, s.ctx, chromedp.CSS("article.drop h1"), d.Name)
 		waitCountdown(t, s)
-		if items := run(t, s.ctx, chromedp.Text(chromedp.CSS("ul.drop-items"), chromedp.NodeVisible)); !strings.Contains(items, "Waitroom Lab Runner") || !strings.Contains(items, "$180.00") {
-			t.Errorf("%s: drop items %q, want the runner at $180.00", s.name, items)
+		if items := run(t, s.ctx, chromedp.Text(chromedp.CSS("section.drop-product"), chromedp.NodeVisible)); !strings.Contains(items, "Waitroom Lab Runner") || !strings.Contains(items, "$180.00") {
+			t.Errorf("%s: drop product %q, want the runner at $180.00", s.name, items)
 		}
 		join := chromedp.CSS(`article.drop form button[type=submit]`)
 		expectText(t, s.ctx, join, "Join the line")
@@ -257,11 +257,11 @@ func adminPost(t *testing.T, url, body string, out any) {
 func waitCountdown(t *testing.T, s *shopper) {
 	t.Helper()
 	_, err := chromedp.Run(s.ctx, chromedp.PollFunction[bool](
-		`() => /^ · in (\d+h )?\d+m \d+s$/.test(document.querySelector(".countdown [data-countdown]").textContent)`,
+		`() => /^in (\d+ days? )?(\d+ h )?\d+ min \d+ s$/.test(document.querySelector(".countdown [data-countdown]").textContent)`,
 		chromedp.WithPollingTimeout(5*time.Second)))
 	if err != nil {
 		got, _ := chromedp.Run(s.ctx, chromedp.Text(chromedp.CSS("p.countdown")))
-		t.Fatalf("%s: drop page countdown %q, want \"Starts … · in 0m ns\" (%v)", s.name, got, err)
+		t.Fatalf("%s: drop page countdown %q, want \"Starts … in 0 min n s\" (%v)", s.name, got, err)
 	}
 }
 

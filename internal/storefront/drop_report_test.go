@@ -31,7 +31,7 @@ func (c *dropClock) Add(d time.Duration) { c.mu.Lock(); c.t = c.t.Add(d); c.mu.U
 
 // scriptedShop opens a shop whose waiting room, drop rules and checkout
 // run on clock, with a product in two sizes.
-func scriptedShop(t *testing.T, clock *dropClock) *shop.Shop {
+func scriptedShop(t testing.TB, clock *dropClock) *shop.Shop {
 	t.Helper()
 	ctx := context.Background()
 	cfg := shop.Defaults()
@@ -40,17 +40,23 @@ func scriptedShop(t *testing.T, clock *dropClock) *shop.Shop {
 	cfg.Admission = false
 	cfg.DropClock = clock.Now
 	sh, err := shop.Open(ctx, cfg, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { sh.Close() })
 	c, err := sh.Store.CreateCategory(ctx, catalog.Category{Slug: "drops", Name: "Drops"})
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	_, err = sh.Store.CreateProduct(ctx, catalog.Product{Slug: "runner-one", Name: "Runner One", Status: catalog.StatusActive, CategoryID: c.ID,
 		Images: []catalog.Image{{URL: "/images/products/runner-one/1.svg", Alt: "Runner One"}},
 		Variants: []catalog.Variant{
 			{SKU: "RUN-42", Price: money.Money{Amount: 16000, Currency: "USD"}, OnHand: 1, Options: []catalog.Option{{Name: "size", Value: "42"}}},
 			{SKU: "RUN-43", Price: money.Money{Amount: 16000, Currency: "USD"}, OnHand: 1, Options: []catalog.Option{{Name: "size", Value: "43"}}, Position: 1},
 		}})
-	must(t, err)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return sh
 }
 
