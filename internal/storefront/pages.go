@@ -37,14 +37,14 @@ var staticVersion = func() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }()
 
-var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby"}
+var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby", "notify"}
 
 // parsePages parses each page together with the shared layout at start, so
 // a broken template fails the start rather than a request.
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		t, err := template.New(name).ParseFS(templateFS, "templates/layout.html", "templates/notify-form.html", "templates/"+name+".html")
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", name, err)
 		}
