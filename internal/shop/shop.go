@@ -177,7 +177,9 @@ func Defaults() Config {
 		SQLiteSynchronous: sqlitestore.SyncFull, CookieSecure: storefront.CookieSecureAuto, PaymentProvider: ProviderSimulated, SMTP: mail.SMTPConfig{From: "shop@localhost"},
 		SweepEvery: 5 * time.Second, ClaimLease: 2 * time.Minute, AckWait: 30 * time.Second, OutboxMaxLag: time.Minute,
 		WarmBefore: 2 * time.Minute, StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000,
-		Admission: true, CDN: cdnpurge.Config{Timeout: 2 * time.Second}}
+		Admission: true, CDN: cdnpurge.Config{Timeout: 2 * time.Second},
+		Jobs: jobs.Config{MailsPerSecond: 50, Senders: 2, BatchSize: 500, Lease: 30 * time.Second, Poll: 5 * time.Second,
+			ReminderBefore: time.Hour}}
 }
 
 // withDefaults gives the settings left zero where zero means nothing
