@@ -75,7 +75,10 @@ func seedBlast(t testing.TB, dataDir string, n int) {
 func TestBlastSurvivesKill9(t *testing.T) {
 	const n, senders = 30_000, 4
 	dataDir := t.TempDir()
+	surgeBinary(t) // built before the clock starts
+	began := time.Now()
 	seedBlast(t, dataDir, n)
+	t.Logf("seeded %d subscribers in %s", n, time.Since(began).Round(time.Millisecond))
 	sink, err := smtpsink.Start("", smtpsink.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -94,7 +97,7 @@ func TestBlastSurvivesKill9(t *testing.T) {
 	}
 	w.kill()
 	atKill := sink.Stats()
-	t.Logf("killed the worker at %+v", atKill)
+	t.Logf("killed the worker at %s: %+v", time.Since(began).Round(time.Millisecond), atKill)
 	if atKill.Distinct >= n {
 		t.Fatalf("the blast finished before the kill (%+v); the test proves nothing", atKill)
 	}
@@ -119,7 +122,7 @@ func TestBlastSurvivesKill9(t *testing.T) {
 		}
 	}
 	st = sink.Stats()
-	t.Logf("after the restart: %+v", st)
+	t.Logf("done at %s: %+v", time.Since(began).Round(time.Millisecond), st)
 	if st.Distinct != n || st.Recipients != n || sent != n {
 		t.Fatalf("%d distinct messages to %d recipients, %d recorded; want exactly %d", st.Distinct, st.Recipients, sent, n)
 	}
