@@ -77,13 +77,17 @@ func (r *Runner) nextDrop(ctx context.Context, d drop.Drop) (drop.Drop, bool, er
 // sent to.
 func (c content) message(r *Runner, j Job, rc notify.Recipient) mail.Message {
 	unsub := notify.UnsubscribeURL(r.cfg.PublicURL, rc.UnsubscribeToken)
-	return mail.Message{
-		To:          rc.Email,
-		Subject:     c.subject,
-		Text:        c.body + "\nNo more mail about this drop: " + unsub + "\n\n" + r.cfg.ShopName + "\n",
-		MessageID:   MessageID(j.ID, rc.SubscriptionID, r.cfg.MessageDomain),
-		Unsubscribe: unsub,
+	m := mail.Message{
+		To:        rc.Email,
+		Subject:   c.subject,
+		Text:      c.body + "\nNo more mail about this drop: " + unsub + "\n\n" + r.cfg.ShopName + "\n",
+		MessageID: MessageID(j.ID, rc.SubscriptionID, r.cfg.MessageDomain),
 	}
+	if r.cfg.PublicURL != "" {
+		// The header needs an absolute URL.
+		m.Unsubscribe = unsub
+	}
+	return m
 }
 
 // MessageID is the Message-ID of job's message to a subscription.

@@ -475,8 +475,11 @@ func (s *sender) send(ctx context.Context, m mail.Message) (Outcome, error) {
 		switch {
 		case err == nil:
 			return Sent, nil
-		case mail.Permanent(err):
-			s.r.log.Info("mail refused by the server", "to", m.To, "err", err)
+		case mail.Permanent(err) || errors.Is(err, mail.ErrInvalidMessage):
+			// Refused for good, or unsendable as it is (an address the
+			// mail package will not take): the same again would fail the
+			// same way.
+			s.r.log.Info("mail not deliverable", "to", m.To, "err", err)
 			return Failed, nil
 		}
 		last = err

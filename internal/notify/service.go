@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"time"
@@ -97,8 +98,16 @@ To stop any mail about this drop: %s
 
 %s
 `, s.ShopName, d.Name, int(s.confirmTTL().Hours()/24), confirm, unsub, s.ShopName)
-	if err := s.Mail.Send(mctx, mail.Message{To: email, Subject: "Confirm: tell me when " + d.Name + " opens", Text: text,
-		Unsubscribe: unsub}); err != nil {
+	m := mail.Message{To: email, Subject: "Confirm: tell me when " + d.Name + " opens", Text: text}
+	if s.PublicURL != "" {
+		// The header needs an absolute URL; a shop without a public URL
+		// (an embedded test shop) has only relative links.
+		m.Unsubscribe = unsub
+	}
+	if err := s.Mail.Send(mctx, m); err != nil {
+		if errors.Is(err, mail.ErrInvalidMessage) {
+			return fmt.Errorf("notify: confirmation mail: %w", err)
+		}
 		return &ErrMailUnavailable{Err: err}
 	}
 	return nil

@@ -40,6 +40,8 @@ type Sink struct {
 	kept        []Message
 	keep        int
 	reject      map[string]bool
+	idPrefix    string
+	other       int
 }
 
 // Options shape a sink.
@@ -48,6 +50,10 @@ type Options struct {
 	Keep int
 	// Reject lists recipients refused with 550 (a permanent failure).
 	Reject []string
+	// IDPrefix, if set, limits the counts to messages whose Message-ID
+	// starts with it ("<job-": a mail job's); the others are accepted
+	// and counted in Stats.Other only.
+	IDPrefix string
 }
 
 // Start listens on 127.0.0.1 at a free port (or addr, when not empty) and
@@ -61,7 +67,7 @@ func Start(addr string, o Options) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{ln: ln, changed: make(chan struct{}), ids: map[string]int{}, recipients: map[string]int{},
-		keep: o.Keep, reject: map[string]bool{}}
+		keep: o.Keep, reject: map[string]bool{}, idPrefix: o.IDPrefix}
 	for _, r := range o.Reject {
 		s.reject[strings.ToLower(r)] = true
 	}
@@ -95,13 +101,15 @@ type Stats struct {
 	Connections int
 	// Repeats counts Message-IDs delivered more than once.
 	Repeats int
+	// Other counts messages left out by Options.IDPrefix.
+	Other int
 }
 
 // Stats returns the counts so far.
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Messages: s.messages, Distinct: len(s.ids), Recipients: len(s.recipients), Connections: s.connections}
+	st := Stats{Messages: s.messages, Distinct: len(s.ids), Recipients: len(s.recipients), Connections: s.connections, Other: s.other}
 	for _, n := range s.ids {
 		if n > 1 {
 			st.Repeats++
@@ -173,6 +181,14 @@ func (x *session) Data(r io.Reader) error {
 	}
 	s := x.sink
 	s.mu.Lock()
+	if !strings.HasPrefix(id, s.idPrefix) {
+		s.other++
+		close(s.changed)
+		s.changed = make(chan struct{})
+		s.mu.Unlock()
+		x.to = nil
+		return nil
+	}
 	s.messages++
 	s.ids[id]++
 	for _, to := range x.to {

@@ -1,7 +1,9 @@
 // Command sink is the blast benchmark's mail server: a real SMTP server
 // (internal/smtpsink) on 127.0.0.1 that counts what it receives. It
 // prints "smtp: ADDR" once listening and rewrites -stats every 200 ms
-// with one line: messages distinct recipients connections repeats.
+// with one line: messages distinct recipients connections repeats other,
+// counting the mail jobs' messages (-id-prefix) apart from the others
+// (order confirmations).
 package main
 
 import (
@@ -25,13 +27,14 @@ func main() {
 
 func run() error {
 	statsPath := flag.String("stats", "", "file to keep the counts in")
+	prefix := flag.String("id-prefix", "<job-", "count only messages whose Message-ID starts with this (the others: last field)")
 	flag.Parse()
 	if *statsPath == "" {
 		return fmt.Errorf("-stats is required")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	sink, err := smtpsink.Start("", smtpsink.Options{})
+	sink, err := smtpsink.Start("", smtpsink.Options{IDPrefix: *prefix})
 	if err != nil {
 		return err
 	}
@@ -40,7 +43,7 @@ func run() error {
 	write := func() error {
 		s := sink.Stats()
 		tmp := *statsPath + ".new"
-		line := fmt.Sprintf("%d %d %d %d %d\n", s.Messages, s.Distinct, s.Recipients, s.Connections, s.Repeats)
+		line := fmt.Sprintf("%d %d %d %d %d %d\n", s.Messages, s.Distinct, s.Recipients, s.Connections, s.Repeats, s.Other)
 		if err := os.WriteFile(tmp, []byte(line), 0o644); err != nil {
 			return err
 		}
