@@ -40,11 +40,13 @@ func newJobsCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	pf.StringVar(&c.token, "admin-token", "", "admin bearer token")
 	pf.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
 
-	print := func(js ...jobs.Job) error {
+	// print writes one job (show, pause, resume) or a list: as JSON an
+	// object or an array, even of one.
+	print := func(list bool, js ...jobs.Job) error {
 		if asJSON {
 			enc := json.NewEncoder(stdout)
 			enc.SetIndent("", "  ")
-			if len(js) == 1 {
+			if !list {
 				return enc.Encode(js[0])
 			}
 			if js == nil {
@@ -84,7 +86,7 @@ func newJobsCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 				if err := c.call(cmd.Context(), method, "/api/v1/admin/jobs/"+id+suffix, body, &out); err != nil {
 					return err
 				}
-				return print(out)
+				return print(false, out)
 			},
 		}
 	}
@@ -97,7 +99,7 @@ func newJobsCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 			if err := c.call(cmd.Context(), "GET", "/api/v1/admin/jobs", nil, &out); err != nil {
 				return err
 			}
-			return print(out.Jobs...)
+			return print(true, out.Jobs...)
 		},
 	}
 	cmd.AddCommand(list,
