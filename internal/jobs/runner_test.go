@@ -187,7 +187,8 @@ func (f *fixture) waitJobDone(t *testing.T, kind jobs.Kind) jobs.Job {
 // The reminder reaches every confirmed subscriber once, and nobody else,
 // over reused connections, each message with its unsubscribe link.
 func TestReminderReachesConfirmedSubscribersOnce(t *testing.T) {
-	f := newFixture(t, 400, smtpsink.Options{Keep: 1000})
+	t.Parallel()
+	f := newFixture(t, 150, smtpsink.Options{Keep: 1000})
 	r := jobs.NewRunner(f.st, jobs.SMTPDialer{Sender: f.smtp}, f.config("w1"))
 	reg := prometheus.NewRegistry()
 	if err := r.Metrics().Register(reg); err != nil {
@@ -203,7 +204,7 @@ func TestReminderReachesConfirmedSubscribersOnce(t *testing.T) {
 	if j.Sent != int64(len(f.subs)) || j.Recipients != int64(len(f.subs)) || j.Failed != 0 {
 		t.Errorf("job %+v; want %d sent", j, len(f.subs))
 	}
-	// A handful of connections for 400 messages, not one each.
+	// A handful of connections for 150 messages, not one each.
 	if st.Connections > 10 {
 		t.Errorf("%d SMTP connections for %d messages; want them reused", st.Connections, st.Messages)
 	}
@@ -231,11 +232,13 @@ func TestReminderReachesConfirmedSubscribersOnce(t *testing.T) {
 
 // Three workers share one job through batch leases: everyone once.
 func TestWorkersShareAJob(t *testing.T) {
-	f := newFixture(t, 600, smtpsink.Options{})
+	t.Parallel()
+	f := newFixture(t, 240, smtpsink.Options{})
 	var sent [3]*jobs.Runner
 	for i := range sent {
 		cfg := f.config(fmt.Sprintf("w%d", i))
-		cfg.MailsPerSecond = 2000 // slow enough that every worker gets batches
+		cfg.BatchSize = 20
+		cfg.MailsPerSecond = 1000 // slow enough that every worker gets batches
 		sent[i] = jobs.NewRunner(f.st, jobs.SMTPDialer{Sender: f.smtp}, cfg)
 		start(t, sent[i])
 	}
@@ -259,6 +262,7 @@ func TestWorkersShareAJob(t *testing.T) {
 // A worker that died mid-batch (its lease left to run out, half its
 // recipients recorded) is followed by one that sends only the rest.
 func TestResumeAfterDeadWorker(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, 120, smtpsink.Options{})
 	ctx := context.Background()
 	j, err := f.st.EnsureJob(ctx, jobs.KindReminder, f.drop.ID, time.Now())
@@ -296,6 +300,7 @@ func TestResumeAfterDeadWorker(t *testing.T) {
 
 // A paused job sends nothing until resumed.
 func TestPausedJobWaits(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, 50, smtpsink.Options{})
 	ctx := context.Background()
 	j, err := f.st.EnsureJob(ctx, jobs.KindReminder, f.drop.ID, time.Now())
@@ -327,6 +332,7 @@ func TestPausedJobWaits(t *testing.T) {
 
 // Refused recipients are recorded failed and not retried.
 func TestRefusedRecipientsFail(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, 30, smtpsink.Options{Reject: []string{"r5@example.com", "r6@example.com"}})
 	r := jobs.NewRunner(f.st, jobs.SMTPDialer{Sender: f.smtp}, f.config("w"))
 	start(t, r)
@@ -345,6 +351,7 @@ func (p *pressure) Pressured(context.Context) bool { return p.left.Add(-1) >= 0 
 
 // While the shop reports pressure the runner holds off.
 func TestPressureHoldsOff(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, 20, smtpsink.Options{})
 	p := &pressure{}
 	p.left.Store(4)
@@ -362,6 +369,7 @@ func TestPressureHoldsOff(t *testing.T) {
 // The sold-out mail goes out once the drop closes, naming the next drop;
 // a reminder not yet sent for a drop that is over is dropped.
 func TestSoldOutMailAfterClose(t *testing.T) {
+	t.Parallel()
 	f := newFixture(t, 10, smtpsink.Options{Keep: 100})
 	ctx := context.Background()
 	// The next drop, a week on.
