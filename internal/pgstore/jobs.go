@@ -142,11 +142,18 @@ func (s *Store) StartJob(ctx context.Context, id int64) (jobs.Job, error) {
 		if j, err = jobIn(ctx, tx, id); err != nil || j.StartedAt != nil {
 			return err
 		}
+		// The cut-off is now, or the latest confirmation if a clock ahead
+		// of this one stamped it: everyone confirmed so far is in.
+		var cutoff time.Time
+		if err := tx.QueryRow(ctx, `SELECT greatest($1, max(confirmed_at)) FROM notify_subscriptions
+			WHERE drop_id = $2 AND state = 'confirmed'`, now, j.DropID).Scan(&cutoff); err != nil {
+			return err
+		}
 		if _, err := tx.Exec(ctx, `UPDATE mail_jobs SET started_at = $1, read_position = pg_current_wal_insert_lsn()::text,
-			recipients = (SELECT count(*) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id AND state = 'confirmed'),
+			recipients = (SELECT count(*) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id AND state = 'confirmed' AND confirmed_at <= $1),
 			last_id = (SELECT coalesce(max(id), 0) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id),
 			next_id = (SELECT coalesce(min(id), 0) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id)
-			WHERE id = $2 AND started_at IS NULL`, now, id); err != nil {
+			WHERE id = $2 AND started_at IS NULL`, cutoff, id); err != nil {
 			return err
 		}
 		j, err = jobIn(ctx, tx, id)

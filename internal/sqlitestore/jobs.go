@@ -144,11 +144,18 @@ func (s *Store) StartJob(ctx context.Context, id int64) (jobs.Job, error) {
 		if j, err = s.jobIn(tx, id); err != nil || j.StartedAt != nil {
 			return err
 		}
-		if _, err := tx.Exec(`UPDATE mail_jobs SET started_at = ?,
-			recipients = (SELECT count(*) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id AND state = 'confirmed'),
+		// The cut-off is now, or the latest confirmation if a clock ahead
+		// of this one stamped it: everyone confirmed so far is in.
+		var cutoff int64
+		if err := tx.QueryRow(`SELECT max(?, coalesce(max(confirmed_at), 0)) FROM notify_subscriptions
+			WHERE drop_id = ? AND state = 'confirmed'`, now, j.DropID).Scan(&cutoff); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`UPDATE mail_jobs SET started_at = ?1,
+			recipients = (SELECT count(*) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id AND state = 'confirmed' AND confirmed_at <= ?1),
 			last_id = (SELECT coalesce(max(id), 0) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id),
 			next_id = (SELECT coalesce(min(id), 0) FROM notify_subscriptions WHERE drop_id = mail_jobs.drop_id)
-			WHERE id = ?`, now, id); err != nil {
+			WHERE id = ?2`, cutoff, id); err != nil {
 			return err
 		}
 		j, err = s.jobIn(tx, id)

@@ -35,6 +35,7 @@ func RunMail(t *testing.T, newStore func(t *testing.T, now func() time.Time) Mai
 		{"JobLedger", testJobLedger},
 		{"JobLeaseTakeover", testJobLeaseTakeover},
 		{"JobSharedByWorkers", testJobSharedByWorkers},
+		{"JobStartsAfterEveryConfirmation", testJobStartsAfterEveryConfirmation},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -472,5 +473,31 @@ func testJobSharedByWorkers(t *testing.T, s MailStore, c *Clock) {
 	}
 	if j, _ := s.JobByID(ctx, j.ID); j.Sent != int64(len(want)) || j.State != jobs.StateDone {
 		t.Errorf("job after the workers = %+v", j)
+	}
+}
+
+// A confirmation stamped by a clock ahead of the one starting the job (an
+// API replica's against a worker's) is still one of the job's recipients,
+// counted and listed.
+func testJobStartsAfterEveryConfirmation(t *testing.T, s MailStore, c *Clock) {
+	ctx := context.Background()
+	d := mailDrop(t, s, "skew")
+	subscribe(t, s, d, "early@example.com", true)
+	c.Advance(10 * time.Second)
+	ahead := subscribe(t, s, d, "ahead@example.com", true)
+	c.Advance(-20 * time.Second)
+	j, err := s.EnsureJob(ctx, jobs.KindReminder, d.ID, c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.StartJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if j.Recipients != 2 || j.StartedAt.Before(ahead.ConfirmedAt) {
+		t.Fatalf("started job %+v; want 2 recipients and a cut-off at or after %v", j, ahead.ConfirmedAt)
+	}
+	rs, err := s.Recipients(ctx, notify.RecipientQuery{DropID: d.ID, ToID: 1 << 62, ConfirmedBy: *j.StartedAt, ReadPosition: j.ReadPosition})
+	if err != nil || len(rs) != 2 {
+		t.Fatalf("Recipients = %v, %v; want both", rs, err)
 	}
 }
