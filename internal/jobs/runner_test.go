@@ -398,3 +398,24 @@ func TestSoldOutMailAfterClose(t *testing.T) {
 		t.Errorf("a reminder job for a closed drop: %+v", j)
 	}
 }
+
+// A mail server answering "try again later" delays the batch, which is
+// handed back and sent again: everyone gets the mail once, and the
+// retries are counted.
+func TestTemporaryRefusalsRetried(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, 40, smtpsink.Options{Defer: 5})
+	cfg := f.config("w")
+	cfg.Senders = 1
+	r := jobs.NewRunner(f.st, jobs.SMTPDialer{Sender: f.smtp}, cfg)
+	start(t, r)
+	f.waitDelivered(t, len(f.subs))
+	j := f.waitJobDone(t, jobs.KindReminder)
+	st := f.sink.Stats()
+	if st.Messages != len(f.subs) || st.Repeats != 0 || st.Deferred != 5 || j.Sent != int64(len(f.subs)) || j.Failed != 0 {
+		t.Errorf("sink %+v, job %+v; want %d sent once after 5 deferrals", st, j, len(f.subs))
+	}
+	if got := testutil.ToFloat64(r.Metrics().MailsCounter("drop-reminder", "retry")); got < 1 {
+		t.Errorf("surge_jobs_mails_total{retry} = %v; want the deferrals counted", got)
+	}
+}

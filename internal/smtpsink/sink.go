@@ -42,6 +42,8 @@ type Sink struct {
 	reject      map[string]bool
 	idPrefix    string
 	other       int
+	deferLeft   int
+	deferred    int
 }
 
 // Options shape a sink.
@@ -50,6 +52,9 @@ type Options struct {
 	Keep int
 	// Reject lists recipients refused with 550 (a permanent failure).
 	Reject []string
+	// Defer answers the first Defer messages with 451 (a temporary
+	// failure: try again later), as a busy mail server does.
+	Defer int
 	// IDPrefix, if set, limits the counts to messages whose Message-ID
 	// starts with it ("<job-": a mail job's); the others are accepted
 	// and counted in Stats.Other only.
@@ -67,7 +72,7 @@ func Start(addr string, o Options) (*Sink, error) {
 		return nil, err
 	}
 	s := &Sink{ln: ln, changed: make(chan struct{}), ids: map[string]int{}, recipients: map[string]int{},
-		keep: o.Keep, reject: map[string]bool{}, idPrefix: o.IDPrefix}
+		keep: o.Keep, reject: map[string]bool{}, idPrefix: o.IDPrefix, deferLeft: o.Defer}
 	for _, r := range o.Reject {
 		s.reject[strings.ToLower(r)] = true
 	}
@@ -103,13 +108,15 @@ type Stats struct {
 	Repeats int
 	// Other counts messages left out by Options.IDPrefix.
 	Other int
+	// Deferred counts messages answered 451 (Options.Defer).
+	Deferred int
 }
 
 // Stats returns the counts so far.
 func (s *Sink) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	st := Stats{Messages: s.messages, Distinct: len(s.ids), Recipients: len(s.recipients), Connections: s.connections, Other: s.other}
+	st := Stats{Messages: s.messages, Distinct: len(s.ids), Recipients: len(s.recipients), Connections: s.connections, Other: s.other, Deferred: s.deferred}
 	for _, n := range s.ids {
 		if n > 1 {
 			st.Repeats++
@@ -181,6 +188,13 @@ func (x *session) Data(r io.Reader) error {
 	}
 	s := x.sink
 	s.mu.Lock()
+	if s.deferLeft > 0 {
+		s.deferLeft--
+		s.deferred++
+		s.mu.Unlock()
+		x.to = nil
+		return &smtp.SMTPError{Code: 451, EnhancedCode: smtp.EnhancedCode{4, 3, 0}, Message: "busy, try again later"}
+	}
 	if !strings.HasPrefix(id, s.idPrefix) {
 		s.other++
 		close(s.changed)
