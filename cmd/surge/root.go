@@ -34,6 +34,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		newMigrateCmd(getenv, stdout, stderr),
 		newLoadCmd(getenv, stdout, stderr),
 		newDropCmd(getenv, stdout),
+		newJobsCmd(getenv, stdout),
 		newPlanCmd(getenv, stdout, stderr),
 		newVersionCmd(stdout),
 	)

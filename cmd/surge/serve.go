@@ -54,6 +54,8 @@ type serveConfig struct {
 	TrustedProxies []string
 
 	Pay payFlags
+	// JobsOn is --jobs; the shop's setting is its negation, JobsOff.
+	JobsOn bool
 
 	// Cmdline is the command line with secrets redacted, for
 	// /debug/pprof/cmdline.
@@ -86,6 +88,7 @@ func (c serveConfig) shopConfig() (shop.Config, error) {
 	sc := c.Config
 	sc.PublicURL, _ = c.publicURL() // checked by validate
 	sc.SMTP.STARTTLS = sc.SMTP.Username != ""
+	sc.JobsOff = !c.JobsOn
 	var err error
 	if sc.CookieSecure, err = storefront.ParseCookieSecure(string(c.CookieSecure)); err != nil {
 		return shop.Config{}, fmt.Errorf("--%w", err)
@@ -184,6 +187,7 @@ func (c serveConfig) validate() error {
 	if _, err := sqlitestore.ParseSynchronous(string(c.SQLiteSynchronous)); err != nil {
 		errs = append(errs, fmt.Errorf("--sqlite-synchronous: %w", err))
 	}
+	errs = append(errs, validateJobs(c.Config))
 	if _, _, err := c.Pay.config(); err != nil {
 		errs = append(errs, err)
 	}
@@ -233,10 +237,13 @@ func newWorkerCmd(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 	serveCmd := newServeCmd(getenv, stdout, stderr)
 	cmd := &cobra.Command{
 		Use:   "worker",
-		Short: "Run the order pipeline consumers alone: payments, stock, order mail, expiry",
+		Short: "Run the order pipeline consumers and the mail jobs alone: payments, stock, order mail, expiry, drop reminders",
 		Long: `Run the order pipeline without the storefront: the consumers of order events
 (payment capture, stock commit, confirmation mail) and the sweep that releases
-the stock of orders never paid. It serves no shop, only the operations
+the stock of orders never paid, and the mail jobs (drop reminders and
+sold-out mail to "notify me" subscribers, read from a database replica when
+one is configured, paced by --jobs-mail-rate and holding off while the API
+replicas named by --jobs-pressure-url shed load). It serves no shop, only the operations
 listener (--admin-addr: /livez /readyz /metrics). Run it beside
 ` + "`surge serve --role api`" + ` replicas, against the same database and NATS.
 
@@ -254,7 +261,7 @@ with the API replicas may hold their settings too, which a worker ignores.`,
 			return serveCmd.RunE(serveCmd, args)
 		},
 	}
-	for _, name := range workerFlags {
+	for _, name := range append(workerFlags, jobsFlagNames...) {
 		cmd.Flags().AddFlag(serveCmd.Flags().Lookup(name))
 	}
 	completeFlagValues(cmd)
@@ -375,6 +382,7 @@ func (cfg *serveConfig) bind(f *pflag.FlagSet, getenv func(string) string) {
 	cfg.Pay.add(f, getenv)
 	f.StringVar((*string)(&cfg.SQLiteSynchronous), "sqlite-synchronous", string(d.SQLiteSynchronous),
 		"embedded database: full syncs the log at every commit, so an acknowledged order survives an OS crash or power loss (group commit shares one sync among concurrent writes); normal survives only a crash of the process (for measurements)")
+	addJobsFlags(f, &cfg.Config, &cfg.JobsOn, d)
 }
 
 // flagValues are the values shell completion offers for flags that take

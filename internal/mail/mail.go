@@ -18,8 +18,8 @@ import (
 	"mime/quotedprintable"
 	"net"
 	"net/mail"
-	"net/smtp"
 	"net/textproto"
+	"net/url"
 	"strings"
 	"time"
 )
@@ -34,6 +34,16 @@ type Message struct {
 	// Text is the plain-text body; HTML, if not empty, is sent as an
 	// alternative to it.
 	Text, HTML string
+	// MessageID, if set, is the Message-ID without angle brackets
+	// ("job-7.sub-42@shop.example"); empty gets a random one. A sender
+	// that may send a message twice (a bulk job resuming after a crash)
+	// sets a stable one, so the receiving side can tell a repeat.
+	MessageID string
+	// Unsubscribe, if set, is the https or http URL that unsubscribes the
+	// recipient with one POST: it goes in List-Unsubscribe with
+	// List-Unsubscribe-Post (RFC 8058), so mail clients offer one-click
+	// unsubscribe.
+	Unsubscribe string
 }
 
 // Sender delivers messages.
@@ -58,6 +68,15 @@ func (m Message) validate() (*mail.Address, error) {
 	}
 	if m.Text == "" && m.HTML == "" {
 		return nil, fmt.Errorf("%w: empty body", ErrInvalidMessage)
+	}
+	if m.MessageID != "" && !validMessageID(m.MessageID) {
+		return nil, fmt.Errorf("%w: message id %q", ErrInvalidMessage, m.MessageID)
+	}
+	if m.Unsubscribe != "" {
+		u, err := url.Parse(m.Unsubscribe)
+		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || strings.ContainsAny(m.Unsubscribe, "\r\n<> ") {
+			return nil, fmt.Errorf("%w: unsubscribe URL %q", ErrInvalidMessage, m.Unsubscribe)
+		}
 	}
 	return to, nil
 }
@@ -166,60 +185,17 @@ func (s *SMTPSender) Send(ctx context.Context, m Message) error {
 }
 
 func (s *SMTPSender) deliver(ctx context.Context, to string, body []byte) error {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", s.cfg.Addr)
+	sess, err := s.Open(ctx)
 	if err != nil {
 		return err
 	}
-	// net/smtp has no ctx: a deadline on the connection bounds every step,
-	// and cancelling ctx expires it at once.
-	deadline, _ := ctx.Deadline()
-	conn.SetDeadline(deadline)
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	defer sess.abandon()
+	stop := sess.bound(ctx)
 	defer stop()
-
-	c, err := smtp.NewClient(conn, s.host)
-	if err != nil {
-		conn.Close()
-		return ctxErr(ctx, err)
+	if err := sess.transact(ctx, to, body); err != nil {
+		return err
 	}
-	defer c.Close()
-	if err := c.Hello(s.cfg.LocalName); err != nil {
-		return ctxErr(ctx, err)
-	}
-	if s.cfg.STARTTLS {
-		tc := s.cfg.TLSConfig
-		if tc == nil {
-			tc = &tls.Config{ServerName: s.host}
-		}
-		if err := c.StartTLS(tc); err != nil {
-			return ctxErr(ctx, fmt.Errorf("starttls: %w", err))
-		}
-	}
-	if s.cfg.Username != "" {
-		// smtp.PlainAuth itself refuses to send the password unless the
-		// connection is TLS or the host is local.
-		if err := c.Auth(smtp.PlainAuth("", s.cfg.Username, s.cfg.Password, s.host)); err != nil {
-			return ctxErr(ctx, fmt.Errorf("auth: %w", err))
-		}
-	}
-	if err := c.Mail(s.from.Address); err != nil {
-		return ctxErr(ctx, err)
-	}
-	if err := c.Rcpt(to); err != nil {
-		return ctxErr(ctx, err)
-	}
-	w, err := c.Data()
-	if err != nil {
-		return ctxErr(ctx, err)
-	}
-	if _, err := w.Write(body); err != nil {
-		return ctxErr(ctx, err)
-	}
-	if err := w.Close(); err != nil {
-		return ctxErr(ctx, err)
-	}
-	return ctxErr(ctx, c.Quit())
+	return ctxErr(ctx, sess.c.Quit())
 }
 
 // ctxErr prefers the ctx's error when the ctx ended: "context deadline
@@ -247,8 +223,16 @@ func (s *SMTPSender) compose(m Message, to *mail.Address) ([]byte, error) {
 	h.Set("To", to.String())
 	h.Set("Subject", mime.QEncoding.Encode("utf-8", m.Subject))
 	h.Set("Date", time.Now().Format(time.RFC1123Z))
-	h.Set("Message-Id", fmt.Sprintf("<%s@%s>", rand.Text(), domainOf(s.from.Address)))
+	id := m.MessageID
+	if id == "" {
+		id = rand.Text() + "@" + domainOf(s.from.Address)
+	}
+	h.Set("Message-Id", "<"+id+">")
 	h.Set("Mime-Version", "1.0")
+	if m.Unsubscribe != "" {
+		h.Set("List-Unsubscribe", "<"+m.Unsubscribe+">")
+		h.Set("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")
+	}
 
 	if m.HTML == "" {
 		h.Set("Content-Type", "text/plain; charset=utf-8")
@@ -286,7 +270,7 @@ func (s *SMTPSender) compose(m Message, to *mail.Address) ([]byte, error) {
 }
 
 func writeHeader(buf *bytes.Buffer, h textproto.MIMEHeader) {
-	for _, k := range []string{"From", "To", "Subject", "Date", "Message-Id", "Mime-Version", "Content-Type", "Content-Transfer-Encoding"} {
+	for _, k := range []string{"From", "To", "Subject", "Date", "Message-Id", "List-Unsubscribe", "List-Unsubscribe-Post", "Mime-Version", "Content-Type", "Content-Transfer-Encoding"} {
 		if v := h.Get(k); v != "" {
 			fmt.Fprintf(buf, "%s: %s\r\n", k, v)
 		}
@@ -303,6 +287,21 @@ func writeQP(w io.Writer, text string) error {
 		return err
 	}
 	return qp.Close()
+}
+
+// validMessageID accepts id-left@id-right made of printable ASCII without
+// angle brackets, spaces or a second @.
+func validMessageID(id string) bool {
+	left, right, ok := strings.Cut(id, "@")
+	if !ok || left == "" || right == "" || strings.Contains(right, "@") || len(id) > 250 {
+		return false
+	}
+	for _, c := range id {
+		if c <= ' ' || c > '~' || c == '<' || c == '>' {
+			return false
+		}
+	}
+	return true
 }
 
 func domainOf(addr string) string {

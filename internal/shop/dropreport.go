@@ -2,12 +2,14 @@ package shop
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/dropreport"
+	"github.com/surge-commerce/surge/internal/jobs"
 	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
@@ -119,4 +121,27 @@ func (s *Shop) stockWatch(ctx context.Context, id string) (int64, error) {
 	}
 	s.dropPages.observe(id, n, started)
 	return n, nil
+}
+
+// remindersSent is the funnel's "notified" from the mail job ledger: the
+// drop reminders the mail server accepted for the drop, on every worker.
+type remindersSent struct {
+	jobs interface {
+		Jobs(ctx context.Context) ([]jobs.Job, error)
+	}
+}
+
+// DropNotified counts the reminders sent for dropID.
+func (r remindersSent) DropNotified(ctx context.Context, dropID string) (int64, error) {
+	all, err := r.jobs.Jobs(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("count reminders of drop %s: %w", dropID, err)
+	}
+	var sent int64
+	for _, j := range all {
+		if j.DropID == dropID && j.Kind == jobs.KindReminder {
+			sent += j.Sent
+		}
+	}
+	return sent, nil
 }

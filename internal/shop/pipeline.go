@@ -66,6 +66,7 @@ func (s *Shop) openPipeline(ctx context.Context, cfg Config, log *slog.Logger, r
 			return err
 		}
 	}
+	s.mail = sender
 	s.workers, err = pipeline.New(s.Store, pay, mailer{sender}, log, cfg.ShopName, reg)
 	if err != nil {
 		return err
@@ -130,6 +131,9 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 			defer wg.Done()
 			s.workers.SweepExpired(ctx, s.sweepEvery)
 		}()
+		if s.jobs != nil {
+			wg.Go(func() { _ = s.jobs.Run(ctx) })
+		}
 	}
 	<-ctx.Done()
 	wg.Wait()

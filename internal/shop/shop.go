@@ -27,8 +27,10 @@ import (
 	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/dropreport"
+	"github.com/surge-commerce/surge/internal/jobs"
 	"github.com/surge-commerce/surge/internal/mail"
 	"github.com/surge-commerce/surge/internal/natsbus"
+	"github.com/surge-commerce/surge/internal/notify"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pagecache"
 	"github.com/surge-commerce/surge/internal/payment/simulated"
@@ -157,6 +159,14 @@ type Config struct {
 	// Tracer, when not nil, traces requests, store and payment calls, the
 	// outbox relay and the event bus (see internal/tracing).
 	Tracer *tracing.Tracer
+
+	// Jobs shapes the mail job runner of worker processes (RoleWorker and
+	// RoleAll, never RoleAPI); JobsOff keeps it from running there.
+	// JobsPressureURLs are the API replicas' metrics URLs it reads the
+	// shop's pressure from (see jobs.MetricsPressure).
+	Jobs             jobs.Config
+	JobsOff          bool
+	JobsPressureURLs []string
 }
 
 // Defaults returns the settings `surge serve` starts with: the embedded
@@ -171,7 +181,9 @@ func Defaults() Config {
 		SQLiteSynchronous: sqlitestore.SyncFull, CookieSecure: storefront.CookieSecureAuto, PaymentProvider: ProviderSimulated, SMTP: mail.SMTPConfig{From: "shop@localhost"},
 		SweepEvery: 5 * time.Second, ClaimLease: 2 * time.Minute, AckWait: 30 * time.Second, OutboxMaxLag: time.Minute,
 		WarmBefore: 2 * time.Minute, StandbyOnActive: 500, StandbyOnLatency: 2 * time.Second, StandbyRate: 3000, StandbyMaxActive: 2000,
-		Admission: true, CDN: cdnpurge.Config{Timeout: 2 * time.Second}}
+		Admission: true, CDN: cdnpurge.Config{Timeout: 2 * time.Second},
+		Jobs: jobs.Config{MailsPerSecond: 50, Senders: 2, BatchSize: 500, Lease: 30 * time.Second, Poll: 5 * time.Second,
+			ReminderBefore: time.Hour}}
 }
 
 // withDefaults gives the settings left zero where zero means nothing
@@ -222,6 +234,8 @@ type Shop struct {
 	closers []func() error
 
 	relay      *outbox.Relay
+	mail       mail.Sender  // order and notify-me mail, one message at a time
+	jobs       *jobs.Runner // nil unless the worker runs mail jobs
 	workers    *pipeline.Workers
 	sweepEvery time.Duration
 	ackWait    time.Duration
@@ -255,6 +269,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 	st = traceStore(st, cfg.Tracer)
 	s := &Shop{Store: st, closers: []func() error{st.Close}, sweepEvery: cfg.SweepEvery, ackWait: cfg.AckWait,
 		warmBefore: cfg.WarmBefore, log: log, outboxMaxLag: cfg.OutboxMaxLag, sharedDB: cfg.DBURL != ""}
+	s.Notified = remindersSent{jobs: st}
 	if err := s.openRedis(cfg); err != nil {
 		s.Close()
 		return nil, err
@@ -266,6 +281,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, reg prometheus.Regi
 		}
 	}
 	if err := s.openPipeline(ctx, cfg, log, reg); err != nil {
+		s.Close()
+		return nil, err
+	}
+	if err := s.openJobs(cfg, log, reg); err != nil {
 		s.Close()
 		return nil, err
 	}
@@ -431,6 +450,13 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 	// overload protection (joins are rate limited by it).
 	clientIP := admission.NewClientIP(cfg.AdmissionConfig.ClientIPHeader, cfg.AdmissionConfig.TrustedProxies)
 	deps.ClientAddr = func(r *http.Request) string { return clientIP.Addr(r).String() }
+	deps.Notify = &notify.Service{Store: s.Store, Mail: s.mail, ShopName: cfg.ShopName, PublicURL: cfg.PublicURL}
+	deps.JobAdmin = s.Store
+	deps.NotifyLimits = storefront.NewNotifyLimits(cfg.Now)
+	if s.Redis != nil {
+		deps.NotifyLimits.PerClient.Shared = redisstore.NewRateLimiter(s.Redis, "notify-client", storefront.NotifyPerClient, cfg.Now)
+		deps.NotifyLimits.PerEmail.Shared = redisstore.NewRateLimiter(s.Redis, "notify-email", storefront.NotifyPerEmail, cfg.Now)
+	}
 	accounts := &customer.Accounts{Store: s.Store, Sessions: sessions, Passwords: customer.NewPasswords(0),
 		// Sign-in limits count across replicas through Redis, each
 		// replica counting alone while Redis does not answer.

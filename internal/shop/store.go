@@ -10,6 +10,8 @@ import (
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/dropreport"
+	"github.com/surge-commerce/surge/internal/jobs"
+	"github.com/surge-commerce/surge/internal/notify"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/pgstore"
 	"github.com/surge-commerce/surge/internal/pipeline"
@@ -36,6 +38,10 @@ type Store interface {
 	dropreport.Store
 
 	Ledger(ctx context.Context, sku string) (catalog.StockLedger, error)
+
+	// The "notify me" lists and the ledger of the worker's mail jobs.
+	notify.Store
+	jobs.Store
 
 	Migrate(ctx context.Context) error
 	Ping(ctx context.Context) error

@@ -11,6 +11,8 @@ import (
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/dropreport"
+	"github.com/surge-commerce/surge/internal/jobs"
+	"github.com/surge-commerce/surge/internal/notify"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/outbox"
 	"github.com/surge-commerce/surge/internal/session"
@@ -77,6 +79,13 @@ func (s tracedStore) Claim(ctx context.Context, a1 string, a2 int, a3 time.Durat
 	return
 }
 
+func (s tracedStore) ClaimBatch(ctx context.Context, a1 int64, a2 string, a3 int, a4 time.Duration) (r0 jobs.Batch, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.ClaimBatch", trace.SpanKindClient)
+	r0, err = s.st.ClaimBatch(ctx, a1, a2, a3, a4)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) ClaimPayment(ctx context.Context, a1 string) (r0 order.Order, r1 bool, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.ClaimPayment", trace.SpanKindClient)
 	r0, r1, err = s.st.ClaimPayment(ctx, a1)
@@ -98,6 +107,13 @@ func (s tracedStore) CloseDrop(ctx context.Context, a1 string) (r0 drop.Drop, er
 func (s tracedStore) CommitStock(ctx context.Context, a1 string) (r0 int, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.CommitStock", trace.SpanKindClient)
 	r0, err = s.st.CommitStock(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) ConfirmSubscription(ctx context.Context, a1 []byte, a2 time.Time) (r0 notify.Subscription, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.ConfirmSubscription", trace.SpanKindClient)
+	r0, err = s.st.ConfirmSubscription(ctx, a1, a2)
 	tracing.End(span, err)
 	return
 }
@@ -193,6 +209,13 @@ func (s tracedStore) DeleteSession(ctx context.Context, a1 string) (err error) {
 	return
 }
 
+func (s tracedStore) Delivered(ctx context.Context, a1 jobs.Batch) (r0 map[int64]bool, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.Delivered", trace.SpanKindClient)
+	r0, err = s.st.Delivered(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) DropActivity(ctx context.Context, a1 string) (r0 dropreport.Activity, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.DropActivity", trace.SpanKindClient)
 	r0, err = s.st.DropActivity(ctx, a1)
@@ -221,9 +244,37 @@ func (s tracedStore) Drops(ctx context.Context) (r0 []drop.Drop, err error) {
 	return
 }
 
+func (s tracedStore) DueJobs(ctx context.Context, a1 time.Time) (r0 []jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.DueJobs", trace.SpanKindClient)
+	r0, err = s.st.DueJobs(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) EnsureJob(ctx context.Context, a1 jobs.Kind, a2 string, a3 time.Time) (r0 jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.EnsureJob", trace.SpanKindClient)
+	r0, err = s.st.EnsureJob(ctx, a1, a2, a3)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) ExpireDue(ctx context.Context, a1 int, a2 time.Duration) (r0 []string, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.ExpireDue", trace.SpanKindClient)
 	r0, err = s.st.ExpireDue(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) FinishBatch(ctx context.Context, a1 jobs.Batch) (err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.FinishBatch", trace.SpanKindClient)
+	err = s.st.FinishBatch(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) FinishJob(ctx context.Context, a1 int64) (err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.FinishJob", trace.SpanKindClient)
+	err = s.st.FinishJob(ctx, a1)
 	tracing.End(span, err)
 	return
 }
@@ -238,6 +289,20 @@ func (s tracedStore) IdempotentOrder(ctx context.Context, a1 string, a2 string) 
 func (s tracedStore) ImportCatalog(ctx context.Context, a1 []catalog.Category, a2 []catalog.Product) (err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.ImportCatalog", trace.SpanKindClient)
 	err = s.st.ImportCatalog(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) JobByID(ctx context.Context, a1 int64) (r0 jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.JobByID", trace.SpanKindClient)
+	r0, err = s.st.JobByID(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) Jobs(ctx context.Context) (r0 []jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.Jobs", trace.SpanKindClient)
+	r0, err = s.st.Jobs(ctx)
 	tracing.End(span, err)
 	return
 }
@@ -361,6 +426,20 @@ func (s tracedStore) ProductBySlug(ctx context.Context, a1 string) (r0 catalog.P
 	return
 }
 
+func (s tracedStore) Recipients(ctx context.Context, a1 notify.RecipientQuery) (r0 []notify.Recipient, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.Recipients", trace.SpanKindClient)
+	r0, err = s.st.Recipients(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) RecordDelivery(ctx context.Context, a1 int64, a2 int64, a3 jobs.Outcome) (err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.RecordDelivery", trace.SpanKindClient)
+	err = s.st.RecordDelivery(ctx, a1, a2, a3)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) RecordDropEvents(ctx context.Context, a1 []dropreport.Event) (err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.RecordDropEvents", trace.SpanKindClient)
 	err = s.st.RecordDropEvents(ctx, a1)
@@ -375,9 +454,30 @@ func (s tracedStore) Release(ctx context.Context, a1 string, a2 []string) (err e
 	return
 }
 
+func (s tracedStore) ReleaseBatch(ctx context.Context, a1 jobs.Batch) (err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.ReleaseBatch", trace.SpanKindClient)
+	err = s.st.ReleaseBatch(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) RenewBatch(ctx context.Context, a1 jobs.Batch, a2 time.Duration) (r0 jobs.Batch, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.RenewBatch", trace.SpanKindClient)
+	r0, err = s.st.RenewBatch(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) SaveDropLine(ctx context.Context, a1 string, a2 dropreport.Line) (err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.SaveDropLine", trace.SpanKindClient)
 	err = s.st.SaveDropLine(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) SaveSubscription(ctx context.Context, a1 string, a2 string, a3 []byte, a4 string) (r0 notify.Subscription, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.SaveSubscription", trace.SpanKindClient)
+	r0, err = s.st.SaveSubscription(ctx, a1, a2, a3, a4)
 	tracing.End(span, err)
 	return
 }
@@ -403,9 +503,30 @@ func (s tracedStore) SetCartItem(ctx context.Context, a1 string, a2 string, a3 i
 	return
 }
 
+func (s tracedStore) SetJobPaused(ctx context.Context, a1 int64, a2 bool) (r0 jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.SetJobPaused", trace.SpanKindClient)
+	r0, err = s.st.SetJobPaused(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) SetStock(ctx context.Context, a1 string, a2 int64) (r0 catalog.Variant, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.SetStock", trace.SpanKindClient)
 	r0, err = s.st.SetStock(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) StartJob(ctx context.Context, a1 int64) (r0 jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.StartJob", trace.SpanKindClient)
+	r0, err = s.st.StartJob(ctx, a1)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) Unsubscribe(ctx context.Context, a1 string) (r0 notify.Subscription, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.Unsubscribe", trace.SpanKindClient)
+	r0, err = s.st.Unsubscribe(ctx, a1)
 	tracing.End(span, err)
 	return
 }

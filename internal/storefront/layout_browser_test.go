@@ -19,6 +19,7 @@ import (
 
 	"github.com/surge-commerce/surge/internal/browsertest"
 	"github.com/surge-commerce/surge/internal/demoshop"
+	"github.com/surge-commerce/surge/internal/notify"
 	"github.com/surge-commerce/surge/internal/shop"
 )
 
@@ -113,6 +114,13 @@ func TestBrowserEveryPageLaysOut(t *testing.T) {
 			expectStatus(t, "drop-report", runResponse(t, bctx, chromedp.Submit(chromedp.CSS(`form[action="/admin/signin"]`))), 200)
 			expectPath(t, bctx, "/admin/drops/"+liveSlug+"/report")
 			look("drop-report")
+			// Notify me: the form, its post, and the pages of the mailed links.
+			open("notify", "/drops/"+dropSlug+"/notify", 200)
+			do(t, bctx, chromedp.SendKeys(chromedp.CSS(`form.notify-form input[name=email]`), fmt.Sprintf("notify-%d@example.com", width)))
+			expectStatus(t, "notify-sent", runResponse(t, bctx, chromedp.Submit(chromedp.CSS(`form.notify-form`))), 200)
+			look("notify-sent")
+			open("notify-confirm", "/notify/confirm?token="+notify.NewToken(), 200)
+			open("notify-unsubscribe", "/notify/unsubscribe?token="+notify.NewToken(), 200)
 			open("signin", "/account/signin", 200)
 			open("signup", "/account/signup", 200)
 			email := fmt.Sprintf("layout-%d@example.com", width)

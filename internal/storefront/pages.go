@@ -37,7 +37,7 @@ var staticVersion = func() string {
 	return hex.EncodeToString(h.Sum(nil))[:12]
 }()
 
-var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby", "drops", "drop-report", "admin-signin", "admin-drops"}
+var pageNames = []string{"home", "category", "product", "search", "error", "cart", "checkout", "order", "signin", "signup", "account", "drop", "queue", "standby", "drops", "drop-report", "admin-signin", "admin-drops", "notify"}
 
 // pageFuncs are the functions templates may call.
 var pageFuncs = template.FuncMap{
@@ -50,16 +50,12 @@ var pageFuncs = template.FuncMap{
 	},
 }
 
-// pageParts are the templates a page includes besides the layout and its
-// own file.
-var pageParts = map[string][]string{"drop": {"templates/notify-form.html"}}
-
 // parsePages parses each page together with the shared layout at start, so
 // a broken template fails the start rather than a request.
 func parsePages() (map[string]*template.Template, error) {
 	out := make(map[string]*template.Template, len(pageNames))
 	for _, name := range pageNames {
-		files := append([]string{"templates/layout.html", "templates/" + name + ".html"}, pageParts[name]...)
+		files := []string{"templates/layout.html", "templates/notify-form.html", "templates/" + name + ".html"}
 		t, err := template.New(name).Funcs(pageFuncs).ParseFS(templateFS, files...)
 		if err != nil {
 			return nil, fmt.Errorf("parse %s: %w", name, err)

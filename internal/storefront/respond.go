@@ -20,6 +20,8 @@ import (
 	"github.com/surge-commerce/surge/internal/checkout"
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
+	"github.com/surge-commerce/surge/internal/jobs"
+	"github.com/surge-commerce/surge/internal/notify"
 	"github.com/surge-commerce/surge/internal/order"
 	"github.com/surge-commerce/surge/internal/telemetry"
 	"github.com/surge-commerce/surge/internal/waitroom"
@@ -159,9 +161,14 @@ var errorKinds = []errorKind{
 	{is(waitroom.ErrNotOpen), http.StatusConflict, "not-open"},
 	{is(waitroom.ErrRateLimited), http.StatusTooManyRequests, kindRateLimited},
 	{is(customer.ErrThrottled), http.StatusTooManyRequests, kindRateLimited},
+	{is(errNotifyThrottled), http.StatusTooManyRequests, kindRateLimited},
 	{is(waitroom.ErrBadTicket), http.StatusUnauthorized, "bad-ticket"},
 	{is(waitroom.ErrQueueFull), http.StatusServiceUnavailable, "queue-full"},
 	{is(drop.ErrNotFound), http.StatusNotFound, kindNotFound},
+	{is(notify.ErrNotFound), http.StatusNotFound, kindNotFound},
+	{is(errNotifyOff), http.StatusNotFound, kindNotFound},
+	{is(notify.ErrNotOpen), http.StatusConflict, "not-open"},
+	{is(jobs.ErrNotFound), http.StatusNotFound, kindNotFound},
 	{is(drop.ErrInvalid), http.StatusUnprocessableEntity, kindInvalid},
 	{is(drop.ErrConflict), http.StatusConflict, "conflict"},
 	{is(customer.ErrBadCredentials), http.StatusUnauthorized, "bad-credentials"},

@@ -112,6 +112,16 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /api/v1/drops/{id}/queue/stream", s.handleQueueStream())
 	mux.Handle("DELETE /api/v1/drops/{id}/queue", admit(high, s.handleQueueLeave()))
 
+	// "Notify me" (see notify.go): never cached, rate limited per client
+	// and per email address.
+	mux.Handle("GET /drops/{slug}/notify", admit(high, s.handleNotifyPage()))
+	mux.Handle("POST /drops/{slug}/notify", admit(high, s.handleNotifyForm()))
+	mux.Handle("POST /api/v1/drops/{id}/notify", admit(high, s.handleNotifyAPI()))
+	mux.Handle("GET /notify/confirm", admit(high, s.handleNotifyConfirmPage()))
+	mux.Handle("POST /notify/confirm", admit(high, s.handleNotifyConfirm()))
+	mux.Handle("GET /notify/unsubscribe", admit(high, s.handleNotifyUnsubscribePage()))
+	mux.Handle("POST /notify/unsubscribe", admit(high, s.handleNotifyUnsubscribe()))
+
 	// Admin API: bearer token, never cached.
 	mux.Handle("GET /api/v1/admin/products", adminAPI(s.handleAdminListProducts()))
 	mux.Handle("POST /api/v1/admin/products", adminAPI(s.handleAdminCreateProduct()))
@@ -134,6 +144,10 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("POST /admin/signin", admit(high, s.handleAdminSignIn()))
 	mux.Handle("GET /admin/drops", admit(high, s.handleAdminDropsPage()))
 	mux.Handle("GET /admin/drops/{id}/report", admit(high, s.handleAdminDropReportPage()))
+	mux.Handle("GET /api/v1/admin/jobs", adminAPI(s.handleAdminListJobs()))
+	mux.Handle("GET /api/v1/admin/jobs/{id}", adminAPI(s.handleAdminGetJob()))
+	mux.Handle("POST /api/v1/admin/jobs/{id}/pause", adminAPI(s.handleAdminPauseJob(true)))
+	mux.Handle("POST /api/v1/admin/jobs/{id}/resume", adminAPI(s.handleAdminPauseJob(false)))
 
 	// Anything else under the API is a JSON 404, not the HTML page.
 	mux.Handle("/api/", admit(background, s.handleAPINotFound()))

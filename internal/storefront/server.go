@@ -18,6 +18,7 @@ import (
 	"github.com/surge-commerce/surge/internal/customer"
 	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/dropreport"
+	"github.com/surge-commerce/surge/internal/notify"
 	"github.com/surge-commerce/surge/internal/session"
 	"github.com/surge-commerce/surge/internal/telemetry"
 	"github.com/surge-commerce/surge/internal/tracing"
@@ -57,6 +58,13 @@ type Deps struct {
 	DropGate *drop.Gate
 	// Standby, when set, holds visitors in a FIFO line while it is on.
 	Standby *waitroom.Standby
+	// Notify takes "notify me" requests (nil: those routes answer 404);
+	// NotifyLimits bound them (nil: in-process defaults).
+	Notify       *notify.Service
+	NotifyLimits *NotifyLimits
+	// JobAdmin lets the admin API list, pause and resume mail jobs (nil:
+	// those routes answer 404).
+	JobAdmin JobAdmin
 	// ClientAddr gives a request's client address (trusted-proxy aware);
 	// nil uses the connection's peer.
 	ClientAddr func(*http.Request) string
@@ -94,6 +102,9 @@ func NewServer(d Deps) (http.Handler, error) {
 	}
 	if d.ShopName == "" {
 		d.ShopName = "Surge Demo Shop"
+	}
+	if d.NotifyLimits == nil {
+		d.NotifyLimits = NewNotifyLimits(nil)
 	}
 	pages, err := parsePages()
 	if err != nil {
