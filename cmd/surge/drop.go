@@ -90,25 +90,7 @@ type dropOut struct {
 func newDropCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	var c adminClient
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "drop",
-		Short: "Create, list, show, close and report on drops (limited releases) through a shop's admin API",
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindConfig(cmd.Flags(), getenv); err != nil {
-				return err
-			}
-			if c.token == "" {
-				return errors.New("--admin-token (or SURGE_ADMIN_TOKEN) is required")
-			}
-			c.http = &http.Client{Timeout: 30 * time.Second}
-			return nil
-		},
-	}
-	pf := cmd.PersistentFlags()
-	pf.String("config", "", "YAML file of settings named like the flags")
-	pf.StringVar(&c.url, "url", "http://127.0.0.1:8080", "the shop's base URL")
-	pf.StringVar(&c.token, "admin-token", "", "admin bearer token")
-	pf.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd := newAdminCmd("drop", "Create, list, show, close and report on drops (limited releases) through a shop's admin API", getenv, &c, &asJSON)
 
 	print := func(ds ...dropOut) error {
 		if asJSON {
@@ -262,5 +244,31 @@ func newDropCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 		},
 	}
 	cmd.AddCommand(create, list, show, closeCmd, newDropReportCmd(&c, &asJSON, completeDrops, stdout))
+	return cmd
+}
+
+// newAdminCmd is a command that talks to a shop's admin API, like
+// `surge drop` and `surge jobs`: its persistent flags fill c and asJSON,
+// and it refuses to run without an admin token.
+func newAdminCmd(use, short string, getenv func(string) string, c *adminClient, asJSON *bool) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
+			if err := bindConfig(cmd.Flags(), getenv); err != nil {
+				return err
+			}
+			if c.token == "" {
+				return errors.New("--admin-token (or SURGE_ADMIN_TOKEN) is required")
+			}
+			c.http = &http.Client{Timeout: 30 * time.Second}
+			return nil
+		},
+	}
+	pf := cmd.PersistentFlags()
+	pf.String("config", "", "YAML file of settings named like the flags")
+	pf.StringVar(&c.url, "url", "http://127.0.0.1:8080", "the shop's base URL")
+	pf.StringVar(&c.token, "admin-token", "", "admin bearer token")
+	pf.BoolVar(asJSON, "json", false, "print JSON instead of a table")
 	return cmd
 }

@@ -12,7 +12,7 @@ import (
 
 // TestDropReportCommand drives `surge drop report` (table, --json, --csv)
 // against a running shop: a forged ticket at the drop's line shows as a
-// refusal, and the reminders, which nothing counts here, as not tracked.
+// refusal, and the reminders the job ledger counts (none: no subscriber).
 func TestDropReportCommand(t *testing.T) {
 	s := startShop(t)
 	sku := firstInStockSKU(t, s, 1)
@@ -45,7 +45,7 @@ func TestDropReportCommand(t *testing.T) {
 	}
 
 	out, err = runDrop("report", "report-runner")
-	if err != nil || !strings.Contains(out, "Report Runner") || !strings.Contains(out, "not tracked") || !strings.Contains(out, "Bad ticket or token") {
+	if err != nil || !strings.Contains(out, "Report Runner") || !strings.Contains(out, "Notified                 0") || !strings.Contains(out, "Bad ticket or token") {
 		t.Fatalf("report table: %v\n%s", err, out)
 	}
 	out, err = runDrop("report", d.ID, "--json")
@@ -56,7 +56,7 @@ func TestDropReportCommand(t *testing.T) {
 			Requests int64
 		}
 	}
-	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Funnel.Notified != nil || !strings.Contains(out, `"notified": null`) {
+	if err != nil || json.Unmarshal([]byte(out), &rep) != nil || rep.Funnel.Notified == nil || *rep.Funnel.Notified != 0 {
 		t.Fatalf("report --json: %v\n%s", err, out)
 	}
 	bad := int64(-1)
@@ -77,7 +77,7 @@ func TestDropReportCommand(t *testing.T) {
 	for _, r := range rows {
 		got[r[0]] = r[1]
 	}
-	if got["notified"] != "not tracked" || got["refused_bad_token"] != "1" || got["allocated"] != "5" || got["sold_out_after_seconds"] != "" {
+	if got["notified"] != "0" || got["refused_bad_token"] != "1" || got["allocated"] != "5" || got["sold_out_after_seconds"] != "" {
 		t.Errorf("report --csv: %v", got)
 	}
 	if _, err := runDrop("report", "report-runner", "--csv", "--json"); err == nil {

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"net/http"
 	"strconv"
 	"text/tabwriter"
 	"time"
@@ -20,25 +18,7 @@ import (
 func newJobsCmd(getenv func(string) string, stdout io.Writer) *cobra.Command {
 	var c adminClient
 	var asJSON bool
-	cmd := &cobra.Command{
-		Use:   "jobs",
-		Short: "List, show, pause and resume the worker's mail jobs (drop reminders, sold-out mail) through a shop's admin API",
-		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			if err := bindConfig(cmd.Flags(), getenv); err != nil {
-				return err
-			}
-			if c.token == "" {
-				return errors.New("--admin-token (or SURGE_ADMIN_TOKEN) is required")
-			}
-			c.http = &http.Client{Timeout: 30 * time.Second}
-			return nil
-		},
-	}
-	pf := cmd.PersistentFlags()
-	pf.String("config", "", "YAML file of settings named like the flags")
-	pf.StringVar(&c.url, "url", "http://127.0.0.1:8080", "the shop's base URL")
-	pf.StringVar(&c.token, "admin-token", "", "admin bearer token")
-	pf.BoolVar(&asJSON, "json", false, "print JSON instead of a table")
+	cmd := newAdminCmd("jobs", "List, show, pause and resume the worker's mail jobs (drop reminders, sold-out mail) through a shop's admin API", getenv, &c, &asJSON)
 
 	// print writes one job (show, pause, resume) or a list: as JSON an
 	// object or an array, even of one.

@@ -70,7 +70,7 @@ func TestOperatorReportPages(t *testing.T) {
 	}
 	st, page = op.do("GET", "/admin/drops/runner-report/report", "")
 	text := visibleText(page)
-	for _, want := range []string{"Runner One drop: what happened", "Notified not tracked", "Joined before the start", "Time to sell out not sold out", "Rate limit 0"} {
+	for _, want := range []string{"Runner One drop: what happened", "Notified 0", "Joined before the start", "Time to sell out not sold out", "Rate limit 0"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("report page does not show %q", want)
 		}
