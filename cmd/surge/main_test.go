@@ -61,17 +61,27 @@ func startShop(t *testing.T, extra ...string) *runningShop {
 // printed.
 func startServe(t *testing.T, extra ...string) *runningShop {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lineWriter{lines: make(chan string, 64)}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--demo", "--demo-products", "300", "--access-log=false", "--log-level", "warn"}, extra...)
-	s := &runningShop{stop: cancel, done: make(chan error, 1)}
+	token := ""
 	for i, a := range extra {
 		if a == "--admin-token" && i+1 < len(extra) {
-			s.Token = extra[i+1]
+			token = extra[i+1]
 		}
 	}
-	go func() { s.done <- run(ctx, args, func(string) string { return "" }, out, io.Discard) }()
+	return launchServe(t, args, func(string) string { return "" }, io.Discard, token)
+}
+
+// launchServe runs the surge command line args (a serve) in process with
+// getenv and its logs to logs, waits until it is ready and stops it when
+// the test ends. token is the admin token given, if any; otherwise the one
+// a demo prints is kept.
+func launchServe(t *testing.T, args []string, getenv func(string) string, logs io.Writer, token string) *runningShop {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &lineWriter{lines: make(chan string, 64)}
+	s := &runningShop{Token: token, stop: cancel, done: make(chan error, 1)}
+	go func() { s.done <- run(ctx, args, getenv, out, logs) }()
 	deadline := time.After(60 * time.Second)
 	for s.URL == "" || s.AdminURL == "" {
 		select {
@@ -82,7 +92,7 @@ func startServe(t *testing.T, extra ...string) *runningShop {
 			if v, ok := strings.CutPrefix(line, "admin: "); ok {
 				s.AdminURL = v
 			}
-			if _, v, ok := strings.Cut(line, "admin token (demo, kept in "); ok {
+			if _, v, ok := strings.Cut(line, "admin token (demo, kept in "); ok && s.Token == "" {
 				_, s.Token, _ = strings.Cut(v, "): ")
 			}
 		case err := <-s.done:
@@ -99,19 +109,15 @@ func startServe(t *testing.T, extra ...string) *runningShop {
 			t.Error("serve did not stop within 20s")
 		}
 	})
-	for i := 0; ; i++ {
+	waitWithin(t, "the shop to be ready", 60*time.Second, func() bool {
 		resp, err := http.Get(s.AdminURL + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return s
-			}
+		if err != nil {
+			return false
 		}
-		if i > 600 {
-			t.Fatal("never ready")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+	return s
 }
 
 type response struct {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -56,47 +55,11 @@ func startStripeShop(t *testing.T, logs io.Writer, extra ...string) *runningShop
 		t.Fatal(err)
 	}
 	env := map[string]string{"SURGE_STRIPE_SECRET_KEY": e2eStripeSecret}
-	ctx, cancel := context.WithCancel(context.Background())
-	out := &lineWriter{lines: make(chan string, 64)}
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0",
 		"--data-dir", t.TempDir(), "--demo", "--demo-products", "100", "--admin-token", testToken,
 		"--log-level", "debug", "--payment-provider", "stripe", "--stripe-api-url", mock,
 		"--stripe-publishable-key", e2eStripePublish, "--stripe-webhook-secret-file", hookFile}, extra...)
-	s := &runningShop{Token: testToken, stop: cancel, done: make(chan error, 1)}
-	go func() { s.done <- run(ctx, args, func(k string) string { return env[k] }, out, logs) }()
-	deadline := time.After(60 * time.Second)
-	for s.URL == "" || s.AdminURL == "" {
-		select {
-		case line := <-out.lines:
-			if v, ok := strings.CutPrefix(line, "shop: "); ok {
-				s.URL = v
-			}
-			if v, ok := strings.CutPrefix(line, "admin: "); ok {
-				s.AdminURL = v
-			}
-		case err := <-s.done:
-			t.Fatalf("serve exited early: %v", err)
-		case <-deadline:
-			t.Fatal("serve did not print its addresses within 60s")
-		}
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(20 * time.Second):
-			t.Error("serve did not stop within 20s")
-		}
-	})
-	waitWithin(t, "the shop to be ready", 60*time.Second, func() bool {
-		resp, err := http.Get(s.AdminURL + "/readyz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return s
+	return launchServe(t, args, func(k string) string { return env[k] }, logs, testToken)
 }
 
 const e2eAddress = `"email":"pay@example.com","shipping_address":{"name":"Pay Er","line1":"1 Loop Rd","city":"Localhost","postal_code":"127","country":"US"}`
