@@ -3,6 +3,7 @@ package loadtest
 import (
 	"bytes"
 	"fmt"
+	"math"
 	"net/url"
 	"strconv"
 	"time"
@@ -34,7 +35,7 @@ type SLO struct {
 const (
 	SLOPass = "pass"
 	SLOFail = "fail"
-	SLOSkip = "skip" // nothing to judge: not on requests, or none counted
+	SLOSkip = "skip" // nothing to judge: not on requests, none counted, or too few for one bad request
 )
 
 // SLOResult is one objective judged on a run.
@@ -111,13 +112,31 @@ func (c Config) EvaluateSLOs(r *Result, slos []SLO) bool {
 			// 2000 meets 99.9% rather than missing it by a float's last bit.
 			res.Good = round(100*float64(res.Requests-res.Bad)/float64(res.Requests), 4)
 			res.Verdict = SLOPass
-			if res.Good < o.Objective {
+			switch need := tooFew(o.Objective); {
+			case res.Good >= o.Objective:
+			case res.Bad == 1 && res.Requests < need:
+				// The run's error budget is under one request: a single
+				// slow or failed request would fail any objective, which
+				// says more about the run's size than about the shop.
+				res.Verdict, res.Note = SLOSkip, fmt.Sprintf("too few requests to judge: 1 of %d bad, and a %s%% objective allows one bad request only from %d on (%s)",
+					res.Requests, strconv.FormatFloat(o.Objective, 'f', -1, 64), need, o.Describes)
+			default:
 				res.Verdict, ok = SLOFail, false
 			}
 		}
 		r.SLOs = append(r.SLOs, res)
 	}
 	return ok
+}
+
+// tooFew is the number of requests from which an objective's error
+// budget reaches one whole request: 100 for 99%, 1000 for 99.9%. A 100%
+// objective has no budget at any size, so every run judges it.
+func tooFew(objective float64) int64 {
+	if objective >= 100 {
+		return 0
+	}
+	return int64(math.Ceil(round(100/(100-objective), 4)))
 }
 
 // badRequests counts a step's requests the objective calls bad.

@@ -95,3 +95,51 @@ func TestEvaluateSLOs(t *testing.T) {
 		t.Error("Result.Passed with a failed SLO")
 	}
 }
+
+// TestSLOTooFewRequests: a run whose error budget is under one request
+// cannot tell a single bad request from the objective, so one bad request
+// there is not judged; none is a pass, and two or more fail as before.
+func TestSLOTooFewRequests(t *testing.T) {
+	sc, err := Journey("buy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{Mix: []Weighted{{sc, 1}}}
+	for _, tc := range []struct {
+		objective      float64
+		requests, slow int
+		want           string
+	}{
+		{99, 93, 1, SLOSkip},    // budget 0.93 of a request
+		{99, 93, 0, SLOPass},    // nothing against it
+		{99, 93, 2, SLOFail},    // more than one is more than chance
+		{99, 100, 1, SLOPass},   // 99% exactly
+		{99, 100, 2, SLOFail},   // budget one, two spent
+		{99.9, 999, 1, SLOSkip}, // 99.9% needs 1000
+		{99.9, 1000, 1, SLOPass},
+		{99.5, 199, 1, SLOSkip},
+		{99.5, 200, 1, SLOPass},
+		{100, 5000, 1, SLOFail}, // no budget at any size
+	} {
+		s := newStats("checkout")
+		for i := range tc.requests {
+			s.Requests++
+			s.Statuses["201"]++
+			lat := 5 * time.Millisecond
+			if i < tc.slow {
+				lat = 2 * time.Second
+			}
+			s.Hist.Record(lat)
+		}
+		r := &Result{Steps: []*Stats{s}}
+		ok := cfg.EvaluateSLOs(r, []SLO{{Name: "checkout-latency", Objective: tc.objective,
+			Counts: func(m, p string) bool { return m == "POST" && p == "/api/v1/checkout" }, Within: time.Second, Describes: "checkouts"}})
+		got := r.SLOs[0]
+		if got.Verdict != tc.want || ok != (tc.want != SLOFail) {
+			t.Errorf("%v%% with %d of %d slow: %s (ok %v), want %s: %s", tc.objective, tc.slow, tc.requests, got.Verdict, ok, tc.want, got)
+		}
+		if tc.want == SLOSkip && !strings.Contains(got.String(), "too few requests to judge: 1 of") {
+			t.Errorf("skip line %q", got)
+		}
+	}
+}

@@ -286,3 +286,47 @@ func TestEvaluateRehearsalThresholds(t *testing.T) {
 }
 
 func near(a, b float64) bool { return a-b < 0.2 && b-a < 0.2 }
+
+// TestShareThresholdTooFewRequests: a bound on a share of requests that
+// the run is too small to allow one of (0.01% of 3,934) does not fail on
+// exactly one such request, and says why; with two, or in a run large
+// enough, it fails as before.
+func TestShareThresholdTooFewRequests(t *testing.T) {
+	run := func(requests, shed int) *Result {
+		s := newStats("browse")
+		for i := range requests {
+			code := "200"
+			if i < shed {
+				code = "503"
+			}
+			s.Statuses[code]++
+			s.Requests++
+			s.Hist.Record(time.Millisecond)
+		}
+		return &Result{Steps: []*Stats{s}, Total: s}
+	}
+	for _, tc := range []struct {
+		expr           string
+		requests, shed int
+		pass           bool
+		note           string
+	}{
+		{"server_errors<=0.01%", 3934, 1, true, "not judged: 1 of 3934 requests, and 0.01% allows one only from 10000 on"},
+		{"server_errors<=0.01%", 3934, 2, false, ""},
+		{"server_errors<=0.01%", 3934, 0, true, ""},
+		{"server_errors<=0.01%", 10000, 1, true, ""},
+		{"server_errors<=0.01%", 20000, 3, false, ""},
+		{"503<=0.1%", 500, 1, true, "not judged: 1 of 500 requests, and 0.1% allows one only from 1000 on"},
+		{"503<1", 500, 1, false, ""}, // a count, not a share: never one is never one
+		{"server_errors>=0.01%", 500, 0, false, ""},
+	} {
+		th, err := ParseThreshold(tc.expr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := th.Eval(run(tc.requests, tc.shed))
+		if got.Pass != tc.pass || got.Note != tc.note {
+			t.Errorf("%s with %d of %d: %s, want pass=%v note %q", tc.expr, tc.shed, tc.requests, got, tc.pass, tc.note)
+		}
+	}
+}
