@@ -284,15 +284,23 @@ func (m *model) size(pp *PhasePlan) {
 		pp.APIReplicas = max(1, int(math.Ceil(podCores/(e.TargetUtilization*m.apiCPU)-1e-9)))
 		pp.APIReplicas = max(pp.APIReplicas, m.cluster.HPA.MinReplicas)
 		// The knee: a pod must not be loaded past what it held within SLO.
-		for pp.APIReplicas < 100000 {
-			if _, why := m.predict(pp.Requests, pp.APIReplicas); why == "" {
-				break
+		// When even an unloaded pod misses an SLO (the calibration's
+		// lightest step already over it), no pod count holds it: more
+		// pods would not help, so the search does not run away.
+		if _, why := m.predict(pp.Requests, math.MaxInt32); why == "" {
+			for {
+				if _, why := m.predict(pp.Requests, pp.APIReplicas); why == "" {
+					break
+				}
+				pp.APIReplicas++
 			}
-			pp.APIReplicas++
 		}
 	}
 	pp.Utilization = podCores / float64(pp.APIReplicas) / m.apiCPU
 	pp.P99, pp.BreachWhy = m.predict(pp.Requests, pp.APIReplicas)
+	if _, idle := m.predict(pp.Requests, math.MaxInt32); idle != "" && !m.fixed {
+		pp.BreachWhy = "no pod count holds it, even an idle pod misses: " + idle
+	}
 	pp.Breach = pp.BreachWhy != ""
 	pp.P99Out = map[string]*float64{}
 	for k, v := range pp.P99 {

@@ -278,3 +278,32 @@ func TestManifestsDecodeStrictly(t *testing.T) {
 		t.Errorf("compose override: %v %+v", err, compose)
 	}
 }
+
+// TestPlanIdleMissStopsSearch: when the calibration's lightest step
+// already misses an SLO (a machine too loaded to calibrate on), no pod
+// count holds it; the plan says so instead of searching to absurd counts.
+func TestPlanIdleMissStopsSearch(t *testing.T) {
+	p := testProfile()
+	for i := range p.Classes[Checkout].Steps {
+		p.Classes[Checkout].Steps[i].P99 = 60_000 // a minute, at every load
+	}
+	e, err := ParseEvent([]byte(dropEvent))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ReadCluster("../../deploy/k8s/base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pl, err := Make(p, e, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spike := pl.Phases[1]
+	if spike.APIReplicas != 10 {
+		t.Errorf("spike: %d pods, want the CPU's 10 (more pods would not help)", spike.APIReplicas)
+	}
+	if !spike.Breach || !strings.Contains(spike.BreachWhy, "no pod count holds it, even an idle pod misses: checkout p99 60000ms") {
+		t.Errorf("breach %v: %q", spike.Breach, spike.BreachWhy)
+	}
+}
