@@ -146,8 +146,9 @@ func (e *embedded) health() error {
 // server.
 const maxRecoverWait = time.Minute
 
-// watch checks the server's health every interval and restarts it when it
-// reports a fault, once the store directory takes writes again. Restarts
+// watch checks the server's health every interval and restarts it when
+// confirmChecks checks in a row found a fault, once the store directory
+// takes writes again. Restarts
 // that do not cure it are spaced out, doubling up to maxRecoverWait.
 func (e *embedded) watch(every time.Duration) {
 	e.stop, e.done = make(chan struct{}), make(chan struct{})
@@ -156,6 +157,7 @@ func (e *embedded) watch(every time.Duration) {
 		t := time.NewTicker(every)
 		defer t.Stop()
 		var (
+			faults     faultRun
 			faultSince time.Time // zero while healthy
 			nextTry    time.Time
 			wait       = every
@@ -169,11 +171,13 @@ func (e *embedded) watch(every time.Duration) {
 			}
 			err := e.health()
 			now := time.Now()
-			if err == nil {
-				if !faultSince.IsZero() {
+			if !faults.observe(err) {
+				if err == nil && !faultSince.IsZero() {
 					e.log.Info("embedded nats server healthy again", "after", now.Sub(faultSince).Round(time.Millisecond).String())
 				}
-				faultSince, wait, diskFull = time.Time{}, every, false
+				if err == nil {
+					faultSince, wait, diskFull = time.Time{}, every, false
+				}
 				continue
 			}
 			if faultSince.IsZero() {
@@ -200,6 +204,30 @@ func (e *embedded) watch(every time.Duration) {
 			wait = min(2*wait, maxRecoverWait)
 		}
 	}()
+}
+
+// confirmChecks is how many health checks in a row must find a fault
+// before the server is restarted for it. nats-server's own health check
+// asks whether the server is ready for connections within a millisecond,
+// and on a starved CPU that millisecond can pass before it looks at all:
+// it then reports "failed to be ready for connections after 1ms" with
+// nothing failed. Restarting on that would cut every client off for
+// nothing; a real fault (a stream that failed a write) stays until the
+// restart cures it, so waiting for it to repeat costs seconds at most.
+const confirmChecks = 3
+
+// faultRun counts health checks that found a fault, in a row.
+type faultRun struct{ n int }
+
+// observe takes a check's result and reports whether the fault is
+// confirmed: confirmChecks checks in a row, or more, found one.
+func (f *faultRun) observe(err error) bool {
+	if err == nil {
+		f.n = 0
+		return false
+	}
+	f.n++
+	return f.n >= confirmChecks
 }
 
 // probeSize is how much a store directory must take for a restart to be
