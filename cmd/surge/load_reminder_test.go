@@ -117,3 +117,13 @@ func TestReminderCheckFails(t *testing.T) {
 	b, _ := json.Marshal(mj)
 	t.Logf("%s", b)
 }
+
+// A scenario with a reminder needs the admin API: without a token surge
+// load says so before sending anything.
+func TestLoadReminderNeedsAdminToken(t *testing.T) {
+	err := run(context.Background(), []string{"load", "run", "--scenario", "../../rehearsals/bulk-jobs.yaml", "--target", "http://127.0.0.1:1"},
+		noEnv, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "--admin-token") {
+		t.Fatalf("err = %v; want one asking for --admin-token", err)
+	}
+}
