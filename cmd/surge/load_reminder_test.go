@@ -90,8 +90,10 @@ func TestReminderCheckFails(t *testing.T) {
 	}
 	quick := loadtest.ReminderCheck{Poll: 50 * time.Millisecond, Stall: 5 * time.Second}
 
+	// The worker's own schedule may have made the job (due an hour before
+	// the drop, a week away) by now, or not yet.
 	notSent, _ := second.Check(ctx, admin, time.Now(), 60, quick)
-	if notSent.Pass || !strings.Contains(notSent.Detail, "no reminder job") {
+	if notSent.Pass || !strings.Contains(notSent.Detail, "no reminder job") && !strings.Contains(notSent.Detail, "the job never started") {
 		t.Errorf("a reminder never sent: %+v", notSent)
 	}
 	for _, h := range loadtest.RunHooks(ctx, admin, time.Now(), []loadtest.Hook{first.Hook(0)}) {

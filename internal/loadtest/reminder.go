@@ -230,7 +230,11 @@ func (c CreatedReminder) Check(ctx context.Context, a Admin, start time.Time, ru
 			mj.Counted = &d
 			counted = fmt.Sprintf("the workers counted %.0f sent, %.0f failed, %.0f retried", d.Sent, d.Failed, d.Retry)
 			if d.Sent != float64(n) || d.Failed != 0 {
-				problems = append(problems, fmt.Sprintf("the workers counted %.0f mails sent and %.0f failed for %d subscribers (more sent than subscribers: someone was mailed twice)", d.Sent, d.Failed, n))
+				p := fmt.Sprintf("the workers counted %.0f mails sent and %.0f failed for %d subscribers", d.Sent, d.Failed, n)
+				if d.Sent > float64(n) {
+					p += ": more sent than subscribers, someone was mailed twice"
+				}
+				problems = append(problems, p)
 			}
 		}
 	}
