@@ -127,6 +127,16 @@ func (c loadRunConfig) probeURLs() []string {
 	return out
 }
 
+// reminderSetup is the mail job the scenario runs next to its load,
+// scaled; nil if it has none.
+func (c loadRunConfig) reminderSetup() *loadtest.ReminderSetup {
+	if c.file == nil || c.file.Reminder == nil {
+		return nil
+	}
+	r := c.file.Reminder.ScaleReminder(c.Scale)
+	return &r
+}
+
 // usesDrop reports whether the journeys include the drop buyer.
 func (c loadRunConfig) usesDrop() bool {
 	if c.file != nil {
@@ -318,6 +328,9 @@ func (c loadRunConfig) job() (loadtest.Job, []loadtest.Threshold, error) {
 			j.Drop.Quantity = q
 		}
 	}
+	if c.reminderSetup() != nil && (c.AdminToken == "" || c.Target == "") {
+		bad("the scenario mails a drop's reminder to subscribers it adds through the admin API: pass --target and --admin-token")
+	}
 	if c.file != nil {
 		for _, h := range c.file.Hooks {
 			if h.Admin && c.AdminToken == "" {
@@ -444,6 +457,18 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 	terminal := isTerminal(stderr)
 	admin := loadtest.Admin{Target: c.Target, Token: c.AdminToken, Client: &http.Client{Timeout: 30 * time.Second}}
 
+	// The mail job's drop and its subscribers come first: adding tens of
+	// thousands takes a few seconds.
+	var reminder *loadtest.CreatedReminder
+	if setup := c.reminderSetup(); setup != nil {
+		r, err := setup.Create(ctx, admin, c.Scrape)
+		if err != nil {
+			return err
+		}
+		reminder = &r
+		fmt.Fprintf(stderr, "load: drop %s with %d confirmed subscribers; its reminder goes out %s into the run\n", r.DropID, r.Subscribers,
+			c.file.Reminder.At.At(job.Duration, c.TimeScale).Round(time.Second))
+	}
 	// The run starts a moment from now, so that the drop the scenario
 	// puts on sale, the server's metrics and the probes all count from
 	// the same instant as the load.
@@ -474,6 +499,9 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 			hk := h.Hook
 			hk.At = h.When.At(job.Duration, c.TimeScale)
 			hooks = append(hooks, hk)
+		}
+		if reminder != nil {
+			hooks = append(hooks, reminder.Hook(c.file.Reminder.At.At(job.Duration, c.TimeScale)))
 		}
 	}
 	hookCtx, stopHooks := context.WithCancel(ctx)
@@ -529,6 +557,12 @@ func runLoad(cmd *cobra.Command, c loadRunConfig, job loadtest.Job, ths []loadte
 			res.Drop.StartS = c.dropInfo.StartsAt.Sub(start).Seconds()
 		}
 		res.Drop.ComputeFairness()
+	}
+	if reminder != nil {
+		fmt.Fprintln(stderr, "load: waiting for the mail job to finish")
+		check, mj := reminder.Check(ctx, admin, start, job.Duration.Seconds(), loadtest.ReminderCheck{})
+		res.Checks = append(res.Checks, check)
+		res.MailJob = &mj
 	}
 	loadtest.Evaluate(res, ths)
 	if len(slos) > 0 {

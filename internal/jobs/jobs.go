@@ -61,6 +61,9 @@ var (
 	// ErrLeaseLost means another worker holds the batch now: the lease
 	// ran out. Stop sending it.
 	ErrLeaseLost = errors.New("batch lease lost")
+	// ErrStarted means the job has started (or finished): its moment
+	// cannot move any more.
+	ErrStarted = errors.New("job already started")
 	// ErrInvalid wraps a job that cannot be stored.
 	ErrInvalid = errors.New("invalid job")
 )
@@ -114,6 +117,10 @@ type Store interface {
 	// EnsureJob creates the job of (kind, dropID) due at runAt unless one
 	// exists, and returns it either way.
 	EnsureJob(ctx context.Context, kind Kind, dropID string, runAt time.Time) (Job, error)
+	// ScheduleJob makes the job of (kind, dropID) due at runAt: it
+	// creates it, or moves it if it has not started. A job that has
+	// started or finished is returned with ErrStarted.
+	ScheduleJob(ctx context.Context, kind Kind, dropID string, runAt time.Time) (Job, error)
 	Jobs(ctx context.Context) ([]Job, error)
 	JobByID(ctx context.Context, id int64) (Job, error)
 	// DueJobs lists unfinished, unpaused jobs due by now.

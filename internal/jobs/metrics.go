@@ -16,7 +16,7 @@ type Metrics struct {
 
 // NewMetrics makes the metrics, unregistered.
 func NewMetrics() *Metrics {
-	return &Metrics{
+	m := &Metrics{
 		mails: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "surge_jobs_mails_total",
 			Help: "Mail job messages by kind and outcome: sent (the server took it), failed (refused for good), retry (not delivered now; the batch is tried again)."},
 			[]string{"kind", "outcome"}),
@@ -36,7 +36,20 @@ func NewMetrics() *Metrics {
 		pressure: prometheus.NewGauge(prometheus.GaugeOpts{Name: "surge_jobs_pressure",
 			Help: "1 while the shop reports pressure and the mail jobs hold off."}),
 	}
+	// Every kind and outcome is exported from the start, at 0: a query
+	// or a rehearsal's threshold on failed mail then reads 0 rather than
+	// finding no series.
+	for _, k := range Kinds {
+		for _, o := range mailOutcomes {
+			m.mails.WithLabelValues(string(k), o)
+		}
+		m.remaining.WithLabelValues(string(k))
+	}
+	return m
 }
+
+// mailOutcomes lists what surge_jobs_mails_total counts, "retry" included.
+var mailOutcomes = []string{string(Sent), string(Failed), "retry"}
 
 // Register adds the metrics to reg.
 func (m *Metrics) Register(reg prometheus.Registerer) error {

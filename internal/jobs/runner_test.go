@@ -419,3 +419,23 @@ func TestTemporaryRefusalsRetried(t *testing.T) {
 		t.Errorf("surge_jobs_mails_total{retry} = %v; want the deferrals counted", got)
 	}
 }
+
+// The mail counter exports every kind and outcome before any mail, so a
+// threshold such as delta(surge_jobs_mails_total{outcome="failed"})<1
+// reads 0 on a quiet worker instead of finding no series.
+func TestMetricsExportEveryOutcomeFromTheStart(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	if err := jobs.NewMetrics().Register(reg); err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	want.WriteString("# HELP surge_jobs_mails_total Mail job messages by kind and outcome: sent (the server took it), failed (refused for good), retry (not delivered now; the batch is tried again).\n# TYPE surge_jobs_mails_total counter\n")
+	for _, k := range []string{"drop-reminder", "drop-sold-out"} {
+		for _, o := range []string{"failed", "retry", "sent"} {
+			fmt.Fprintf(&want, "surge_jobs_mails_total{kind=%q,outcome=%q} 0\n", k, o)
+		}
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want.String()), "surge_jobs_mails_total"); err != nil {
+		t.Error(err)
+	}
+}

@@ -16,13 +16,15 @@ import (
 // load it runs at (scaled with --scale and --time-scale), which health
 // endpoints to probe every second, a drop to put on sale first, named
 // phases for thresholds, requests to send at moments of the run
-// (hooks), and the thresholds it must meet beyond the SLO file's.
+// (hooks), a drop reminder mailed in the middle of the run (reminder),
+// and the thresholds it must meet beyond the SLO file's.
 type File struct {
 	Name        string
 	Description string
 	Load        *LoadSpec
 	Probes      []string // paths on the server's admin listener: /livez
 	Drop        *DropSetup
+	Reminder    *ReminderSpec
 	Phases      []PhaseSpec
 	Hooks       []HookSpec
 	Thresholds  []string
@@ -92,6 +94,26 @@ func (d *fileDrop) UnmarshalYAML(n *yaml.Node) error {
 	type plain fileDrop
 	d.line = n.Line
 	return strictDecode(n, "drop", (*plain)(d), "units", "limit", "quantity", "starts", "rate_per_minute", "max_active", "pow_difficulty")
+}
+
+type fileReminder struct {
+	Subscribers int    `yaml:"subscribers"`
+	At          string `yaml:"at"`
+	line        int
+}
+
+func (r *fileReminder) UnmarshalYAML(n *yaml.Node) error {
+	type plain fileReminder
+	r.line = n.Line
+	return strictDecode(n, "reminder", (*plain)(r), "subscribers", "at")
+}
+
+// ReminderSpec is a mail job a rehearsal runs next to its load (see
+// ReminderSetup): the drop's subscribers, before scaling, and when its
+// reminder is sent.
+type ReminderSpec struct {
+	ReminderSetup
+	At Moment
 }
 
 type filePhase struct {
@@ -237,6 +259,19 @@ func compileFile(f fileScenario) (*File, error) {
 			return nil, lineErr(f.Drop.line, "drop: no journey buys it: add {use: drop} to the journeys")
 		}
 		out.Drop = &d
+	}
+	if r := f.Reminder; r != nil {
+		if r.Subscribers < 1 || r.Subscribers > MaxReminderSubscribers {
+			return nil, lineErr(r.line, "reminder: subscribers must be 1 to %d", MaxReminderSubscribers)
+		}
+		if r.At == "" {
+			return nil, lineErr(r.line, "reminder: at is required: when the reminder is sent, like 50%% or 3m")
+		}
+		at, err := parseMoment(r.At)
+		if err != nil {
+			return nil, lineErr(r.line, "reminder: at %v", err)
+		}
+		out.Reminder = &ReminderSpec{ReminderSetup: ReminderSetup{Subscribers: r.Subscribers}, At: at}
 	}
 	names := map[string]bool{}
 	for _, p := range f.Phases {

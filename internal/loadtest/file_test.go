@@ -25,8 +25,9 @@ drop:
 phases:
   - {name: baseline, from: 0s, to: 60s}
   - {name: peak, from: 60s, to: 80%}
+reminder: {subscribers: 30000, at: 50%}
 hooks:
-  - {name: job, at: 50%, url: /api/v1/admin/jobs, admin: true, body: '{}'}
+  - {name: purge, at: 50%, url: /api/v1/admin/cache/purge, admin: true, body: '{"all":true}'}
 thresholds:
   - server_errors<=0.01%
   - sold==100%
@@ -81,6 +82,10 @@ func TestParseRehearsalFile(t *testing.T) {
 	d := f.Drop.ScaleDrop(0.01, 0.1)
 	if d.Units != 10 || d.Starts != 3*time.Second || d.MaxActive != 20 || d.RatePerMinute != 600 {
 		t.Errorf("scaled drop %+v", d)
+	}
+	if r := f.Reminder; r == nil || r.Subscribers != 30000 || r.At.Share != 0.5 || r.ScaleReminder(0.01).Subscribers != 300 ||
+		r.ScaleReminder(1e-9).Subscribers != 1 || r.At.At(b.Duration, 0.1) != 10500*time.Millisecond {
+		t.Errorf("reminder %+v", f.Reminder)
 	}
 	ph := f.Phases[1]
 	if ph.From.At(b.Duration, 0.1) != 6*time.Second || ph.To.At(b.Duration, 0.1) != 16800*time.Millisecond {
@@ -140,6 +145,11 @@ func TestRehearsalFileErrors(t *testing.T) {
 		{"journeys: [{use: browse}]\nphases: [{name: a, from: 0s, to: 120%}]\n", "0% to 100%"},
 		{"journeys: [{use: browse}]\nhooks: [{name: h, at: 1s}]\n", "name and url are required"},
 		{"journeys: [{use: browse}]\nthresholds: [sold<1]\n", ""},
+		{"journeys: [{use: browse}]\nreminder: {subscribers: 0, at: 50%}\n", "subscribers must be 1 to 1000000"},
+		{"journeys: [{use: browse}]\nreminder: {subscribers: 1000001, at: 50%}\n", "subscribers must be 1 to 1000000"},
+		{"journeys: [{use: browse}]\nreminder: {subscribers: 10}\n", "at is required"},
+		{"journeys: [{use: browse}]\nreminder: {subscribers: 10, at: later}\n", "reminder: at"},
+		{"journeys: [{use: browse}]\nreminder: {subscribers: 10, at: 50%, kind: blast}\n", `unknown reminder field "kind"`},
 		{"journeys: [{use: browse}]\nthresholds: [sold<lots]\n", "not a count or a share"},
 	}
 	for _, tt := range tests {

@@ -277,6 +277,8 @@ type Result struct {
 	Probes []ProbeResult `json:"probes,omitempty"`
 	Hooks  []HookResult  `json:"hooks,omitempty"`
 	Checks []CheckResult `json:"checks,omitempty"`
+	// MailJob is how the scenario's mail job went (a reminder section).
+	MailJob *MailJobResult `json:"mail_job,omitempty"`
 }
 
 // Phase is a named window of a run, in seconds since the start.
@@ -309,6 +311,15 @@ func (r *Result) phase(name string) (Phase, bool) {
 		}
 	}
 	return Phase{}, false
+}
+
+// PhaseStats is the stats of the named phase (see phaseStats).
+func (r *Result) PhaseStats(name string) (*Stats, bool) {
+	p, ok := r.phase(name)
+	if !ok {
+		return nil, false
+	}
+	return r.phaseStats(p), true
 }
 
 // phaseStats sums the timeline's intervals that lie within p (latency at

@@ -226,6 +226,7 @@ type fileScenario struct {
 	Load     *fileLoad     `yaml:"load"`
 	Probes   []string      `yaml:"probes"`
 	Drop     *fileDrop     `yaml:"drop"`
+	Reminder *fileReminder `yaml:"reminder"`
 	Phases   []filePhase   `yaml:"phases"`
 	Hooks    []fileHook    `yaml:"hooks"`
 }

@@ -95,7 +95,24 @@ type Store interface {
 	// Recipients lists q's confirmed subscribers by ID; it may read a
 	// replica (see RecipientQuery.ReadPosition).
 	Recipients(ctx context.Context, q RecipientQuery) ([]Recipient, error)
+	// ImportSubscribers adds subs to dropID's list as confirmed
+	// subscriptions, confirmed now; an address already on the list
+	// (pending, confirmed or unsubscribed) is left as it is. It returns
+	// how many it added.
+	ImportSubscribers(ctx context.Context, dropID string, subs []Import) (int, error)
 }
+
+// Import is one address an operator adds to a drop's list, with the
+// unsubscribe token its mail will carry.
+type Import struct {
+	Email            string
+	UnsubscribeToken string
+}
+
+// MaxImport is the most addresses one import takes: a list of 30,000 is
+// thirty requests, each a short transaction the shop's other writes do
+// not wait long behind.
+const MaxImport = 1000
 
 // MaxEmailLen is the longest address accepted (RFC 5321's path limit).
 const MaxEmailLen = 254

@@ -113,6 +113,43 @@ To stop any mail about this drop: %s
 	return nil
 }
 
+// ImportResult is what an import did.
+type ImportResult struct {
+	Added    int `json:"added"`    // new confirmed subscriptions
+	Existing int `json:"existing"` // addresses already on the list, left as they were
+}
+
+// Import adds emails (normalized with NormalizeEmail, none repeated, at
+// most MaxImport) to d's list as confirmed subscriptions, without mailing
+// them: the operator vouches that each already opted in, on another
+// list or another shop. It exists to move such a list to Surge, and to
+// rehearse a drop's reminder with its real number of recipients (see
+// docs/rehearsals.md). An address already on the list keeps its state,
+// so an import never brings back someone who unsubscribed.
+func (s *Service) Import(ctx context.Context, d drop.Drop, emails []string) (ImportResult, error) {
+	if len(emails) == 0 || len(emails) > MaxImport {
+		return ImportResult{}, fmt.Errorf("%w: emails: give 1 to %d addresses", ErrInvalid, MaxImport)
+	}
+	if d.StateAt(s.now()) == drop.StateClosed {
+		return ImportResult{}, fmt.Errorf("%w: %s has ended", ErrNotOpen, d.Name)
+	}
+	subs := make([]Import, len(emails))
+	seen := make(map[string]bool, len(emails))
+	for i, e := range emails {
+		norm, err := NormalizeEmail(e)
+		if err != nil || norm != e || seen[e] {
+			return ImportResult{}, fmt.Errorf("%w: emails[%d]: not a normalized address, or a repeat", ErrInvalid, i)
+		}
+		seen[e] = true
+		subs[i] = Import{Email: e, UnsubscribeToken: NewToken()}
+	}
+	n, err := s.Store.ImportSubscribers(ctx, d.ID, subs)
+	if err != nil {
+		return ImportResult{}, fmt.Errorf("import subscribers: %w", err)
+	}
+	return ImportResult{Added: n, Existing: len(emails) - n}, nil
+}
+
 // Confirm confirms the subscription of a confirmation link.
 func (s *Service) Confirm(ctx context.Context, token string) (Subscription, error) {
 	if !ValidToken(token) {

@@ -150,3 +150,45 @@ func (s *Store) Recipients(ctx context.Context, q notify.RecipientQuery) ([]noti
 	}
 	return out, nil
 }
+
+// ImportSubscribers adds confirmed subscriptions (see notify.Store), in
+// one statement.
+func (s *Store) ImportSubscribers(ctx context.Context, dropID string, subs []notify.Import) (int, error) {
+	if !storable(dropID) {
+		return 0, fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
+	}
+	emails := make([]string, len(subs))
+	tokens := make([]string, len(subs))
+	for i, sub := range subs {
+		if !storable(sub.Email) || !storable(sub.UnsubscribeToken) {
+			return 0, fmt.Errorf("import subscribers: %w: email %d is not text", notify.ErrInvalid, i)
+		}
+		emails[i], tokens[i] = sub.Email, sub.UnsubscribeToken
+	}
+	added := 0
+	now := s.now().UTC()
+	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		var exists bool
+		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM drops WHERE id = $1)`, dropID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
+		}
+		// WITH ORDINALITY keeps the list's order in the IDs, so a job's
+		// batches follow it.
+		tag, err := tx.Exec(ctx, `INSERT INTO notify_subscriptions (drop_id, email, state, confirm_sent_at, unsubscribe_token, created_at, confirmed_at)
+			SELECT $1, u.email, 'confirmed', $4, u.token, $4, $4
+			FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS u(email, token, n) ORDER BY u.n
+			ON CONFLICT (drop_id, email) DO NOTHING`, dropID, emails, tokens, now)
+		if err != nil {
+			return err
+		}
+		added = int(tag.RowsAffected())
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("import subscribers: %w", err)
+	}
+	return added, nil
+}

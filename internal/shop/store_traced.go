@@ -293,6 +293,13 @@ func (s tracedStore) ImportCatalog(ctx context.Context, a1 []catalog.Category, a
 	return
 }
 
+func (s tracedStore) ImportSubscribers(ctx context.Context, a1 string, a2 []notify.Import) (r0 int, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.ImportSubscribers", trace.SpanKindClient)
+	r0, err = s.st.ImportSubscribers(ctx, a1, a2)
+	tracing.End(span, err)
+	return
+}
+
 func (s tracedStore) JobByID(ctx context.Context, a1 int64) (r0 jobs.Job, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.JobByID", trace.SpanKindClient)
 	r0, err = s.st.JobByID(ctx, a1)
@@ -478,6 +485,13 @@ func (s tracedStore) SaveDropLine(ctx context.Context, a1 string, a2 dropreport.
 func (s tracedStore) SaveSubscription(ctx context.Context, a1 string, a2 string, a3 []byte, a4 string) (r0 notify.Subscription, err error) {
 	ctx, span := s.tr.StartChild(ctx, "store.SaveSubscription", trace.SpanKindClient)
 	r0, err = s.st.SaveSubscription(ctx, a1, a2, a3, a4)
+	tracing.End(span, err)
+	return
+}
+
+func (s tracedStore) ScheduleJob(ctx context.Context, a1 jobs.Kind, a2 string, a3 time.Time) (r0 jobs.Job, err error) {
+	ctx, span := s.tr.StartChild(ctx, "store.ScheduleJob", trace.SpanKindClient)
+	r0, err = s.st.ScheduleJob(ctx, a1, a2, a3)
 	tracing.End(span, err)
 	return
 }

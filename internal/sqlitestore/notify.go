@@ -127,3 +127,38 @@ func (s *Store) Recipients(ctx context.Context, q notify.RecipientQuery) ([]noti
 	}
 	return out, rows.Err()
 }
+
+// ImportSubscribers adds confirmed subscriptions (see notify.Store), in
+// one transaction.
+func (s *Store) ImportSubscribers(ctx context.Context, dropID string, subs []notify.Import) (int, error) {
+	added := 0
+	now := nanos(s.now())
+	err := s.write(ctx, func(tx wtx) error {
+		added = 0
+		var exists bool
+		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM drops WHERE id = ?)`, dropID).Scan(&exists); err != nil {
+			return err
+		}
+		if !exists {
+			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
+		}
+		for _, sub := range subs {
+			res, err := tx.Exec(`INSERT INTO notify_subscriptions (drop_id, email, state, confirm_sent_at, unsubscribe_token, created_at, confirmed_at)
+				VALUES (?, ?, 'confirmed', ?, ?, ?, ?) ON CONFLICT (drop_id, email) DO NOTHING`,
+				dropID, sub.Email, now, sub.UnsubscribeToken, now, now)
+			if err != nil {
+				return err
+			}
+			n, err := res.RowsAffected()
+			if err != nil {
+				return err
+			}
+			added += int(n)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("import subscribers: %w", err)
+	}
+	return added, nil
+}

@@ -2,11 +2,15 @@ package storefront
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/surge-commerce/surge/internal/catalog"
+	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/jobs"
+	"github.com/surge-commerce/surge/internal/notify"
 )
 
 // JobAdmin is what the admin API needs of the mail job ledger.
@@ -14,6 +18,7 @@ type JobAdmin interface {
 	Jobs(ctx context.Context) ([]jobs.Job, error)
 	JobByID(ctx context.Context, id int64) (jobs.Job, error)
 	SetJobPaused(ctx context.Context, id int64, paused bool) (jobs.Job, error)
+	ScheduleJob(ctx context.Context, kind jobs.Kind, dropID string, runAt time.Time) (jobs.Job, error)
 }
 
 // errNoJobs answers the job routes of a shop assembled without a ledger.
@@ -90,5 +95,35 @@ func (s *server) handleAdminPauseJob(paused bool) http.Handler {
 			}
 		}
 		problem(w, r, s.Logger, err)
+	})
+}
+
+// handleAdminRemindNow makes a drop's reminder due now: a worker starts
+// it at its next look for due jobs (--jobs-poll), mailing the drop's
+// confirmed subscribers then. It takes no body. A reminder already
+// started or sent is a 409, and so is a drop that has ended.
+func (s *server) handleAdminRemindNow() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.JobAdmin == nil {
+			problem(w, r, s.Logger, errNoJobs)
+			return
+		}
+		d, err := s.DropStore.DropByID(r.Context(), r.PathValue("id"))
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		now := time.Now()
+		if d.StateAt(now) == drop.StateClosed {
+			problem(w, r, s.Logger, fmt.Errorf("%w: %s has ended; its reminder is no longer sent", notify.ErrNotOpen, d.Name))
+			return
+		}
+		j, err := s.JobAdmin.ScheduleJob(r.Context(), jobs.KindReminder, d.ID, now)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		noStore(w)
+		encode(w, http.StatusOK, j)
 	})
 }

@@ -289,3 +289,59 @@ func (s *server) handleNotifyUnsubscribe() http.Handler {
 		s.renderNotify(w, r, http.StatusOK, notifyPage{Drop: d, Mode: "unsubscribed", Email: sub.Email})
 	})
 }
+
+// importRequest is the body of an import: addresses that already opted
+// in elsewhere.
+type importRequest struct {
+	Emails []string `json:"emails"`
+}
+
+// handleAdminImportSubscribers adds up to notify.MaxImport addresses to a
+// drop's list as confirmed subscribers (see notify.Service.Import): each
+// is checked and normalized, a repeat within the request is refused, and
+// an address already on the list is left as it is.
+func (s *server) handleAdminImportSubscribers() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.Notify == nil {
+			problem(w, r, s.Logger, s.notifyOff())
+			return
+		}
+		var req importRequest
+		if err := decode(w, r, &req); err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		if len(req.Emails) == 0 || len(req.Emails) > notify.MaxImport {
+			problem(w, r, s.Logger, catalog.FieldErrorf("emails", "give 1 to %d addresses (got %d); send a longer list in several requests", notify.MaxImport, len(req.Emails)))
+			return
+		}
+		emails := make([]string, len(req.Emails))
+		seen := make(map[string]int, len(req.Emails))
+		for i, e := range req.Emails {
+			norm, err := notify.NormalizeEmail(e)
+			if err != nil {
+				problem(w, r, s.Logger, catalog.FieldErrorf("emails["+strconv.Itoa(i)+"]",
+					"not one plain address such as name@example.com of at most %d characters", notify.MaxEmailLen))
+				return
+			}
+			if j, dup := seen[norm]; dup {
+				problem(w, r, s.Logger, catalog.FieldErrorf("emails["+strconv.Itoa(i)+"]", "the same address as emails[%d]", j))
+				return
+			}
+			seen[norm] = i
+			emails[i] = norm
+		}
+		d, err := s.DropStore.DropByID(r.Context(), r.PathValue("id"))
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		res, err := s.Notify.Import(r.Context(), d, emails)
+		if err != nil {
+			problem(w, r, s.Logger, err)
+			return
+		}
+		noStore(w)
+		encode(w, http.StatusOK, res)
+	})
+}

@@ -36,6 +36,12 @@ type notifyShop struct {
 // upcoming drop.
 func newNotifyShop(t *testing.T) *notifyShop {
 	t.Helper()
+	return newNotifyShopWith(t, "")
+}
+
+// newNotifyShopWith is newNotifyShop with an admin token.
+func newNotifyShopWith(t *testing.T, adminToken string) *notifyShop {
+	t.Helper()
 	sink, err := smtpsink.Start("", smtpsink.Options{Keep: 100})
 	if err != nil {
 		t.Fatal(err)
@@ -46,6 +52,7 @@ func newNotifyShop(t *testing.T) *notifyShop {
 	cfg.Admission = false
 	cfg.JobsOff = true
 	cfg.PublicURL = "https://shop.example"
+	cfg.AdminToken = adminToken
 	cfg.SMTP = mail.SMTPConfig{Addr: sink.Addr(), From: "shop@shop.example"}
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	sh, err := shop.Open(t.Context(), cfg, log, telemetry.NewRegistry())

@@ -137,6 +137,8 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("GET /api/v1/admin/drops/{id}", adminAPI(s.handleAdminGetDrop()))
 	mux.Handle("POST /api/v1/admin/drops/{id}/close", adminAPI(s.handleAdminCloseDrop()))
 	mux.Handle("GET /api/v1/admin/drops/{id}/report", adminAPI(s.handleAdminDropReport()))
+	mux.Handle("POST /api/v1/admin/drops/{id}/subscribers", adminAPI(s.handleAdminImportSubscribers()))
+	mux.Handle("POST /api/v1/admin/drops/{id}/reminder", adminAPI(s.handleAdminRemindNow()))
 
 	// Operator pages: the admin token, given once in a form, or as a
 	// bearer token; never cached.

@@ -36,6 +36,8 @@ func RunMail(t *testing.T, newStore func(t *testing.T, now func() time.Time) Mai
 		{"JobLeaseTakeover", testJobLeaseTakeover},
 		{"JobSharedByWorkers", testJobSharedByWorkers},
 		{"JobStartsAfterEveryConfirmation", testJobStartsAfterEveryConfirmation},
+		{"ImportSubscribers", testImportSubscribers},
+		{"ScheduleJob", testScheduleJob},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -500,4 +502,92 @@ func testJobStartsAfterEveryConfirmation(t *testing.T, s MailStore, c *Clock) {
 	if err != nil || len(rs) != 2 {
 		t.Fatalf("Recipients = %v, %v; want both", rs, err)
 	}
+}
+
+// An import adds confirmed subscribers, in the list's order, and leaves
+// every address already on the list as it was: an unsubscribed one stays
+// unsubscribed.
+func testImportSubscribers(t *testing.T, s MailStore, c *Clock) {
+	ctx := context.Background()
+	d := mailDrop(t, s, "import")
+	pending := subscribe(t, s, d, "pending@example.com", false)
+	confirmed := subscribe(t, s, d, "confirmed@example.com", true)
+	gone := subscribe(t, s, d, "gone@example.com", true)
+	if _, err := s.Unsubscribe(ctx, gone.UnsubscribeToken); err != nil {
+		t.Fatal(err)
+	}
+	c.Advance(time.Second)
+	var subs []notify.Import
+	for i := range 300 {
+		subs = append(subs, notify.Import{Email: fmt.Sprintf("fan%03d@example.com", i), UnsubscribeToken: notify.NewToken()})
+	}
+	subs = append(subs, notify.Import{Email: "pending@example.com", UnsubscribeToken: notify.NewToken()},
+		notify.Import{Email: "confirmed@example.com", UnsubscribeToken: notify.NewToken()},
+		notify.Import{Email: "gone@example.com", UnsubscribeToken: notify.NewToken()})
+	n, err := s.ImportSubscribers(ctx, d.ID, subs)
+	if err != nil || n != 300 {
+		t.Fatalf("ImportSubscribers = %d, %v; want 300 added", n, err)
+	}
+	// Again: nothing new.
+	if n, err := s.ImportSubscribers(ctx, d.ID, subs[:10]); err != nil || n != 0 {
+		t.Fatalf("ImportSubscribers again = %d, %v; want 0 added", n, err)
+	}
+	_, err = s.ImportSubscribers(ctx, "drop_nosuch", subs[:1])
+	wantErr(t, "import to an unknown drop", err, drop.ErrNotFound)
+
+	rs, err := s.Recipients(ctx, notify.RecipientQuery{DropID: d.ID, ToID: 1 << 62, ConfirmedBy: c.Now()})
+	if err != nil || len(rs) != 301 {
+		t.Fatalf("Recipients = %d, %v; want the 300 imported and the one confirmed before", len(rs), err)
+	}
+	if rs[0].SubscriptionID != confirmed.ID || rs[1].Email != "fan000@example.com" || rs[300].Email != "fan299@example.com" ||
+		rs[1].UnsubscribeToken != subs[0].UnsubscribeToken {
+		t.Errorf("Recipients %+v ... %+v: want the confirmed one, then the import in its order with its tokens", rs[:2], rs[300])
+	}
+	for _, r := range rs {
+		if r.SubscriptionID == pending.ID || r.SubscriptionID == gone.ID {
+			t.Errorf("%s became a recipient by import", r.Email)
+		}
+	}
+	// The imported confirm now: a job started now mails them.
+	j, err := s.EnsureJob(ctx, jobs.KindReminder, d.ID, c.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if j, err = s.StartJob(ctx, j.ID); err != nil || j.Recipients != 301 {
+		t.Fatalf("StartJob = %+v, %v; want 301 recipients", j, err)
+	}
+}
+
+// ScheduleJob creates a job due at a moment, or moves one not yet
+// started; a started job stays where it is.
+func testScheduleJob(t *testing.T, s MailStore, c *Clock) {
+	ctx := context.Background()
+	d, _ := jobFixture(t, s, 3)
+	later := c.Now().Add(time.Hour)
+	j, err := s.EnsureJob(ctx, jobs.KindReminder, d.ID, later)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved, err := s.ScheduleJob(ctx, jobs.KindReminder, d.ID, c.Now())
+	if err != nil || moved.ID != j.ID || !sameInstant(moved.RunAt, c.Now()) || moved.State != jobs.StateScheduled {
+		t.Fatalf("ScheduleJob = %+v, %v; want job %d due now", moved, err, j.ID)
+	}
+	if due, err := s.DueJobs(ctx, c.Now()); err != nil || len(due) != 1 || due[0].ID != j.ID {
+		t.Fatalf("DueJobs after ScheduleJob = %v, %v", due, err)
+	}
+	// A kind with no job yet is created.
+	sold, err := s.ScheduleJob(ctx, jobs.KindSoldOut, d.ID, later)
+	if err != nil || sold.ID == j.ID || sold.Kind != jobs.KindSoldOut || !sameInstant(sold.RunAt, later) {
+		t.Fatalf("ScheduleJob of a new kind = %+v, %v", sold, err)
+	}
+	if _, err := s.StartJob(ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ScheduleJob(ctx, jobs.KindReminder, d.ID, later)
+	wantErr(t, "move a started job", err, jobs.ErrStarted)
+	if got.ID != j.ID || !sameInstant(got.RunAt, c.Now()) {
+		t.Errorf("a started job moved: %+v", got)
+	}
+	_, err = s.ScheduleJob(ctx, jobs.KindReminder, "drop_nosuch", later)
+	wantErr(t, "schedule for an unknown drop", err, drop.ErrNotFound)
 }

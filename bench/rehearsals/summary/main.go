@@ -10,7 +10,10 @@
 // requests per second in that phase, those answered without a server
 // error (good_rps) and the server errors' share there; with server
 // metrics, cpu_cores (mean), page_cache_hit, shed by class; with a drop,
-// buyers, answered, sold, allocated, sell_out_s and the draw's rho.
+// buyers, answered, sold, allocated, sell_out_s and the draw's rho; with
+// a mail job, the p99 of each phase (p99_NAME_ms), the subscribers, the
+// mails the ledger records sent and failed, those the workers counted
+// (mails_counted) and when the job ran (job_s=START-END).
 package main
 
 import (
@@ -126,6 +129,20 @@ func summarize(r *loadtest.Result, phase string) []string {
 		if fr := d.Fairness; fr != nil && fr.PreQueue > 0 {
 			add("draw_rho", f(fr.DrawRho, 3)+"±"+f(fr.DrawBound, 3))
 		}
+	}
+	if m := r.MailJob; m != nil {
+		for _, p := range r.Phases {
+			if st, ok := r.PhaseStats(p.Name); ok {
+				add("p99_"+strings.ReplaceAll(p.Name, "-", "_")+"_ms", f(st.Latency.P99, 1))
+			}
+		}
+		add("subscribers", strconv.Itoa(m.Subscribers))
+		add("mails_sent", strconv.FormatInt(m.Sent, 10))
+		add("mails_failed", strconv.FormatInt(m.Failed, 10))
+		if m.Counted != nil {
+			add("mails_counted", f(m.Counted.Sent, 0))
+		}
+		add("job_s", f(m.StartS, 1)+"-"+f(m.EndS, 1))
 	}
 	if len(r.Agents) > 0 {
 		add("agents", strconv.Itoa(len(r.Agents)))
