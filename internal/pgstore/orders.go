@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
@@ -54,8 +56,134 @@ func (s *Store) IdempotentOrder(ctx context.Context, owner, key string) (string,
 // the row after waiting for a concurrent reservation to commit, and the
 // variants_stock CHECK constraint backs it up. SKUs are reserved in sorted
 // order so that two orders never hold each other's rows (a deadlock); one
-// that happens anyway, through triggers, is retried by inTx.
+// that happens anyway, through triggers, is run again.
+//
+// The whole order is one pipelined batch in one implicit transaction
+// (placeBatch): the inserts, then the reservations (reserve_lines), and
+// the server commits at the batch's end. A hot SKU's row is locked from its
+// UPDATE to that COMMIT with no round trip to the shop in between, so a
+// drop's buyers queue for the server's work alone. A refusal (sold out,
+// over a drop's limit) is an error raised in the batch, which rolls all of
+// it back. A key already used (a retry, a concurrent duplicate) fails the
+// batch on the key's primary key and is answered by placeOrderTx, which
+// reads the earlier order.
 func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Order, bool, error) {
+	for attempt := 1; ; attempt++ {
+		o, err := s.placeBatch(ctx, p)
+		switch {
+		case err == nil:
+			s.noteWrite(ctx)
+			return o, false, nil
+		case isUniqueOn(err, "idempotency_keys_pkey"):
+			return s.placeOrderTx(ctx, p)
+		case !retryable(err) || attempt == maxAttempts:
+			return order.Order{}, false, err
+		}
+		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return order.Order{}, false, errors.Join(err, ctx.Err())
+		}
+	}
+}
+
+// SQLSTATEs raised by the functions of migration 0009.
+const (
+	codeSoldOut   = "SU001" // reserve_lines: DETAIL is a JSON array of the short SKUs
+	codeOverLimit = "SU002" // record_drop_purchase: DETAIL is the units the buyer holds
+)
+
+// placeBatch sends an order as one batch that the server runs as one
+// implicit transaction and commits at its end, and maps the refusals the
+// batch raises to the checkout's errors.
+func (s *Store) placeBatch(ctx context.Context, p checkout.Placement) (order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return order.Order{}, err
+	}
+	o := p.Order
+	addr, _ := json.Marshal(o.ShippingAddress)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
+		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token)
+		VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
+		RETURNING number`,
+		o.ID, nullID(o.CustomerID), o.Email, string(o.Status), o.Total.Currency, o.Subtotal.Amount, o.Tax.Amount,
+		o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil, o.CreatedAt, o.AccessToken).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&o.Number) })
+	for i, l := range o.Lines {
+		b.Queue(`INSERT INTO order_lines (order_id, position, sku, product_name, variant_title, quantity, unit_price, line_total)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, o.ID, i, l.SKU, l.ProductName, l.VariantTitle, l.Quantity, l.UnitPrice.Amount, l.LineTotal.Amount)
+		b.Queue(`INSERT INTO reservations (order_id, sku, quantity, status, expires_at) VALUES ($1, $2, $3, 'held', $4)`,
+			o.ID, l.SKU, l.Quantity, o.ReservedUntil)
+	}
+	if d := p.Drop; d != nil {
+		// The buyer's other orders for this drop wait here, so the limit
+		// counts them.
+		b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2 || E'\n' || $3))`, int32(lockDropBuyer), d.DropID, d.Buyer)
+		b.Queue(`SELECT record_drop_purchase($1, $2, $3, $4, $5)`, o.ID, d.DropID, d.Buyer, d.Quantity, d.Limit)
+	}
+	if err := queueTransition(b, o.ID, "", o.Status, "checkout", o.CreatedAt, tracing.TraceParent(ctx)); err != nil {
+		return order.Order{}, err
+	}
+	// A concurrent duplicate waits here for the first to commit, then
+	// fails on the primary key, before it reserves anything.
+	b.Queue(`INSERT INTO idempotency_keys (owner, key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		p.Owner, p.Key, p.RequestHash, o.ID, o.CreatedAt)
+	if p.CartID != "" {
+		b.Queue(`DELETE FROM cart_items WHERE cart_id = $1`, p.CartID)
+	}
+	// The hot rows last, in SKU order.
+	byKey := make([]int, len(o.Lines))
+	for i := range byKey {
+		byKey[i] = i
+	}
+	slices.SortStableFunc(byKey, func(a, b int) int { return cmpString(o.Lines[a].SKU, o.Lines[b].SKU) })
+	skus, qtys := make([]string, len(byKey)), make([]int64, len(byKey))
+	for j, i := range byKey {
+		skus[j], qtys[j] = o.Lines[i].SKU, o.Lines[i].Quantity
+	}
+	b.Queue(`SELECT reserve_lines($1, $2)`, skus, qtys)
+
+	// Once sent, the batch may commit whatever happens to the caller: wait
+	// for its outcome rather than report failure for an order placed.
+	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	err := s.primary.SendBatch(done, b).Close()
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pe.Code {
+		case codeSoldOut:
+			var short []string
+			if jerr := json.Unmarshal([]byte(pe.Detail), &short); jerr != nil {
+				return order.Order{}, fmt.Errorf("reserve: %w (detail: %v)", err, jerr)
+			}
+			// Named in the order's line order, as the caller sent them.
+			var named []string
+			for _, l := range o.Lines {
+				if slices.Contains(short, l.SKU) {
+					named = append(named, l.SKU)
+				}
+			}
+			return order.Order{}, &checkout.SoldOutError{SKUs: named}
+		case codeOverLimit:
+			d := p.Drop
+			return order.Order{}, fmt.Errorf("%w: %d per customer, you hold %s", drop.ErrOverLimit, d.Limit, pe.Detail)
+		}
+	}
+	if err != nil {
+		return order.Order{}, fmt.Errorf("place order %s: %w", o.ID, err)
+	}
+	o.History = []order.Transition{{To: o.Status, Reason: "checkout", At: o.CreatedAt}}
+	return o, nil
+}
+
+// placeOrderTx is PlaceOrder one statement at a time, in an explicit
+// transaction: the path of a key used before, which reads the earlier
+// order under the key's advisory lock and replays it (or refuses another
+// body), and places the order if the earlier attempt left nothing.
+func (s *Store) placeOrderTx(ctx context.Context, p checkout.Placement) (order.Order, bool, error) {
 	var (
 		o        order.Order
 		replayed bool

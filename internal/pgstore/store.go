@@ -313,6 +313,13 @@ func retryable(err error) bool {
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
 func isUnique(err error) bool { return pgCode(err) == codeUniqueViolation }
 
+// isUniqueOn reports whether err is a UNIQUE or PRIMARY KEY violation of
+// the named constraint.
+func isUniqueOn(err error, constraint string) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pe.Code == codeUniqueViolation && pe.ConstraintName == constraint
+}
+
 // storable reports whether PostgreSQL can hold s as text: valid UTF-8
 // without NUL. Keys that are not cannot be stored, so looking one up finds
 // nothing rather than failing the query.
