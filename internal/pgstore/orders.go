@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -79,13 +77,8 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 		case !retryable(err) || attempt == maxAttempts:
 			return order.Order{}, false, err
 		}
-		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return order.Order{}, false, errors.Join(err, ctx.Err())
+		if cerr := backoff(ctx, attempt); cerr != nil {
+			return order.Order{}, false, errors.Join(err, cerr)
 		}
 	}
 }
@@ -94,6 +87,8 @@ func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Ord
 const (
 	codeSoldOut   = "SU001" // reserve_lines: DETAIL is a JSON array of the short SKUs
 	codeOverLimit = "SU002" // record_drop_purchase: DETAIL is the units the buyer holds
+	codeNoOrder   = "SU003" // commit_stock: no such order
+	codeNotPaid   = "SU004" // commit_stock: DETAIL is the order's status
 )
 
 // placeBatch sends an order as one batch that the server runs as one
@@ -470,40 +465,13 @@ func releaseHeld(ctx context.Context, tx pgx.Tx, ids []string) error {
 }
 
 // settleHeld marks the orders' held reservations released or committed and
-// moves their units out of variants.reserved (into sold when committed).
-// It returns how many reservations it settled. Marking first locks the
-// reservation rows, so a redelivered event running alongside finds them
-// settled and does nothing; variants are then updated in SKU order, as
-// PlaceOrder reserves them, so the two never deadlock.
+// moves their units out of variants.reserved (into sold when committed),
+// in SKU order, as PlaceOrder reserves them (settle_held, migration 0009).
+// It returns how many reservations it settled.
 func settleHeld(ctx context.Context, tx pgx.Tx, ids []string, status string) (int, error) {
-	rows, err := tx.Query(ctx, `UPDATE reservations SET status = $1 WHERE order_id = ANY($2) AND status = 'held' RETURNING sku, quantity`, status, ids)
-	if err != nil {
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT settle_held($1, $2)`, ids, status).Scan(&n); err != nil {
 		return 0, fmt.Errorf("settle reservations: %w", err)
-	}
-	perSKU := map[string]int64{}
-	n := 0
-	for rows.Next() {
-		var (
-			sku string
-			qty int64
-		)
-		if err := rows.Scan(&sku, &qty); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("settle reservations: %w", err)
-		}
-		perSKU[sku] += qty
-		n++
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("settle reservations: %w", err)
-	}
-	sold := status == "committed"
-	for _, sku := range slices.Sorted(maps.Keys(perSKU)) {
-		if _, err := tx.Exec(ctx, `UPDATE variants SET reserved = reserved - $1, sold = sold + CASE WHEN $2 THEN $1 ELSE 0 END WHERE sku = $3`,
-			perSKU[sku], sold, sku); err != nil {
-			return 0, fmt.Errorf("settle %s: %w", sku, err)
-		}
 	}
 	return n, nil
 }
@@ -575,18 +543,36 @@ func expectStatus(ctx context.Context, tx pgx.Tx, id string, want ...order.Statu
 }
 
 // CommitStock turns a paid order's held reservations into sold units. It is
-// idempotent: a redelivered event finds nothing held.
+// idempotent: a redelivered event finds nothing held. It is one statement
+// (commit_stock, migration 0009) committed by the server as it ends, so a
+// hot SKU's row, which every checkout of it waits for, is not held across
+// a round trip to the shop.
 func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := expectStatus(ctx, tx, id, order.StatusPaid, order.StatusFulfilled); err != nil {
-			return err
+	if !storable(id) {
+		return 0, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	for attempt := 1; ; attempt++ {
+		var n int
+		err := s.primary.QueryRow(ctx, `SELECT commit_stock($1)`, id).Scan(&n)
+		if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+			switch pe.Code {
+			case codeNoOrder:
+				return 0, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+			case codeNotPaid:
+				return 0, fmt.Errorf("order %s is %s: %w", id, pe.Detail, order.ErrTransition)
+			}
 		}
-		var err error
-		n, err = settleHeld(ctx, tx, []string{id}, "committed")
-		return err
-	})
-	return n, err
+		switch {
+		case err == nil:
+			s.noteWrite(ctx)
+			return n, nil
+		case !retryable(err) || attempt == maxAttempts:
+			return 0, fmt.Errorf("commit stock of order %s: %w", id, err)
+		}
+		if cerr := backoff(ctx, attempt); cerr != nil {
+			return 0, errors.Join(fmt.Errorf("commit stock of order %s: %w", id, err), cerr)
+		}
+	}
 }
 
 // ExpireDue expires up to limit unpaid orders whose reservation has run out

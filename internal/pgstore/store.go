@@ -247,16 +247,23 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		if !retryable(err) || attempt == maxAttempts {
 			return err
 		}
-		// Jittered backoff, so the transactions that collided do not
-		// collide again in lockstep.
-		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
+		if cerr := backoff(ctx, attempt); cerr != nil {
+			return errors.Join(err, cerr)
 		}
+	}
+}
+
+// backoff waits before the attempt after attempt, a jittered time that
+// doubles with each, so the transactions that collided do not collide
+// again in lockstep; it returns early with ctx's error.
+func backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 

@@ -46,3 +46,56 @@ BEGIN
     INSERT INTO drop_purchases (order_id, drop_id, buyer, quantity) VALUES (p_order, p_drop, p_buyer, qty);
 END
 $$;
+
+-- settle_held marks the orders' held reservations new_status ('released'
+-- or 'committed') and moves their units out of variants.reserved (into
+-- sold when committed), returning how many reservations it settled.
+-- Marking first locks the reservation rows, so a redelivered event running
+-- alongside finds them settled and does nothing; variants are then updated
+-- in SKU byte order, as PlaceOrder reserves them, so the two never
+-- deadlock.
+CREATE FUNCTION settle_held(ids text[], new_status text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    skus text[];
+    qtys bigint[];
+    n    integer;
+BEGIN
+    WITH marked AS (
+        UPDATE reservations SET status = new_status
+        WHERE order_id = ANY(ids) AND status = 'held'
+        RETURNING sku, quantity
+    ), per_sku AS (
+        SELECT sku, sum(quantity)::bigint AS qty, count(*) AS c FROM marked GROUP BY sku
+    )
+    SELECT array_agg(sku ORDER BY sku COLLATE "C"), array_agg(qty ORDER BY sku COLLATE "C"), coalesce(sum(c), 0)
+    INTO skus, qtys, n FROM per_sku;
+    FOR i IN 1 .. coalesce(array_length(skus, 1), 0) LOOP
+        UPDATE variants SET reserved = reserved - qtys[i],
+            sold = sold + CASE WHEN new_status = 'committed' THEN qtys[i] ELSE 0 END
+        WHERE sku = skus[i];
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+-- commit_stock turns a paid order's held reservations into sold units and
+-- returns how many it settled: one statement, so a hot SKU's row is
+-- locked only until the commit that follows it on the server. It raises
+-- SU003 for an unknown order and SU004 (DETAIL the status) for one that
+-- is not paid.
+CREATE FUNCTION commit_stock(p_id text) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+    st text;
+BEGIN
+    SELECT status INTO st FROM orders WHERE id = p_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'no such order' USING ERRCODE = 'SU003';
+    END IF;
+    IF st NOT IN ('paid', 'fulfilled') THEN
+        RAISE EXCEPTION 'order not paid' USING ERRCODE = 'SU004', DETAIL = st;
+    END IF;
+    RETURN settle_held(ARRAY[p_id], 'committed');
+END
+$$;
