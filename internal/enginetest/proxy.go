@@ -21,6 +21,9 @@ type Proxy struct {
 	mu     sync.Mutex
 	conns  []*link
 	refuse bool
+	// held, while not nil, is closed by Release; until then bytes from
+	// clients wait in the proxy.
+	held chan struct{}
 }
 
 // link is one proxied connection. Once dead it throws away whatever it
@@ -53,6 +56,7 @@ func NewProxy(t testing.TB, engineURL string) *Proxy {
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
+		p.Release()
 		p.Cut()
 	})
 	return p
@@ -83,15 +87,20 @@ func (p *Proxy) serve() {
 		p.mu.Lock()
 		p.conns = append(p.conns, l)
 		p.mu.Unlock()
-		go l.pipe(c, r)
-		go l.pipe(r, c)
+		go l.pipe(c, r, nil)
+		go l.pipe(r, c, p.gate)
 	}
 }
 
-func (l *link) pipe(dst, src net.Conn) {
+// pipe copies src to dst; gate, if not nil, is waited on before each
+// write.
+func (l *link) pipe(dst, src net.Conn, gate func()) {
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
+		if n > 0 && gate != nil {
+			gate()
+		}
 		if n > 0 && !l.dead.Load() {
 			if _, err := dst.Write(buf[:n]); err != nil {
 				l.close()
@@ -134,4 +143,35 @@ func (p *Proxy) Heal() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.refuse = false
+}
+
+// Hold keeps what clients send from reaching the engine until Release,
+// on open connections and new ones; what the engine sends still flows.
+// It shows what a server does without waiting for its client.
+func (p *Proxy) Hold() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = make(chan struct{})
+	}
+}
+
+// Release delivers what Hold kept back, in order, and lets clients' bytes
+// through again.
+func (p *Proxy) Release() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held != nil {
+		close(p.held)
+		p.held = nil
+	}
+}
+
+func (p *Proxy) gate() {
+	p.mu.Lock()
+	held := p.held
+	p.mu.Unlock()
+	if held != nil {
+		<-held
+	}
 }

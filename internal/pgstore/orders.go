@@ -5,11 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/checkout"
@@ -54,8 +54,131 @@ func (s *Store) IdempotentOrder(ctx context.Context, owner, key string) (string,
 // the row after waiting for a concurrent reservation to commit, and the
 // variants_stock CHECK constraint backs it up. SKUs are reserved in sorted
 // order so that two orders never hold each other's rows (a deadlock); one
-// that happens anyway, through triggers, is retried by inTx.
+// that happens anyway, through triggers, is run again.
+//
+// The whole order is one pipelined batch in one implicit transaction
+// (placeBatch): the inserts, then the reservations (reserve_lines), and
+// the server commits at the batch's end. A hot SKU's row is locked from its
+// UPDATE to that COMMIT with no round trip to the shop in between, so a
+// drop's buyers queue for the server's work alone. A refusal (sold out,
+// over a drop's limit) is an error raised in the batch, which rolls all of
+// it back. A key already used (a retry, a concurrent duplicate) fails the
+// batch on the key's primary key and is answered by placeOrderTx, which
+// reads the earlier order.
 func (s *Store) PlaceOrder(ctx context.Context, p checkout.Placement) (order.Order, bool, error) {
+	for attempt := 1; ; attempt++ {
+		o, err := s.placeBatch(ctx, p)
+		switch {
+		case err == nil:
+			s.noteWrite(ctx)
+			return o, false, nil
+		case isUniqueOn(err, "idempotency_keys_pkey"):
+			return s.placeOrderTx(ctx, p)
+		case !retryable(err) || attempt == maxAttempts:
+			return order.Order{}, false, err
+		}
+		if cerr := backoff(ctx, attempt); cerr != nil {
+			return order.Order{}, false, errors.Join(err, cerr)
+		}
+	}
+}
+
+// SQLSTATEs raised by the functions of migration 0009.
+const (
+	codeSoldOut   = "SU001" // reserve_lines: DETAIL is a JSON array of the short SKUs
+	codeOverLimit = "SU002" // record_drop_purchase: DETAIL is the units the buyer holds
+	codeNoOrder   = "SU003" // commit_stock: no such order
+	codeNotPaid   = "SU004" // commit_stock: DETAIL is the order's status
+)
+
+// placeBatch sends an order as one batch that the server runs as one
+// implicit transaction and commits at its end, and maps the refusals the
+// batch raises to the checkout's errors.
+func (s *Store) placeBatch(ctx context.Context, p checkout.Placement) (order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return order.Order{}, err
+	}
+	o := p.Order
+	addr, _ := json.Marshal(o.ShippingAddress)
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
+		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token)
+		VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
+		RETURNING number`,
+		o.ID, nullID(o.CustomerID), o.Email, string(o.Status), o.Total.Currency, o.Subtotal.Amount, o.Tax.Amount,
+		o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil, o.CreatedAt, o.AccessToken).
+		QueryRow(func(row pgx.Row) error { return row.Scan(&o.Number) })
+	for i, l := range o.Lines {
+		b.Queue(`INSERT INTO order_lines (order_id, position, sku, product_name, variant_title, quantity, unit_price, line_total)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, o.ID, i, l.SKU, l.ProductName, l.VariantTitle, l.Quantity, l.UnitPrice.Amount, l.LineTotal.Amount)
+		b.Queue(`INSERT INTO reservations (order_id, sku, quantity, status, expires_at) VALUES ($1, $2, $3, 'held', $4)`,
+			o.ID, l.SKU, l.Quantity, o.ReservedUntil)
+	}
+	if d := p.Drop; d != nil {
+		// The buyer's other orders for this drop wait here, so the limit
+		// counts them.
+		b.Queue(`SELECT pg_advisory_xact_lock($1, hashtext($2 || E'\n' || $3))`, int32(lockDropBuyer), d.DropID, d.Buyer)
+		b.Queue(`SELECT record_drop_purchase($1, $2, $3, $4, $5)`, o.ID, d.DropID, d.Buyer, d.Quantity, d.Limit)
+	}
+	if err := queueTransition(b, o.ID, "", o.Status, "checkout", o.CreatedAt, tracing.TraceParent(ctx)); err != nil {
+		return order.Order{}, err
+	}
+	// A concurrent duplicate waits here for the first to commit, then
+	// fails on the primary key, before it reserves anything.
+	b.Queue(`INSERT INTO idempotency_keys (owner, key, request_hash, order_id, created_at) VALUES ($1, $2, $3, $4, $5)`,
+		p.Owner, p.Key, p.RequestHash, o.ID, o.CreatedAt)
+	if p.CartID != "" {
+		b.Queue(`DELETE FROM cart_items WHERE cart_id = $1`, p.CartID)
+	}
+	// The hot rows last, in SKU order.
+	byKey := make([]int, len(o.Lines))
+	for i := range byKey {
+		byKey[i] = i
+	}
+	slices.SortStableFunc(byKey, func(a, b int) int { return cmpString(o.Lines[a].SKU, o.Lines[b].SKU) })
+	skus, qtys := make([]string, len(byKey)), make([]int64, len(byKey))
+	for j, i := range byKey {
+		skus[j], qtys[j] = o.Lines[i].SKU, o.Lines[i].Quantity
+	}
+	b.Queue(`SELECT reserve_lines($1, $2)`, skus, qtys)
+
+	// Once sent, the batch may commit whatever happens to the caller: wait
+	// for its outcome rather than report failure for an order placed.
+	done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+	defer cancel()
+	err := s.primary.SendBatch(done, b).Close()
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		switch pe.Code {
+		case codeSoldOut:
+			var short []string
+			if jerr := json.Unmarshal([]byte(pe.Detail), &short); jerr != nil {
+				return order.Order{}, fmt.Errorf("reserve: %w (detail: %v)", err, jerr)
+			}
+			// Named in the order's line order, as the caller sent them.
+			var named []string
+			for _, l := range o.Lines {
+				if slices.Contains(short, l.SKU) {
+					named = append(named, l.SKU)
+				}
+			}
+			return order.Order{}, &checkout.SoldOutError{SKUs: named}
+		case codeOverLimit:
+			d := p.Drop
+			return order.Order{}, fmt.Errorf("%w: %d per customer, you hold %s", drop.ErrOverLimit, d.Limit, pe.Detail)
+		}
+	}
+	if err != nil {
+		return order.Order{}, fmt.Errorf("place order %s: %w", o.ID, err)
+	}
+	o.History = []order.Transition{{To: o.Status, Reason: "checkout", At: o.CreatedAt}}
+	return o, nil
+}
+
+// placeOrderTx is PlaceOrder one statement at a time, in an explicit
+// transaction: the path of a key used before, which reads the earlier
+// order under the key's advisory lock and replays it (or refuses another
+// body), and places the order if the earlier attempt left nothing.
+func (s *Store) placeOrderTx(ctx context.Context, p checkout.Placement) (order.Order, bool, error) {
 	var (
 		o        order.Order
 		replayed bool
@@ -342,40 +465,13 @@ func releaseHeld(ctx context.Context, tx pgx.Tx, ids []string) error {
 }
 
 // settleHeld marks the orders' held reservations released or committed and
-// moves their units out of variants.reserved (into sold when committed).
-// It returns how many reservations it settled. Marking first locks the
-// reservation rows, so a redelivered event running alongside finds them
-// settled and does nothing; variants are then updated in SKU order, as
-// PlaceOrder reserves them, so the two never deadlock.
+// moves their units out of variants.reserved (into sold when committed),
+// in SKU order, as PlaceOrder reserves them (settle_held, migration 0009).
+// It returns how many reservations it settled.
 func settleHeld(ctx context.Context, tx pgx.Tx, ids []string, status string) (int, error) {
-	rows, err := tx.Query(ctx, `UPDATE reservations SET status = $1 WHERE order_id = ANY($2) AND status = 'held' RETURNING sku, quantity`, status, ids)
-	if err != nil {
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT settle_held($1, $2)`, ids, status).Scan(&n); err != nil {
 		return 0, fmt.Errorf("settle reservations: %w", err)
-	}
-	perSKU := map[string]int64{}
-	n := 0
-	for rows.Next() {
-		var (
-			sku string
-			qty int64
-		)
-		if err := rows.Scan(&sku, &qty); err != nil {
-			rows.Close()
-			return 0, fmt.Errorf("settle reservations: %w", err)
-		}
-		perSKU[sku] += qty
-		n++
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return 0, fmt.Errorf("settle reservations: %w", err)
-	}
-	sold := status == "committed"
-	for _, sku := range slices.Sorted(maps.Keys(perSKU)) {
-		if _, err := tx.Exec(ctx, `UPDATE variants SET reserved = reserved - $1, sold = sold + CASE WHEN $2 THEN $1 ELSE 0 END WHERE sku = $3`,
-			perSKU[sku], sold, sku); err != nil {
-			return 0, fmt.Errorf("settle %s: %w", sku, err)
-		}
 	}
 	return n, nil
 }
@@ -447,18 +543,36 @@ func expectStatus(ctx context.Context, tx pgx.Tx, id string, want ...order.Statu
 }
 
 // CommitStock turns a paid order's held reservations into sold units. It is
-// idempotent: a redelivered event finds nothing held.
+// idempotent: a redelivered event finds nothing held. It is one statement
+// (commit_stock, migration 0009) committed by the server as it ends, so a
+// hot SKU's row, which every checkout of it waits for, is not held across
+// a round trip to the shop.
 func (s *Store) CommitStock(ctx context.Context, id string) (int, error) {
-	var n int
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		if err := expectStatus(ctx, tx, id, order.StatusPaid, order.StatusFulfilled); err != nil {
-			return err
+	if !storable(id) {
+		return 0, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	for attempt := 1; ; attempt++ {
+		var n int
+		err := s.primary.QueryRow(ctx, `SELECT commit_stock($1)`, id).Scan(&n)
+		if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+			switch pe.Code {
+			case codeNoOrder:
+				return 0, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+			case codeNotPaid:
+				return 0, fmt.Errorf("order %s is %s: %w", id, pe.Detail, order.ErrTransition)
+			}
 		}
-		var err error
-		n, err = settleHeld(ctx, tx, []string{id}, "committed")
-		return err
-	})
-	return n, err
+		switch {
+		case err == nil:
+			s.noteWrite(ctx)
+			return n, nil
+		case !retryable(err) || attempt == maxAttempts:
+			return 0, fmt.Errorf("commit stock of order %s: %w", id, err)
+		}
+		if cerr := backoff(ctx, attempt); cerr != nil {
+			return 0, errors.Join(fmt.Errorf("commit stock of order %s: %w", id, err), cerr)
+		}
+	}
 }
 
 // ExpireDue expires up to limit unpaid orders whose reservation has run out

@@ -247,16 +247,23 @@ func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 		if !retryable(err) || attempt == maxAttempts {
 			return err
 		}
-		// Jittered backoff, so the transactions that collided do not
-		// collide again in lockstep.
-		d := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
-		t := time.NewTimer(d)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return errors.Join(err, ctx.Err())
+		if cerr := backoff(ctx, attempt); cerr != nil {
+			return errors.Join(err, cerr)
 		}
+	}
+}
+
+// backoff waits before the attempt after attempt, a jittered time that
+// doubles with each, so the transactions that collided do not collide
+// again in lockstep; it returns early with ctx's error.
+func backoff(ctx context.Context, attempt int) error {
+	t := time.NewTimer(time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6))))
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
@@ -312,6 +319,13 @@ func retryable(err error) bool {
 
 // isUnique reports whether err is a UNIQUE or PRIMARY KEY violation.
 func isUnique(err error) bool { return pgCode(err) == codeUniqueViolation }
+
+// isUniqueOn reports whether err is a UNIQUE or PRIMARY KEY violation of
+// the named constraint.
+func isUniqueOn(err error, constraint string) bool {
+	pe, ok := errors.AsType[*pgconn.PgError](err)
+	return ok && pe.Code == codeUniqueViolation && pe.ConstraintName == constraint
+}
 
 // storable reports whether PostgreSQL can hold s as text: valid UTF-8
 // without NUL. Keys that are not cannot be stored, so looking one up finds

@@ -117,11 +117,16 @@ func (s *Store) runBatch(batch []writeJob) {
 			}
 		}
 	}
+	ckpt := s.checkpointDue()
 	for i, j := range batch {
 		j.done <- results[i]
 	}
-	// The connection is free now: prepare what the batch ran unprepared.
+	// The connection is free now: prepare what the batch ran unprepared,
+	// and checkpoint if the log has grown too long.
 	s.wstmts.prepareWanted(context.Background())
+	if ckpt {
+		s.writerCheckpoint()
+	}
 }
 
 // runSavepoint runs fn so that its effects are undone if it fails or panics.

@@ -31,6 +31,7 @@ type Store struct {
 	reader *sql.DB
 	now    func() time.Time
 	commit *committer
+	ckpt   *checkpointer
 	// Prepared statements of the hot paths, per pool.
 	wstmts, rstmts *stmtCache
 }
@@ -39,9 +40,11 @@ type Store struct {
 type Option func(*options)
 
 type options struct {
-	now     func() time.Time
-	readers int
-	sync    Synchronous
+	now                func() time.Time
+	readers            int
+	sync               Synchronous
+	checkpointInterval time.Duration
+	walRestartFrames   int64
 }
 
 // Synchronous is how far a commit waits for the disk: SQLite's synchronous
@@ -98,14 +101,18 @@ var (
 		"journal_mode(WAL)",
 		"temp_store(MEMORY)",
 	}
-	writerPragmas = []string{"cache_size(-65536)"} // 64 MiB: a bulk import stays out of the WAL until commit
+	writerPragmas = []string{
+		"cache_size(-65536)",    // 64 MiB: a bulk import stays out of the WAL until commit
+		"wal_autocheckpoint(0)", // the checkpointer does it, off the writer's path (checkpoint.go)
+	}
 	readerPragmas = []string{"cache_size(-16384)", "query_only(1)"}
 )
 
 // Open opens (creating if needed) the SQLite database file at path. It does
 // not migrate; call Migrate.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	o := options{now: time.Now, readers: 2*runtime.GOMAXPROCS(0) + 2, sync: SyncFull}
+	o := options{now: time.Now, readers: 2*runtime.GOMAXPROCS(0) + 2, sync: SyncFull,
+		checkpointInterval: defaultCheckpointInterval, walRestartFrames: defaultWALRestartFrames}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -131,7 +138,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
+	ckpt, err := openPool(ctx, path, 1, "", slices.Clip(common))
+	if err != nil {
+		reader.Close()
+		writer.Close()
+		return nil, err
+	}
 	s := &Store{writer: writer, reader: reader, now: o.now, wstmts: newStmtCache(writer), rstmts: newStmtCache(reader)}
+	s.startCheckpointer(ckpt, o.checkpointInterval, o.walRestartFrames)
 	s.startCommitter()
 	return s, nil
 }
@@ -161,12 +175,13 @@ func openPool(ctx context.Context, path string, conns int, txlock string, pragma
 	return db, nil
 }
 
-// Close closes both pools.
+// Close closes the pools.
 func (s *Store) Close() error {
 	s.stopCommitter()
+	cerr := s.ckpt.close()
 	s.wstmts.close()
 	s.rstmts.close()
-	return errors.Join(s.reader.Close(), s.writer.Close())
+	return errors.Join(cerr, s.reader.Close(), s.writer.Close())
 }
 
 // Ping reports whether the database answers a query, for readiness checks.
