@@ -25,6 +25,9 @@ type writeJob struct {
 	ctx  context.Context
 	fn   func(tx wtx) error
 	done chan error
+	// lazy: the write must survive the process dying, not the OS (see
+	// writeLazy).
+	lazy bool
 }
 
 type committer struct {
@@ -49,7 +52,25 @@ func (s *Store) stopCommitter() {
 // write runs fn in the group-commit transaction and returns its error, or
 // the commit's. fn must be quick, must not keep tx, and must use only tx.
 func (s *Store) write(ctx context.Context, fn func(tx wtx) error) error {
-	job := writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	return s.queue(ctx, writeJob{ctx: ctx, fn: fn, done: make(chan error, 1)})
+}
+
+// writeLazy is write for records that must survive the process being
+// killed but may be lost, in their last moments, to an OS crash or a
+// power cut: what a lost record costs is known and small (a reminder
+// mail sent again, under its Message-ID), and syncing each one on its own
+// would hold the database's one write lock through a sync, many times a
+// second, in front of the orders of every process sharing the file. A
+// batch of only lazy writes commits at synchronous=NORMAL: in WAL mode
+// the commit is written to the log (the OS has it, a killed process
+// loses nothing) and reaches the disk with the next sync, a durable
+// commit's or a checkpoint's. A batch with any other write syncs as
+// always, lazy ones included.
+func (s *Store) writeLazy(ctx context.Context, fn func(tx wtx) error) error {
+	return s.queue(ctx, writeJob{ctx: ctx, fn: fn, done: make(chan error, 1), lazy: true})
+}
+
+func (s *Store) queue(ctx context.Context, job writeJob) error {
 	select {
 	case s.commit.jobs <- job:
 	case <-ctx.Done():
@@ -96,8 +117,18 @@ func (s *Store) commitLoop() {
 
 func (s *Store) runBatch(batch []writeJob) {
 	results := make([]error, len(batch))
+	// The setting is the connection's, read at COMMIT: lowered for a
+	// batch of lazy writes only, and put back before anything else runs
+	// on the connection. If lowering fails the batch syncs (the safe
+	// side).
+	lazy := s.sync == SyncFull && allLazy(batch)
+	if lazy {
+		_, err := s.writer.Exec("PRAGMA synchronous=NORMAL")
+		lazy = err == nil
+	}
 	tx, err := s.writer.BeginTx(context.Background(), nil)
 	if err != nil {
+		s.syncAgain(lazy)
 		for _, j := range batch {
 			j.done <- fmt.Errorf("begin: %w", err)
 		}
@@ -117,6 +148,7 @@ func (s *Store) runBatch(batch []writeJob) {
 			}
 		}
 	}
+	s.syncAgain(lazy)
 	ckpt := s.checkpointDue()
 	for i, j := range batch {
 		j.done <- results[i]
@@ -127,6 +159,29 @@ func (s *Store) runBatch(batch []writeJob) {
 	if ckpt {
 		s.writerCheckpoint()
 	}
+}
+
+// syncAgain puts the writer back to synchronous=FULL after a lazy batch.
+// Should that fail, the connection is closed instead: the pool opens a
+// fresh one with the DSN's FULL, rather than leave the next orders
+// unsynced.
+func (s *Store) syncAgain(lazy bool) {
+	if !lazy {
+		return
+	}
+	if _, err := s.writer.Exec("PRAGMA synchronous=FULL"); err != nil {
+		s.writer.SetMaxIdleConns(0)
+		s.writer.SetMaxIdleConns(1)
+	}
+}
+
+func allLazy(batch []writeJob) bool {
+	for _, j := range batch {
+		if !j.lazy {
+			return false
+		}
+	}
+	return len(batch) > 0
 }
 
 // runSavepoint runs fn so that its effects are undone if it fails or panics.

@@ -12,7 +12,8 @@ import (
 )
 
 // The job ledger (see jobs.Store). Every change goes through the group
-// commit, so a delivery record is durable before RecordDelivery returns.
+// commit, so it is committed before the call returns; every one but the
+// delivery records (lazy writes, see RecordDelivery) is synced too.
 
 const jobColumns = `j.id, j.kind, j.drop_id, j.run_at, j.paused, coalesce(j.started_at, 0), coalesce(j.finished_at, 0),
 	j.recipients, j.last_id, j.read_position, j.created_at,
@@ -331,9 +332,12 @@ func (s *Store) Delivered(ctx context.Context, b jobs.Batch) (map[int64]bool, er
 	return out, rows.Err()
 }
 
-// RecordDelivery records a recipient's outcome once.
+// RecordDelivery records a recipient's outcome once. The record is a lazy
+// write (see writeLazy): it survives the worker being killed, and an OS
+// crash may lose the last few, whose recipients then get the reminder
+// again under the same Message-ID.
 func (s *Store) RecordDelivery(ctx context.Context, jobID, subscriptionID int64, o jobs.Outcome) error {
-	return s.write(ctx, func(tx wtx) error {
+	return s.writeLazy(ctx, func(tx wtx) error {
 		_, err := tx.Exec(`INSERT INTO mail_job_deliveries (job_id, subscription_id, outcome, at) VALUES (?, ?, ?, ?)
 			ON CONFLICT DO NOTHING`, jobID, subscriptionID, string(o), nanos(s.now()))
 		return err

@@ -32,6 +32,9 @@ type Store struct {
 	now    func() time.Time
 	commit *committer
 	ckpt   *checkpointer
+	// sync is the commits' synchronous setting; a batch of only lazy
+	// writes (see writeLazy) commits at NORMAL when it is FULL.
+	sync Synchronous
 	// Prepared statements of the hot paths, per pool.
 	wstmts, rstmts *stmtCache
 }
@@ -144,7 +147,7 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		writer.Close()
 		return nil, err
 	}
-	s := &Store{writer: writer, reader: reader, now: o.now, wstmts: newStmtCache(writer), rstmts: newStmtCache(reader)}
+	s := &Store{writer: writer, reader: reader, now: o.now, sync: o.sync, wstmts: newStmtCache(writer), rstmts: newStmtCache(reader)}
 	s.startCheckpointer(ckpt, o.checkpointInterval, o.walRestartFrames)
 	s.startCommitter()
 	return s, nil
