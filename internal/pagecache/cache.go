@@ -75,7 +75,8 @@ type Config struct {
 
 // Stats is a snapshot of cache counters.
 type Stats struct {
-	Hits      uint64 // fresh entries served
+	Hits      uint64 // fresh entries served, by the middleware or the fast path
+	Fast      uint64 // fresh entries served by the fast path (see FastListener)
 	Misses    uint64 // requests that waited for a fill
 	Stale     uint64 // stale entries served while a refresh runs
 	Bypass    uint64 // requests not eligible for caching (method, Config.Bypass)
@@ -124,6 +125,7 @@ type Cache struct {
 	pruneAt   int // size of tagPurged that triggers the next prune
 
 	misses    atomic.Uint64
+	fastHits  atomic.Uint64
 	bypassed  atomic.Uint64
 	fills     atomic.Uint64
 	evictions atomic.Uint64
@@ -388,6 +390,7 @@ func (c *Cache) PurgeAll() int {
 func (c *Cache) Stats() Stats {
 	s := Stats{
 		Misses:    c.misses.Load(),
+		Fast:      c.fastHits.Load(),
 		Bypass:    c.bypassed.Load(),
 		Fills:     c.fills.Load(),
 		Evictions: c.evictions.Load(),

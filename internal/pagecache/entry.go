@@ -28,6 +28,12 @@ type entry struct {
 	// nextRefresh (unix nanoseconds) gates background refreshes of a stale
 	// entry: only the request that moves it forward starts one.
 	nextRefresh atomic.Int64
+	// route is the ServeMux pattern the page was rendered for, for the
+	// metrics of fast responses; set by the first request that knows it.
+	route atomic.Pointer[string]
+	// fast holds the response heads the fast path writes, built on its
+	// first hit.
+	fast atomic.Pointer[fastRendered]
 
 	prev, next *entry // LRU list, guarded by Cache.mu
 }

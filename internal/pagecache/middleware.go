@@ -50,6 +50,10 @@ func (c *Cache) Middleware(next http.Handler) http.Handler {
 				if !e.referenced.Load() {
 					e.referenced.Store(true)
 				}
+				if r.Pattern != "" && e.route.Load() == nil {
+					p := r.Pattern
+					e.route.Store(&p)
+				}
 				c.serveEntry(w, r, e, xHit, now)
 				return
 			}
@@ -344,6 +348,10 @@ func (c *Cache) fill(f *flight, req *http.Request, cancel context.CancelFunc, ke
 	res := &result{status: status, header: header, body: body}
 	if tags, ok := cacheable(status, header); ok {
 		res.entry = c.newEntry(key, status, header, body, tags, c.now())
+		if req.Pattern != "" {
+			p := req.Pattern
+			res.entry.route.Store(&p)
+		}
 	}
 	// Storing and dropping the flight happen under one lock so that a purge
 	// cannot slip in between and go unnoticed.
