@@ -311,7 +311,7 @@ func TestFastMalformed(t *testing.T) {
 	s := newStack(t, true, Config{}, FastConfig{})
 	s.warm(t, "/p/a")
 	for _, raw := range []string{
-		"GET /p/a HTTP/1.1\r\n\r\n",                      // no Host
+		"GET /p/a HTTP/1.1\r\n\r\n",                       // no Host
 		"GET /p/a HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", // two
 		"GET /p/a HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
 		"GET /p/a HTTP/1.1\r\nHost: a\r\n: x\r\n\r\n",
