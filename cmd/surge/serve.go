@@ -545,7 +545,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("public listener: %w", err)
 		}
-		ln = sh.Listener(admission.LimitListener(ln, cfg.MaxConns))
+		// The fast path sits under the connection limit, on the TCP
+		// connections themselves, so that its writes are one writev.
+		ln = admission.LimitListener(sh.Listener(ln), cfg.MaxConns)
 		srv = &http.Server{
 			Handler:           sh.Handler,
 			ReadHeaderTimeout: 5 * time.Second,

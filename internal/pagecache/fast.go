@@ -122,6 +122,13 @@ func (l *fastListener) Accept() (net.Conn, error) {
 	return &fastConn{Conn: conn, fp: l.fp}, nil
 }
 
+// fastSeg is one response of a batch: its head ends at headEnd in
+// fastConn.out, its body is the entry's.
+type fastSeg struct {
+	headEnd int
+	body    []byte
+}
+
 // fastConn answers cache hits in Read, on net/http's own goroutine for the
 // connection, until a request needs net/http.
 type fastConn struct {
@@ -138,8 +145,10 @@ type fastConn struct {
 	handed bool   // net/http has the connection from now on
 	buf    []byte // read, not yet consumed: buf[r:w]
 	r, w   int
-	out    []byte
-	err    error // read error for net/http once buf is drained
+	out    []byte      // response heads of the batch
+	segs   []fastSeg   // where each head ends in out, and its body
+	bufs   net.Buffers // the batch as written
+	err    error       // read error for net/http once buf is drained
 
 	httpRD  time.Time // read deadline net/http set last
 	rd, wd  time.Time // deadlines set on Conn by the fast path
@@ -239,23 +248,17 @@ func (fc *fastConn) serve() {
 				hand = true
 				break
 			}
-			out, ok := fp.respond(fc.out, &req, fc)
+			out, body, ok := fp.respond(fc.out, &req, fc)
 			if !ok {
 				hand = true
 				break
 			}
 			fc.out = out
+			fc.segs = append(fc.segs, fastSeg{headEnd: len(out), body: body})
 			fc.r += req.n
-			fc.partial = time.Time{}
 		}
-		if len(fc.out) > 0 {
-			now := time.Now()
-			if fc.wd.IsZero() || fc.wd.Before(now.Add(fp.cfg.WriteTimeout-deadlineSlack)) {
-				fc.wd = now.Add(fp.cfg.WriteTimeout)
-				fc.Conn.SetWriteDeadline(fc.wd) //nolint:errcheck // a failed write reports it
-			}
-			_, err := fc.Conn.Write(fc.out)
-			fc.out = fc.out[:0]
+		if len(fc.segs) > 0 {
+			err := fc.flush()
 			fc.served = true
 			if err != nil {
 				fc.mu.Unlock()
@@ -265,9 +268,6 @@ func (fc *fastConn) serve() {
 				return
 			}
 		}
-		if cap(fc.out) > 4*fastBufSize {
-			fc.out = nil // one huge page does not stay with the connection
-		}
 		fc.mu.Unlock()
 		if fc.closing.Load() {
 			continue // closed at the top of the loop
@@ -276,12 +276,15 @@ func (fc *fastConn) serve() {
 			fc.handOver()
 			return
 		}
-		// Keep the unread part at the front, then read more.
+		// Keep the unread part at the front, then read more. The header
+		// timeout of a request runs from when its first bytes came.
 		if fc.r == fc.w {
 			fc.r, fc.w = 0, 0
+			fc.partial = time.Time{}
 		} else if fc.r > 0 {
 			fc.w = copy(fc.buf, fc.buf[fc.r:fc.w])
 			fc.r = 0
+			fc.partial = time.Now()
 		}
 		fc.readDeadline()
 		n, err := fc.Conn.Read(fc.buf[fc.w:])
@@ -295,6 +298,34 @@ func (fc *fastConn) serve() {
 			return
 		}
 	}
+}
+
+// flush writes the batch of responses in fc.out and fc.segs, with one
+// writev: heads from fc.out, bodies straight from the entries.
+func (fc *fastConn) flush() error {
+	fp := fc.fp
+	now := time.Now()
+	if fc.wd.IsZero() || fc.wd.Before(now.Add(fp.cfg.WriteTimeout-deadlineSlack)) {
+		fc.wd = now.Add(fp.cfg.WriteTimeout)
+		fc.Conn.SetWriteDeadline(fc.wd) //nolint:errcheck // a failed write reports it
+	}
+	bufs := fc.bufs[:0]
+	start := 0
+	for _, sg := range fc.segs {
+		bufs = append(bufs, fc.out[start:sg.headEnd])
+		if len(sg.body) > 0 {
+			bufs = append(bufs, sg.body)
+		}
+		start = sg.headEnd
+	}
+	fc.bufs = bufs
+	_, err := bufs.WriteTo(fc.Conn)
+	clear(fc.bufs[:cap(fc.bufs)]) // keep no entry's body alive
+	fc.out, fc.segs = fc.out[:0], fc.segs[:0]
+	if cap(fc.out) > fastBufSize {
+		fc.out = nil // a long pipelined batch does not stay with the connection
+	}
+	return err
 }
 
 // readDeadline sets the deadline of the next read: net/http's own until a
@@ -325,7 +356,7 @@ func (fc *fastConn) readDeadline() {
 // restarts now if the fast path answered requests since net/http set it.
 func (fc *fastConn) handOver() {
 	fc.handed = true
-	fc.out = nil
+	fc.out, fc.segs, fc.bufs = nil, nil, nil
 	if fc.r == fc.w {
 		fc.buf, fc.r, fc.w = nil, 0, 0
 	}
@@ -334,9 +365,10 @@ func (fc *fastConn) handOver() {
 	}
 }
 
-// respond appends the response to req to out, or reports false when
-// net/http must answer it: no fresh entry under its key.
-func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte, bool) {
+// respond appends the head of the response to req to out and returns its
+// body, or reports false when net/http must answer it: no fresh entry under
+// its key.
+func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte, []byte, bool) {
 	start := time.Now()
 	c := fp.c
 	sh := &c.shards[maphash.Bytes(c.seed, req.key)%shardCount]
@@ -344,12 +376,12 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 	e := sh.m[string(req.key)]
 	sh.mu.RUnlock()
 	if e == nil {
-		return out, false
+		return out, nil, false
 	}
 	now := c.now()
 	if now.Sub(e.stored) >= c.ttl {
 		// Stale: the middleware serves it and starts the refresh.
-		return out, false
+		return out, nil, false
 	}
 	sh.hits.Add(1)
 	c.fastHits.Add(1)
@@ -381,15 +413,14 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 	out = append(out, "\r\n"...)
 	out = append(out, fp.dateLine(start)...)
 	out = append(out, "\r\n"...)
-	bodyLen := 0
+	var body []byte
 	if !req.head && status != http.StatusNotModified {
-		out = append(out, e.body...)
-		bodyLen = len(e.body)
+		body = e.body
 	}
 	if fp.cfg.Observe != nil || fp.cfg.Log != nil {
-		fp.report(req, e, status, bodyLen, string(id), fc, start)
+		fp.report(req, e, status, len(body), string(id), fc, start)
 	}
-	return out, true
+	return out, body, true
 }
 
 // report tells cfg.Observe and cfg.Log of one fast response.

@@ -272,6 +272,24 @@ func TestFastPipelining(t *testing.T) {
 	}
 }
 
+// TestFastPipelinedRest: a request cut after pipelined hits is finished by
+// later bytes, within the header timeout counted from its first bytes.
+func TestFastPipelinedRest(t *testing.T) {
+	s := newStack(t, true, Config{}, FastConfig{})
+	s.warm(t, "/p/a")
+	c := s.dial(t)
+	c.send(get("/p/a") + get("/p/a") + "GET /p/a HTTP/1.1\r\nHo")
+	c.read("GET")
+	c.read("GET")
+	c.send("st: a\r\n\r\n")
+	if resp, body := c.read("GET"); resp.StatusCode != 200 || body != "<h1>product</h1> /p/a" {
+		t.Fatalf("finished request: %d %q", resp.StatusCode, body)
+	}
+	if got := s.c.Stats().Fast; got != 3 {
+		t.Errorf("fast hits = %d, want 3", got)
+	}
+}
+
 // TestFastNoPersonalPages: requests with a session cookie or credentials,
 // and personal routes, never get a fast response, on a connection of their
 // own or after fast hits on the same one.
