@@ -352,16 +352,21 @@ func (fc *fastConn) readDeadline() {
 	fc.Conn.SetReadDeadline(want) //nolint:errcheck // the read reports it
 }
 
-// handOver gives the connection to net/http for good. Its header timeout
-// restarts now if the fast path answered requests since net/http set it.
+// handOver gives the connection to net/http for good. If the fast path
+// answered requests since net/http set its read deadline, the header
+// timeout restarts now.
 func (fc *fastConn) handOver() {
 	fc.handed = true
 	fc.out, fc.segs, fc.bufs = nil, nil, nil
 	if fc.r == fc.w {
 		fc.buf, fc.r, fc.w = nil, 0, 0
 	}
-	if fc.served && !fc.httpRD.IsZero() {
-		fc.Conn.SetReadDeadline(time.Now().Add(fc.fp.cfg.ReadHeaderTimeout)) //nolint:errcheck // the read reports it
+	if fc.served {
+		t := fc.httpRD // none, if net/http wants none
+		if !t.IsZero() {
+			t = time.Now().Add(fc.fp.cfg.ReadHeaderTimeout)
+		}
+		fc.Conn.SetReadDeadline(t) //nolint:errcheck // the read reports it
 	}
 }
 
