@@ -76,7 +76,7 @@ type Config struct {
 // Stats is a snapshot of cache counters.
 type Stats struct {
 	Hits      uint64 // fresh entries served, by the middleware or the fast path
-	Fast      uint64 // fresh entries served by the fast path (see FastListener)
+	Fast      uint64 // fresh and stale entries served by the fast path (see FastListener)
 	Misses    uint64 // requests that waited for a fill
 	Stale     uint64 // stale entries served while a refresh runs
 	Bypass    uint64 // requests not eligible for caching (method, Config.Bypass)

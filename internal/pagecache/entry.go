@@ -34,6 +34,11 @@ type entry struct {
 	// fast holds the response heads the fast path writes, built on its
 	// first hit.
 	fast atomic.Pointer[fastRendered]
+	// handler and refill re-render the entry when the fast path serves it
+	// stale: the handler that rendered it and the request it was rendered
+	// for, without headers (see refillRequest).
+	handler http.Handler
+	refill  *http.Request
 
 	prev, next *entry // LRU list, guarded by Cache.mu
 }

@@ -70,10 +70,17 @@ type fastDate struct {
 	line []byte
 }
 
-// fastRendered is an entry's response head without the per-response
-// header lines (Age, X-Request-Id, Date) and the blank line.
+// fastRendered is an entry's response heads without the per-response
+// header lines (Age, X-Request-Id, Date) and the blank line, as a hit and
+// as a stale response.
 type fastRendered struct {
-	fp          *fastPath
+	fp         *fastPath
+	hit, stale fastHeads
+}
+
+// fastHeads are the heads of a full and of a 304 response.
+type fastHeads struct {
+	xcache      string
 	full        []byte
 	notModified []byte
 }
@@ -384,11 +391,18 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 		return out, nil, false
 	}
 	now := c.now()
-	if now.Sub(e.stored) >= c.ttl {
-		// Stale: the middleware serves it and starts the refresh.
-		return out, nil, false
+	age := now.Sub(e.stored)
+	stale := age >= c.ttl
+	if stale {
+		if age >= c.ttl+c.swr || e.refill == nil {
+			return out, nil, false // expired: a miss, for the middleware
+		}
+		// As the middleware does: serve it while one refresh runs.
+		sh.stale.Add(1)
+		c.maybeRefresh(e.refill, e.key, e, now, e.handler)
+	} else {
+		sh.hits.Add(1)
 	}
-	sh.hits.Add(1)
 	c.fastHits.Add(1)
 	if !e.referenced.Load() {
 		e.referenced.Store(true)
@@ -399,10 +413,14 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 		e.fast.Store(fr)
 	}
 	status := e.status
-	head := fr.full
+	v := &fr.hit
+	if stale {
+		v = &fr.stale
+	}
+	head := v.full
 	if len(req.inm) > 0 && e.status == http.StatusOK && matchesNoneMatch(req.inm, e.etag) {
 		status = http.StatusNotModified
-		head = fr.notModified
+		head = v.notModified
 	}
 	out = append(out, head...)
 	out = append(out, "Age: "...)
@@ -423,13 +441,13 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 		body = e.body
 	}
 	if fp.cfg.Observe != nil || fp.cfg.Log != nil {
-		fp.report(req, e, status, len(body), string(id), fc, start)
+		fp.report(req, e, status, len(body), v.xcache, string(id), fc, start)
 	}
 	return out, body, true
 }
 
 // report tells cfg.Observe and cfg.Log of one fast response.
-func (fp *fastPath) report(req *fastRequest, e *entry, status, bytes int, id string, fc *fastConn, start time.Time) {
+func (fp *fastPath) report(req *fastRequest, e *entry, status, bytes int, cache, id string, fc *fastConn, start time.Time) {
 	method := http.MethodGet
 	if req.head {
 		method = http.MethodHead
@@ -447,7 +465,7 @@ func (fp *fastPath) report(req *fastRequest, e *entry, status, bytes int, id str
 		fp.cfg.Log.LogAttrs(context.Background(), slog.LevelInfo, "request",
 			slog.String("method", method), slog.String("path", path), slog.String("route", route),
 			slog.Int("status", status), slog.Int64("bytes", int64(bytes)),
-			slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("cache", "HIT"),
+			slog.Float64("duration_ms", float64(d.Microseconds())/1000), slog.String("cache", cache),
 			slog.String("remote", fc.RemoteAddr().String()), slog.String("request_id", id), slog.Bool("fast", true))
 	}
 }
@@ -491,6 +509,10 @@ func (fp *fastPath) dateLine(now time.Time) []byte {
 // the status line, then the header fields sorted by name. Age, X-Request-Id
 // and Date follow per response.
 func (fp *fastPath) render(e *entry) *fastRendered {
+	return &fastRendered{fp: fp, hit: fp.heads(e, xHit), stale: fp.heads(e, xStale)}
+}
+
+func (fp *fastPath) heads(e *entry, xcache []string) fastHeads {
 	full := http.Header{}
 	for _, f := range e.header {
 		full[f.name] = f.vals
@@ -504,13 +526,13 @@ func (fp *fastPath) render(e *entry) *fastRendered {
 		nm[name] = vals
 	}
 	for _, h := range []http.Header{full, nm} {
-		h["X-Cache"] = xHit
+		h["X-Cache"] = xcache
 		delete(h, "Age")
 		delete(h, "X-Request-Id")
 		delete(h, "Date")
 	}
-	return &fastRendered{
-		fp:          fp,
+	return fastHeads{
+		xcache:      xcache[0],
 		full:        appendHeaderLines(appendStatusLine(nil, e.status), full),
 		notModified: appendHeaderLines(appendStatusLine(nil, http.StatusNotModified), nm),
 	}

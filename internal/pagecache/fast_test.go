@@ -403,30 +403,139 @@ func TestFastSlowClients(t *testing.T) {
 	}
 }
 
-// TestFastStale: a stale entry goes through the middleware, which serves it
-// and refreshes it; Off sends requests to net/http.
+// TestFastSlowReader: a client that sends requests but does not read the
+// responses has its connection closed after the write timeout.
+func TestFastSlowReader(t *testing.T) {
+	c := New(Config{})
+	p := newPage(strings.Repeat("x", 64<<10), "t")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln = c.FastListener(ln, FastConfig{WriteTimeout: 100 * time.Millisecond})
+	closed := make(chan struct{}, 8)
+	srv := &http.Server{Handler: c.Middleware(p), ConnState: func(_ net.Conn, st http.ConnState) {
+		if st == http.StateClosed {
+			closed <- struct{}{}
+		}
+	}}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	s := &stack{c: c, addr: ln.Addr().String()}
+	s.warm(t, "/a")
+	<-closed // the warm-up connection
+	nc, err := net.DialTCP("tcp", nil, ln.Addr().(*net.TCPAddr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	nc.SetReadBuffer(4096)
+	nc.SetDeadline(time.Now().Add(10 * time.Second))
+	go func() {
+		// About 100 requests fill the fast path's buffer, and their 6 MiB
+		// of responses the socket buffers.
+		for range 1000 {
+			if _, err := io.WriteString(nc, get("/a")); err != nil {
+				return
+			}
+		}
+	}()
+	select {
+	case <-closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("connection of a client that does not read still open after 10s")
+	}
+	if c.Stats().Fast == 0 {
+		t.Error("no fast hits")
+	}
+}
+
+// TestFastStaleAndOff: a stale entry is served by the fast path as the
+// middleware serves it (X-Cache: STALE) while one refresh renders the page
+// again, with no visitor's headers; Off sends requests to net/http.
 func TestFastStaleAndOff(t *testing.T) {
 	clk := newClock()
 	var off atomic.Bool
 	s := newStack(t, true, Config{TTL: time.Minute, StaleWhileRevalidate: time.Hour, Now: clk.Now},
 		FastConfig{Off: off.Load})
 	s.warm(t, "/p/a")
+	s.page.set(func(p *page) { p.body = "<h1>new</h1>" })
 	clk.Advance(2 * time.Minute)
 	c := s.dial(t)
-	c.send(get("/p/a"))
+	c.send(get("/p/a", "Cookie: x=1\r\n"))
 	if resp, _ := c.read("GET"); resp.Header.Get("X-Cache") != "STALE" {
-		t.Errorf("stale entry: X-Cache %q", resp.Header.Get("X-Cache"))
+		t.Errorf("stale entry through net/http: X-Cache %q", resp.Header.Get("X-Cache"))
 	}
-	if got := s.c.Stats().Fast; got != 0 {
-		t.Errorf("fast hits = %d, want 0", got)
-	}
-	off.Store(true)
+	// The middleware started the refresh: wait for the new page.
+	deadline := time.Now().Add(10 * time.Second)
 	c = s.dial(t)
-	c.send(get("/search?q=x"))
+	for {
+		c.send(get("/p/a"))
+		resp, body := c.read("GET")
+		if resp.Header.Get("X-Cache") == "HIT" {
+			if body != "<h1>new</h1> /p/a" {
+				t.Fatalf("refreshed page: %q", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("page not refreshed after 10s")
+		}
+	}
+	fast := s.c.Stats().Fast
+	renders := s.page.count("/p/a")
+	s.page.set(func(p *page) { p.body = "<h1>newer</h1>" })
+	clk.Advance(2 * time.Minute)
+	c = s.dial(t)
+	c.send(get("/p/a"))
+	resp, body := c.read("GET")
+	if resp.Header.Get("X-Cache") != "STALE" || body != "<h1>new</h1> /p/a" {
+		t.Errorf("stale entry on the fast path: X-Cache %q, %q", resp.Header.Get("X-Cache"), body)
+	}
+	if got := s.c.Stats().Fast - fast; got != 1 {
+		t.Errorf("fast responses = %d, want 1", got)
+	}
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		c.send(get("/p/a"))
+		resp, body := c.read("GET")
+		if resp.Header.Get("X-Cache") == "HIT" {
+			if body != "<h1>newer</h1> /p/a" {
+				t.Fatalf("page refreshed by the fast path: %q", body)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("page not refreshed by the fast path after 10s")
+		}
+	}
+	if got := s.page.count("/p/a") - renders; got != 1 {
+		t.Errorf("%d renders for the stale page, want one refresh", got)
+	}
+	var cookie string
+	s.page.set(func(p *page) { cookie = p.cookie })
+	if cookie != "" {
+		t.Errorf("the fast path's refresh carried the Cookie %q of the request that filled the entry", cookie)
+	}
+	// Past stale-while-revalidate the entry is a miss, for net/http.
+	clk.Advance(2 * time.Hour)
+	fast = s.c.Stats().Fast
+	c.send(get("/p/a"))
+	if resp, _ := c.read("GET"); resp.Header.Get("X-Cache") != "MISS" {
+		t.Errorf("expired entry: X-Cache %q", resp.Header.Get("X-Cache"))
+	}
+	if got := s.c.Stats().Fast - fast; got != 0 {
+		t.Errorf("fast responses for an expired entry = %d", got)
+	}
+
+	off.Store(true)
+	fast = s.c.Stats().Fast
+	c = s.dial(t)
+	c.send(get("/p/a"))
 	c.read("GET")
-	c.send(get("/search?q=x"))
+	c.send(get("/p/a"))
 	c.read("GET")
-	if got := s.c.Stats().Fast; got != 0 {
+	if got := s.c.Stats().Fast - fast; got != 0 {
 		t.Errorf("fast hits while off = %d, want 0", got)
 	}
 }
