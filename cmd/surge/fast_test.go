@@ -50,4 +50,3 @@ func TestServeFastHits(t *testing.T) {
 		}
 	}
 }
-
