@@ -124,14 +124,17 @@ type Cache struct {
 	tagPurged map[string]uint64
 	pruneAt   int // size of tagPurged that triggers the next prune
 
-	misses    atomic.Uint64
-	fastHits  atomic.Uint64
-	bypassed  atomic.Uint64
-	fills     atomic.Uint64
-	evictions atomic.Uint64
-	purged    atomic.Uint64
-	entriesN  atomic.Int64
-	bytesN    atomic.Int64
+	misses   atomic.Uint64
+	fastHits atomic.Uint64
+	// fastHeadBytes is what a FastListener adds to the rendered heads of an
+	// entry beyond its own header fields; zero without one.
+	fastHeadBytes atomic.Int64
+	bypassed      atomic.Uint64
+	fills         atomic.Uint64
+	evictions     atomic.Uint64
+	purged        atomic.Uint64
+	entriesN      atomic.Int64
+	bytesN        atomic.Int64
 }
 
 // shard holds part of the key -> entry index. Its counters live beside it

@@ -140,6 +140,18 @@ func (c *Cache) newEntry(key string, status int, h http.Header, body []byte, tag
 	add("Etag", []string{e.etag})
 	add("Cache-Control", c.cacheControl)
 	add("Surrogate-Control", c.surrogateControl)
+	if extra := c.fastHeadBytes.Load(); extra > 0 {
+		// The fast path's two rendered heads (full and 304), each about
+		// the header fields again.
+		fields := int64(0)
+		for _, f := range e.header {
+			fields += int64(len(f.name)) + 4
+			for _, v := range f.vals {
+				fields += int64(len(v))
+			}
+		}
+		size += 2 * (fields + extra)
+	}
 	e.size = size
 	return e
 }

@@ -1,6 +1,7 @@
 package pagecache
 
 import (
+	"bytes"
 	"context"
 	"hash/maphash"
 	"log/slog"
@@ -21,6 +22,11 @@ const (
 	defaultFastIdleTimeout   = 120 * time.Second
 	defaultFastWriteTimeout  = 60 * time.Second
 )
+
+// fastHeadOverhead approximates what a rendered head holds beyond the
+// entry's and the configured header fields: status line, X-Cache, field
+// separators.
+const fastHeadOverhead = 128
 
 // fastBufSize bounds the header of a request the fast path reads itself. A
 // bigger one is handed to net/http, which has its own, larger limit.
@@ -70,19 +76,26 @@ type fastDate struct {
 	line []byte
 }
 
-// fastRendered is an entry's response heads without the per-response
-// header lines (Age, X-Request-Id, Date) and the blank line, as a hit and
-// as a stale response.
+// fastRendered is an entry's response heads, full and 304, without the
+// per-response header lines (Age, X-Request-Id, Date) and the blank line.
 type fastRendered struct {
-	fp         *fastPath
-	hit, stale fastHeads
+	fp                *fastPath
+	full, notModified fastHead
 }
 
-// fastHeads are the heads of a full and of a 304 response.
-type fastHeads struct {
-	xcache      string
-	full        []byte
-	notModified []byte
+// fastHead is a response head with the X-Cache line cut out at at, where
+// HIT or STALE goes.
+type fastHead struct {
+	b  []byte
+	at int
+}
+
+func (h *fastHead) append(out []byte, xcache string) []byte {
+	out = append(out, h.b[:h.at]...)
+	out = append(out, "X-Cache: "...)
+	out = append(out, xcache...)
+	out = append(out, "\r\n"...)
+	return append(out, h.b[h.at:]...)
 }
 
 // FastListener wraps ln so that its connections answer fresh cache hits
@@ -112,6 +125,8 @@ func (c *Cache) FastListener(ln net.Listener, cfg FastConfig) net.Listener {
 	}
 	fp := &fastPath{c: c, cfg: cfg}
 	fp.headers = appendHeaderLines(nil, cfg.Header)
+	// Entries stored from now on count the heads the fast path renders.
+	c.fastHeadBytes.Store(int64(len(fp.headers)) + fastHeadOverhead)
 	return &fastListener{Listener: ln, fp: fp}
 }
 
@@ -413,16 +428,16 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 		e.fast.Store(fr)
 	}
 	status := e.status
-	v := &fr.hit
+	xcache := xHit[0]
 	if stale {
-		v = &fr.stale
+		xcache = xStale[0]
 	}
-	head := v.full
+	head := &fr.full
 	if len(req.inm) > 0 && e.status == http.StatusOK && matchesNoneMatch(req.inm, e.etag) {
 		status = http.StatusNotModified
-		head = v.notModified
+		head = &fr.notModified
 	}
-	out = append(out, head...)
+	out = head.append(out, xcache)
 	out = append(out, "Age: "...)
 	out = strconv.AppendInt(out, max(int64(now.Sub(e.stored)/time.Second), 0), 10)
 	out = append(out, "\r\nX-Request-Id: "...)
@@ -441,7 +456,7 @@ func (fp *fastPath) respond(out []byte, req *fastRequest, fc *fastConn) ([]byte,
 		body = e.body
 	}
 	if fp.cfg.Observe != nil || fp.cfg.Log != nil {
-		fp.report(req, e, status, len(body), v.xcache, string(id), fc, start)
+		fp.report(req, e, status, len(body), xcache, string(id), fc, start)
 	}
 	return out, body, true
 }
@@ -509,10 +524,6 @@ func (fp *fastPath) dateLine(now time.Time) []byte {
 // the status line, then the header fields sorted by name. Age, X-Request-Id
 // and Date follow per response.
 func (fp *fastPath) render(e *entry) *fastRendered {
-	return &fastRendered{fp: fp, hit: fp.heads(e, xHit), stale: fp.heads(e, xStale)}
-}
-
-func (fp *fastPath) heads(e *entry, xcache []string) fastHeads {
 	full := http.Header{}
 	for _, f := range e.header {
 		full[f.name] = f.vals
@@ -525,17 +536,24 @@ func (fp *fastPath) heads(e *entry, xcache []string) fastHeads {
 		full[name] = vals
 		nm[name] = vals
 	}
-	for _, h := range []http.Header{full, nm} {
-		h["X-Cache"] = xcache
-		delete(h, "Age")
-		delete(h, "X-Request-Id")
-		delete(h, "Date")
+	return &fastRendered{
+		fp:          fp,
+		full:        headOf(e.status, full),
+		notModified: headOf(http.StatusNotModified, nm),
 	}
-	return fastHeads{
-		xcache:      xcache[0],
-		full:        appendHeaderLines(appendStatusLine(nil, e.status), full),
-		notModified: appendHeaderLines(appendStatusLine(nil, http.StatusNotModified), nm),
-	}
+}
+
+// xcacheMark stands for the X-Cache line while a head is rendered.
+const xcacheMark = "X-Cache: \x00\r\n"
+
+func headOf(status int, h http.Header) fastHead {
+	h["X-Cache"] = []string{"\x00"}
+	delete(h, "Age")
+	delete(h, "X-Request-Id")
+	delete(h, "Date")
+	b := appendHeaderLines(appendStatusLine(nil, status), h)
+	at := bytes.Index(b, []byte(xcacheMark))
+	return fastHead{b: append(b[:at:at], b[at+len(xcacheMark):]...), at: at}
 }
 
 func appendStatusLine(b []byte, status int) []byte {

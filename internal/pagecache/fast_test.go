@@ -624,3 +624,32 @@ func FuzzParseFast(f *testing.F) {
 		}
 	})
 }
+
+// TestFastHeadsCounted: with a fast path, an entry's size counts the two
+// response heads it renders, so MaxBytes still bounds the memory.
+func TestFastHeadsCounted(t *testing.T) {
+	var sizes [2]int64
+	for i, fast := range []bool{false, true} {
+		c := New(Config{})
+		if fast {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c.FastListener(ln, FastConfig{Header: testSecurity})
+		}
+		if err := c.Warm(context.Background(), newPage("body", "t"), "/a"); err != nil {
+			t.Fatal(err)
+		}
+		sizes[i] = c.Stats().Bytes
+	}
+	c := New(Config{})
+	c.Warm(context.Background(), newPage("body", "t"), "/a")
+	e, _ := c.lookup("/a")
+	fp := &fastPath{c: c, cfg: FastConfig{Header: testSecurity}}
+	r := fp.render(e)
+	if heads := int64(len(r.full.b) + len(r.notModified.b)); sizes[1]-sizes[0] < heads {
+		t.Errorf("fast path adds %d bytes to the entry's size, its heads take %d", sizes[1]-sizes[0], heads)
+	}
+}
