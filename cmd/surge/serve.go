@@ -353,6 +353,7 @@ func (cfg *serveConfig) bind(f *pflag.FlagSet, getenv func(string) string) {
 	f.Int64Var(&cfg.PageCacheBytes, "page-cache-bytes", d.PageCacheBytes, "memory bound of the full-page cache in bytes")
 	f.DurationVar(&cfg.PageCacheTTL, "page-cache-ttl", d.PageCacheTTL, "how long a cached page is fresh")
 	f.DurationVar(&cfg.PageCacheSWR, "page-cache-swr", d.PageCacheSWR, "how long a stale page may be served while it is refreshed")
+	f.BoolVar(&cfg.FastHits, "fast-hits", d.FastHits, "answer fresh page-cache hits of anonymous visitors on kept-alive HTTP/1.1 connections before the HTTP server's handler chain (off with --rate-per-client or tracing)")
 	f.IntVar(&cfg.ObjectCache, "object-cache-size", d.ObjectCache, "products held in the object cache")
 	f.StringVar(&cfg.LogLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&cfg.LogFormat, "log-format", "json", "json or text")
@@ -544,7 +545,9 @@ func serve(ctx context.Context, cfg serveConfig, stdout, stderr io.Writer) error
 		if err != nil {
 			return fmt.Errorf("public listener: %w", err)
 		}
-		ln = admission.LimitListener(ln, cfg.MaxConns)
+		// The fast path sits under the connection limit, on the TCP
+		// connections themselves, so that its writes are one writev.
+		ln = admission.LimitListener(sh.Listener(ln), cfg.MaxConns)
 		srv = &http.Server{
 			Handler:           sh.Handler,
 			ReadHeaderTimeout: 5 * time.Second,

@@ -75,7 +75,8 @@ type Config struct {
 
 // Stats is a snapshot of cache counters.
 type Stats struct {
-	Hits      uint64 // fresh entries served
+	Hits      uint64 // fresh entries served, by the middleware or the fast path
+	Fast      uint64 // fresh and stale entries served by the fast path (see FastListener)
 	Misses    uint64 // requests that waited for a fill
 	Stale     uint64 // stale entries served while a refresh runs
 	Bypass    uint64 // requests not eligible for caching (method, Config.Bypass)
@@ -123,13 +124,17 @@ type Cache struct {
 	tagPurged map[string]uint64
 	pruneAt   int // size of tagPurged that triggers the next prune
 
-	misses    atomic.Uint64
-	bypassed  atomic.Uint64
-	fills     atomic.Uint64
-	evictions atomic.Uint64
-	purged    atomic.Uint64
-	entriesN  atomic.Int64
-	bytesN    atomic.Int64
+	misses   atomic.Uint64
+	fastHits atomic.Uint64
+	// fastHeadBytes is what a FastListener adds to the rendered heads of an
+	// entry beyond its own header fields; zero without one.
+	fastHeadBytes atomic.Int64
+	bypassed      atomic.Uint64
+	fills         atomic.Uint64
+	evictions     atomic.Uint64
+	purged        atomic.Uint64
+	entriesN      atomic.Int64
+	bytesN        atomic.Int64
 }
 
 // shard holds part of the key -> entry index. Its counters live beside it
@@ -388,6 +393,7 @@ func (c *Cache) PurgeAll() int {
 func (c *Cache) Stats() Stats {
 	s := Stats{
 		Misses:    c.misses.Load(),
+		Fast:      c.fastHits.Load(),
 		Bypass:    c.bypassed.Load(),
 		Fills:     c.fills.Load(),
 		Evictions: c.evictions.Load(),

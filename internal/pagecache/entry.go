@@ -28,6 +28,17 @@ type entry struct {
 	// nextRefresh (unix nanoseconds) gates background refreshes of a stale
 	// entry: only the request that moves it forward starts one.
 	nextRefresh atomic.Int64
+	// route is the ServeMux pattern the page was rendered for, for the
+	// metrics of fast responses; set by the first request that knows it.
+	route atomic.Pointer[string]
+	// fast holds the response heads the fast path writes, built on its
+	// first hit.
+	fast atomic.Pointer[fastRendered]
+	// handler and refill re-render the entry when the fast path serves it
+	// stale: the handler that rendered it and the request it was rendered
+	// for, without headers (see refillRequest).
+	handler http.Handler
+	refill  *http.Request
 
 	prev, next *entry // LRU list, guarded by Cache.mu
 }
@@ -129,6 +140,18 @@ func (c *Cache) newEntry(key string, status int, h http.Header, body []byte, tag
 	add("Etag", []string{e.etag})
 	add("Cache-Control", c.cacheControl)
 	add("Surrogate-Control", c.surrogateControl)
+	if extra := c.fastHeadBytes.Load(); extra > 0 {
+		// The fast path's two rendered heads (full and 304), each about
+		// the header fields again.
+		fields := int64(0)
+		for _, f := range e.header {
+			fields += int64(len(f.name)) + 4
+			for _, v := range f.vals {
+				fields += int64(len(v))
+			}
+		}
+		size += 2 * (fields + extra)
+	}
 	e.size = size
 	return e
 }

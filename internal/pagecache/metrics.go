@@ -24,6 +24,7 @@ func (c *Cache) Register(reg prometheus.Registerer) error {
 		counter(reqName, reqHelp, prometheus.Labels{"result": "miss"}, c.misses.Load),
 		counter(reqName, reqHelp, prometheus.Labels{"result": "stale"}, func() uint64 { return c.Stats().Stale }),
 		counter(reqName, reqHelp, prometheus.Labels{"result": "bypass"}, c.bypassed.Load),
+		counter("surge_page_cache_fast_hits_total", "Hits answered by the fast path before net/http (counted in the hit requests too).", nil, c.fastHits.Load),
 		counter("surge_page_cache_evictions_total", "Entries evicted to stay within the byte bound.", nil, c.evictions.Load),
 		counter("surge_page_cache_purged_entries_total", "Entries removed by tag purges and purge-all.", nil, c.purged.Load),
 		counter("surge_page_cache_fills_total", "Renders of the wrapped handler started by the cache.", nil, c.fills.Load),

@@ -50,6 +50,10 @@ func (c *Cache) Middleware(next http.Handler) http.Handler {
 				if !e.referenced.Load() {
 					e.referenced.Store(true)
 				}
+				if r.Pattern != "" && e.route.Load() == nil {
+					p := r.Pattern
+					e.route.Store(&p)
+				}
 				c.serveEntry(w, r, e, xHit, now)
 				return
 			}
@@ -315,6 +319,20 @@ func (c *Cache) fillRequest(r *http.Request) (*http.Request, context.CancelFunc)
 	return req, cancel
 }
 
+// refillOverhead approximates the memory of an entry's refill request.
+const refillOverhead = 512
+
+// refillRequest is what the fast path refreshes a stale entry with: the
+// fill's request (method, URL, route and path values) without its headers
+// and context, so that no visitor's cookie or request is kept with the
+// entry. The pages cached are the same for everybody.
+func refillRequest(req *http.Request) *http.Request {
+	r := req.Clone(context.Background())
+	r.Header = http.Header{}
+	r.Host, r.RemoteAddr, r.RequestURI = "", "", ""
+	return r
+}
+
 // fill renders key through next and stores the result if it may be cached.
 // If RenderTimeout passes first, waiters get a 504 and the flight is dropped
 // so that later requests try again; the late result is then not stored,
@@ -344,6 +362,13 @@ func (c *Cache) fill(f *flight, req *http.Request, cancel context.CancelFunc, ke
 	res := &result{status: status, header: header, body: body}
 	if tags, ok := cacheable(status, header); ok {
 		res.entry = c.newEntry(key, status, header, body, tags, c.now())
+		if req.Pattern != "" {
+			p := req.Pattern
+			res.entry.route.Store(&p)
+		}
+		res.entry.handler = next
+		res.entry.refill = refillRequest(req)
+		res.entry.size += refillOverhead
 	}
 	// Storing and dropping the flight happen under one lock so that a purge
 	// cannot slip in between and go unnoticed.

@@ -47,6 +47,7 @@ type page struct {
 	block   chan struct{} // when non-nil, renders wait for it to close
 	started chan string   // when non-nil, receives the path as a render starts
 	renders map[string]int
+	cookie  string // Cookie header of the last render
 }
 
 func newPage(body, tags string) *page {
@@ -68,6 +69,7 @@ func (p *page) count(path string) int {
 func (p *page) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.mu.Lock()
 	p.renders[r.URL.Path]++
+	p.cookie = r.Header.Get("Cookie")
 	body, tags, status, header, block, started := p.body, p.tags, p.status, p.header, p.block, p.started
 	p.mu.Unlock()
 	if started != nil {

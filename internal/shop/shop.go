@@ -84,7 +84,12 @@ type Config struct {
 	PageCacheBytes int64
 	PageCacheTTL   time.Duration
 	PageCacheSWR   time.Duration
-	ObjectCache    int
+	// FastHits answers the page cache's fresh hits for anonymous visitors
+	// on the connection, before net/http (see pagecache.FastListener and
+	// Shop.Listener). It stays off with a per-client rate limit or a
+	// tracer, which every request must pass through.
+	FastHits    bool
+	ObjectCache int
 
 	AdminToken string
 	AccessLog  bool
@@ -176,7 +181,7 @@ type Config struct {
 func Defaults() Config {
 	return Config{Role: RoleAll, DataDir: "./data", ShopName: "Surge Demo Shop", Currency: "USD",
 		MaxReplicaLag: 5 * time.Second, RedisPrefix: "surge:", NATSReplicas: 1,
-		PageCache: true, PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
+		PageCache: true, FastHits: true, PageCacheBytes: 128 << 20, PageCacheTTL: time.Minute, PageCacheSWR: 10 * time.Minute, ObjectCache: 20000,
 		AccessLog: true, ShippingFlat: 495, FreeShippingOver: 7500, ReservationTTL: 10 * time.Minute,
 		SQLiteSynchronous: sqlitestore.SyncFull, CookieSecure: storefront.CookieSecureAuto, PaymentProvider: ProviderSimulated, SMTP: mail.SMTPConfig{From: "shop@localhost"},
 		SweepEvery: 5 * time.Second, ClaimLease: 2 * time.Minute, AckWait: 30 * time.Second, OutboxMaxLag: time.Minute,
@@ -227,6 +232,8 @@ type Shop struct {
 	Standby *waitroom.Standby
 	// Admission is nil when overload protection is off.
 	Admission *admission.Admission
+	// fast configures the page cache's fast path; nil when it is off.
+	fast *pagecache.FastConfig
 	// Redis is nil unless the shop shares state through Redis.
 	Redis   *redisstore.Client
 	purger  *redisstore.Purger
@@ -495,6 +502,9 @@ func (s *Shop) assemble(cfg Config, log *slog.Logger, reg prometheus.Registerer)
 		}
 		s.Admission = adm
 		deps.Admit = adm.Wrap
+	}
+	if s.Cache != nil && cfg.FastHits && cfg.AdmissionConfig.PerClient.PerSecond <= 0 && cfg.Tracer == nil {
+		s.fast = s.fastConfig(cfg, log, metrics)
 	}
 	s.Handler, err = storefront.NewServer(deps)
 	if err == nil && len(cfg.DBReplicaURLs) > 0 {

@@ -149,10 +149,23 @@ func fetch(client *http.Client, u string) string {
 	return fmt.Sprintf("%d/%s", resp.StatusCode, xc)
 }
 
+// getJSON GETs u into v. A 503 (admission control shedding on a busy
+// machine) is retried a few times after a pause, so that one refusal does
+// not end the walk.
 func getJSON(client *http.Client, u string, v any) error {
-	resp, err := client.Get(u)
-	if err != nil {
-		return err
+	var resp *http.Response
+	for attempt := 1; ; attempt++ {
+		var err error
+		resp, err = client.Get(u)
+		if err != nil {
+			return err
+		}
+		if resp.StatusCode != http.StatusServiceUnavailable || attempt == 10 {
+			break
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		time.Sleep(time.Duration(attempt) * 100 * time.Millisecond)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
