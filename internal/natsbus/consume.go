@@ -133,14 +133,15 @@ func IsPermanent(err error) bool {
 
 // consumer is a running Consumer.
 type consumer struct {
-	bus    *Bus
-	cfg    Consumer
-	jc     jetstream.Consumer
-	log    *slog.Logger
-	ctx    context.Context // cancelled by stop; parent of every handler's ctx
-	cancel context.CancelFunc
-	pulled chan struct{} // closed when the consumer has stopped pulling for good
-	done   chan struct{} // closed when pulling and all handlers have returned
+	bus      *Bus
+	cfg      Consumer
+	jc       jetstream.Consumer
+	retiring bool // see Retire: looked up, never created
+	log      *slog.Logger
+	ctx      context.Context // cancelled by stop; parent of every handler's ctx
+	cancel   context.CancelFunc
+	pulled   chan struct{} // closed when the consumer has stopped pulling for good
+	done     chan struct{} // closed when pulling and all handlers have returned
 }
 
 // Consume starts processing messages for c until the returned stop is
@@ -170,16 +171,24 @@ func (b *Bus) Consume(ctx context.Context, c Consumer) (stop func(), err error) 
 		b.log.Warn("consumer not set up yet; retrying in the background", "consumer", c.Name, "err", err)
 		jc = nil
 	}
+	return b.start(ctx, c, jc, false)
+}
+
+// start runs a consumer whose settings are valid; jc is nil when the
+// server does not have it yet. A retiring consumer is never created on
+// the server: it stops once the server no longer has it.
+func (b *Bus) start(ctx context.Context, c Consumer, jc jetstream.Consumer, retiring bool) (stop func(), err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cons := &consumer{
-		bus:    b,
-		cfg:    c,
-		jc:     jc,
-		log:    b.log.With("consumer", c.Name),
-		ctx:    runCtx,
-		cancel: cancel,
-		pulled: make(chan struct{}),
-		done:   make(chan struct{}),
+		bus:      b,
+		cfg:      c,
+		jc:       jc,
+		retiring: retiring,
+		log:      b.log.With("consumer", c.Name),
+		ctx:      runCtx,
+		cancel:   cancel,
+		pulled:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -251,7 +260,15 @@ func (c *consumer) run() {
 	retry := 0
 	for c.ctx.Err() == nil {
 		var err error
-		if c.jc == nil {
+		if c.jc == nil && c.retiring {
+			c.jc, err = c.bus.js.Consumer(c.ctx, c.bus.cfg.Stream, c.cfg.Name)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return // deleted: nothing left to work off
+			}
+			if err != nil {
+				err = fmt.Errorf("look up consumer: %w", err)
+			}
+		} else if c.jc == nil {
 			c.jc, err = c.bus.upsertConsumer(c.ctx, c.cfg)
 			if err != nil {
 				err = fmt.Errorf("create consumer: %w", err)
