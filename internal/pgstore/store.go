@@ -226,6 +226,7 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // maxAttempts bounds how often a transaction that lost a deadlock or a
@@ -238,10 +239,42 @@ const maxAttempts = 8
 // set, not accumulate, what it reports to its caller. After a commit the
 // write's WAL position goes to the context's WriteRecord, if any.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if err := retry(ctx, func() error { return s.runTx(ctx, fn) }); err != nil {
+		return err
+	}
+	s.noteWrite(ctx)
+	return nil
+}
+
+// inBatch sends the batch build returns to the primary in one round trip.
+// The server runs a batch as one implicit transaction: all of it commits
+// or none does, with no BEGIN and COMMIT round trips around it. Like inTx
+// it runs it again (build is called anew) after a deadlock or a
+// serialization failure, and notes the write's WAL position.
+func (s *Store) inBatch(ctx context.Context, build func() *pgx.Batch) error {
+	err := retry(ctx, func() error {
+		// Once sent, the batch may commit whatever happens to the
+		// caller: wait for its outcome, as runTx waits for a COMMIT.
+		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		defer cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return s.primary.SendBatch(done, build()).Close()
+	})
+	if err != nil {
+		return err
+	}
+	s.noteWrite(ctx)
+	return nil
+}
+
+// retry runs fn until it succeeds, fails with an error a new attempt
+// cannot fix, or has failed maxAttempts times.
+func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		err := fn()
 		if err == nil {
-			s.noteWrite(ctx)
 			return nil
 		}
 		if !retryable(err) || attempt == maxAttempts {
