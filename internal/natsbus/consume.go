@@ -313,6 +313,10 @@ const fetchWait = 5 * time.Second
 // AckWait runs, and a stop has nothing to hand back but what arrived during
 // the last fetch.
 func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
+	// backlog: the last fetch came back full, so more messages are
+	// likely waiting; the next fetch then gathers free slots a moment
+	// (see gather).
+	backlog := false
 	for {
 		select {
 		case sem <- struct{}{}:
@@ -320,6 +324,9 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 			return c.ctx.Err()
 		}
 		slots := 1 + acquireFree(sem)
+		if backlog {
+			slots += c.gather(sem, slots)
+		}
 
 		ctx, cancel := context.WithTimeout(c.ctx, fetchWait)
 		batch, err := c.jc.Fetch(slots, jetstream.FetchContext(ctx))
@@ -329,7 +336,9 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		var held []jetstream.Msg
+		asked, got := slots, 0
 		for msg := range batch.Messages() {
+			got++
 			if c.ctx.Err() != nil {
 				held = append(held, msg)
 				continue
@@ -342,6 +351,7 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 		}
 		cancel()
 		release(sem, slots)
+		backlog = got == asked
 		// The fetch has unsubscribed by now, and the server handles one
 		// connection's protocol in order, so these naks cannot be
 		// redelivered into the closed fetch and lost until AckWait.
@@ -353,6 +363,37 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 			return fmt.Errorf("fetch: %w", err)
 		}
 	}
+}
+
+// gatherWait bounds how long a consumer with a backlog waits for more
+// handler slots to come free before it fetches (see gather).
+const gatherWait = 5 * time.Millisecond
+
+// gather waits until half the handler slots are taken for this fetch, or
+// gatherWait has passed, taking those that come free meanwhile; it returns
+// how many more it took. Each fetch is a pull request, which the consumer
+// replicates on a cluster when it arrives and again when it is done: with
+// a backlog, a fetch as soon as one handler finishes would pull one
+// message per request.
+func (c *consumer) gather(sem chan struct{}, have int) int {
+	want := (c.cfg.Concurrency + 1) / 2
+	if have >= want {
+		return 0
+	}
+	t := time.NewTimer(gatherWait)
+	defer t.Stop()
+	n := 0
+	for have+n < want {
+		select {
+		case sem <- struct{}{}:
+			n++
+		case <-t.C:
+			return n
+		case <-c.ctx.Done():
+			return n
+		}
+	}
+	return n
 }
 
 // acquireFree takes every handler slot free right now and returns how many.
@@ -403,12 +444,13 @@ func (c *consumer) handle(msg jetstream.Msg) {
 
 	switch {
 	case herr == nil:
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
-		defer cancel()
-		// Wait for the server to confirm: an ack lost on the wire means a
-		// redelivery, which idempotent handlers absorb, but confirming
-		// keeps duplicates rare.
-		if err := msg.DoubleAck(ctx); err != nil {
+		// A plain ack, not one the server confirms: the confirmation is
+		// one more message per delivery (through the consumer's leader,
+		// after its Raft round) and holds the handler's slot meanwhile,
+		// and a handler could do nothing with a failed one but log it.
+		// An ack lost on the wire means a redelivery after AckWait, which
+		// idempotent handlers absorb.
+		if err := msg.Ack(); err != nil {
 			c.log.Warn("ack", "subject", m.Subject, "id", m.ID, "err", err)
 		}
 		c.bus.metrics.processed.WithLabelValues(c.cfg.Name, "ok").Inc()

@@ -54,6 +54,9 @@ func (b *Bus) Retire(ctx context.Context, c Consumer, check time.Duration) error
 				b.log.Info("retired consumer deleted: its backlog is done", "consumer", c.Name)
 				return nil
 			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
 			b.log.Warn("retired consumer: delete failed; retrying", "consumer", c.Name, "err", err)
 			if !sleepCtx(ctx, check) {
 				return ctx.Err()
