@@ -269,6 +269,60 @@ func (s *Store) inBatch(ctx context.Context, build func() *pgx.Batch) error {
 	return nil
 }
 
+// inTwoTrips runs an explicit transaction in two round trips, for work
+// whose second part depends on what the first read: BEGIN and the first
+// batch in one, then the second batch (built from the first's results)
+// and the COMMIT in the other. Row locks the second part takes are held
+// until a COMMIT already on its way, never across a trip back to the
+// shop. Like inTx it runs everything again after a deadlock or a
+// serialization failure; first and second are called anew each time.
+func (s *Store) inTwoTrips(ctx context.Context, first func(b *pgx.Batch), second func(b *pgx.Batch) error) error {
+	err := retry(ctx, func() error {
+		conn, err := s.primary.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		defer cancel()
+		// Whatever failed, the connection goes back to the pool outside
+		// any transaction (pgxpool would otherwise close it).
+		defer func() {
+			if conn.Conn().PgConn().TxStatus() != 'I' {
+				if _, rerr := conn.Exec(done, "ROLLBACK"); rerr != nil {
+					conn.Conn().Close(done)
+				}
+			}
+		}()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		first(b)
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		b = &pgx.Batch{}
+		if err := second(b); err != nil {
+			return err
+		}
+		b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() != "COMMIT" {
+				// The transaction had failed: PostgreSQL answers a
+				// COMMIT of it with ROLLBACK.
+				return pgx.ErrTxCommitRollback
+			}
+			return nil
+		})
+		// Once the COMMIT is sent, wait for its outcome whatever happens
+		// to the caller, as runTx does.
+		return conn.SendBatch(done, b).Close()
+	})
+	if err != nil {
+		return err
+	}
+	s.noteWrite(ctx)
+	return nil
+}
+
 // retry runs fn until it succeeds, fails with an error a new attempt
 // cannot fix, or has failed maxAttempts times.
 func retry(ctx context.Context, fn func() error) error {
