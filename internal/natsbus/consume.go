@@ -369,14 +369,14 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 // handler slots to come free before it fetches (see gather).
 const gatherWait = 5 * time.Millisecond
 
-// gather waits until half the handler slots are taken for this fetch, or
+// gather waits until every handler slot is taken for this fetch, or
 // gatherWait has passed, taking those that come free meanwhile; it returns
 // how many more it took. Each fetch is a pull request, which the consumer
 // replicates on a cluster when it arrives and again when it is done: with
 // a backlog, a fetch as soon as one handler finishes would pull one
 // message per request.
 func (c *consumer) gather(sem chan struct{}, have int) int {
-	want := (c.cfg.Concurrency + 1) / 2
+	want := c.cfg.Concurrency
 	if have >= want {
 		return 0
 	}
