@@ -31,12 +31,12 @@ func (c *tripCounter) TraceBatchStart(ctx context.Context, _ *pgx.Conn, _ pgx.Tr
 func (c *tripCounter) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
 func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
 
-// TestWorkerRoundTrips: what the order workers do per order reaches the
-// primary in few round trips (each a pair of system calls on both sides
-// and a wait). Before, each statement was one, and BEGIN and COMMIT two
-// more: ClaimPayment 6, MarkPaid 4, CommitStock 5, Order 3,
-// MarkConfirmationSent 3.
-func TestWorkerRoundTrips(t *testing.T) {
+// TestOrderPathRoundTrips: the cart steps before a checkout and what the
+// order workers do per order reach the primary in few round trips (each
+// a pair of system calls on both sides and a wait). Before, each statement
+// was one, and BEGIN and COMMIT two more: CreateCart 3, AddCartItem 8,
+// ClaimPayment 6, MarkPaid 4, CommitStock 5, Order 3, MarkConfirmationSent 3.
+func TestOrderPathRoundTrips(t *testing.T) {
 	url, _ := enginetest.Postgres(t)
 	ctx := context.Background()
 	s, err := Open(ctx, Config{URL: url})
@@ -97,6 +97,23 @@ func TestWorkerRoundTrips(t *testing.T) {
 		{"ConfirmationSent", 1, func(id string) error { _, err := s.ConfirmationSent(ctx, id); return err }},
 		{"Order", 1, func(id string) error { _, err := s.Order(ctx, id); return err }},
 		{"MarkConfirmationSent", 1, func(id string) error { _, err := s.MarkConfirmationSent(ctx, id); return err }},
+	}
+	// The cart steps before a checkout: CreateCart was 3 round trips,
+	// AddCartItem 8.
+	count := func(name string, want int64, run func() error) {
+		t.Helper()
+		before := trips.n.Load()
+		if err := run(); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if got := trips.n.Load() - before; got != want {
+			t.Errorf("%s: %d round trips, want %d", name, got, want)
+		}
+	}
+	for range 2 { // the first prepares the statements
+		var cartID string
+		count("CreateCart", 1, func() (err error) { cartID, err = s.CreateCart(ctx, 0); return err })
+		count("AddCartItem", 2, func() error { _, err := s.AddCartItem(ctx, cartID, "TRIP-1", 1); return err })
 	}
 	warm := place("warm")
 	for _, st := range steps {
