@@ -35,7 +35,8 @@ func (c *tripCounter) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEn
 // order workers do per order reach the primary in few round trips (each
 // a pair of system calls on both sides and a wait). Before, each statement
 // was one, and BEGIN and COMMIT two more: CreateCart 3, AddCartItem 8,
-// ClaimPayment 6, MarkPaid 4, CommitStock 5, Order 3, MarkConfirmationSent 3.
+// ClaimPayment 6, MarkPaid 4, Order 3, MarkConfirmationSent 3 (CommitStock
+// was 5 and is one statement, commit_stock).
 func TestOrderPathRoundTrips(t *testing.T) {
 	url, _ := enginetest.Postgres(t)
 	ctx := context.Background()
