@@ -443,3 +443,51 @@ func (l serverLogger) Tracef(format string, v ...any)  {}
 // Fatalf logs only: the library must never exit the surge process. The
 // server stops itself after a fatal condition, and Ping reports it.
 func (l serverLogger) Fatalf(format string, v ...any) { l.log.Error(fmt.Sprintf(format, v...)) }
+
+// publishTimeout bounds the wait for an asynchronous publish's
+// acknowledgement when the caller's ctx has no deadline, as the
+// synchronous Publish's request is bounded.
+const publishTimeout = 5 * time.Second
+
+// PublishAsync is Publish without waiting: it sends the message and
+// returns wait, which returns once JetStream has acknowledged it (or with
+// why not). Messages sent this way on one connection reach the stream in
+// the order they were sent; a caller with a batch sends all of it, then
+// waits for each, and a cluster replicates the batch in fewer rounds
+// than one message at a time.
+func (b *Bus) PublishAsync(ctx context.Context, subject, msgID string, data []byte) (wait func(context.Context) error, err error) {
+	if msgID == "" {
+		return nil, fmt.Errorf("publish %s: empty message id", subject)
+	}
+	msg := nats.NewMsg(subject)
+	msg.Data = data
+	end := func(error) {}
+	if b.cfg.Tracer != nil {
+		end = b.traceAsync(ctx, msg, msgID)
+	}
+	f, err := b.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID), jetstream.WithExpectStream(b.cfg.Stream))
+	if err != nil {
+		end(err)
+		return nil, fmt.Errorf("publish %s id %s: %w", subject, msgID, err)
+	}
+	return func(ctx context.Context) error {
+		if _, ok := ctx.Deadline(); !ok {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, publishTimeout)
+			defer cancel()
+		}
+		var err error
+		select {
+		case ack := <-f.Ok():
+			b.countPublished(subject, ack)
+		case err = <-f.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		end(err)
+		if err != nil {
+			return fmt.Errorf("publish %s id %s: %w", subject, msgID, err)
+		}
+		return nil
+	}, nil
+}

@@ -133,14 +133,15 @@ func IsPermanent(err error) bool {
 
 // consumer is a running Consumer.
 type consumer struct {
-	bus    *Bus
-	cfg    Consumer
-	jc     jetstream.Consumer
-	log    *slog.Logger
-	ctx    context.Context // cancelled by stop; parent of every handler's ctx
-	cancel context.CancelFunc
-	pulled chan struct{} // closed when the consumer has stopped pulling for good
-	done   chan struct{} // closed when pulling and all handlers have returned
+	bus      *Bus
+	cfg      Consumer
+	jc       jetstream.Consumer
+	retiring bool // see Retire: looked up, never created
+	log      *slog.Logger
+	ctx      context.Context // cancelled by stop; parent of every handler's ctx
+	cancel   context.CancelFunc
+	pulled   chan struct{} // closed when the consumer has stopped pulling for good
+	done     chan struct{} // closed when pulling and all handlers have returned
 }
 
 // Consume starts processing messages for c until the returned stop is
@@ -170,16 +171,24 @@ func (b *Bus) Consume(ctx context.Context, c Consumer) (stop func(), err error) 
 		b.log.Warn("consumer not set up yet; retrying in the background", "consumer", c.Name, "err", err)
 		jc = nil
 	}
+	return b.start(ctx, c, jc, false)
+}
+
+// start runs a consumer whose settings are valid; jc is nil when the
+// server does not have it yet. A retiring consumer is never created on
+// the server: it stops once the server no longer has it.
+func (b *Bus) start(ctx context.Context, c Consumer, jc jetstream.Consumer, retiring bool) (stop func(), err error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	cons := &consumer{
-		bus:    b,
-		cfg:    c,
-		jc:     jc,
-		log:    b.log.With("consumer", c.Name),
-		ctx:    runCtx,
-		cancel: cancel,
-		pulled: make(chan struct{}),
-		done:   make(chan struct{}),
+		bus:      b,
+		cfg:      c,
+		jc:       jc,
+		retiring: retiring,
+		log:      b.log.With("consumer", c.Name),
+		ctx:      runCtx,
+		cancel:   cancel,
+		pulled:   make(chan struct{}),
+		done:     make(chan struct{}),
 	}
 	b.mu.Lock()
 	if b.closed {
@@ -251,7 +260,15 @@ func (c *consumer) run() {
 	retry := 0
 	for c.ctx.Err() == nil {
 		var err error
-		if c.jc == nil {
+		if c.jc == nil && c.retiring {
+			c.jc, err = c.bus.js.Consumer(c.ctx, c.bus.cfg.Stream, c.cfg.Name)
+			if errors.Is(err, jetstream.ErrConsumerNotFound) {
+				return // deleted: nothing left to work off
+			}
+			if err != nil {
+				err = fmt.Errorf("look up consumer: %w", err)
+			}
+		} else if c.jc == nil {
 			c.jc, err = c.bus.upsertConsumer(c.ctx, c.cfg)
 			if err != nil {
 				err = fmt.Errorf("create consumer: %w", err)
@@ -296,6 +313,10 @@ const fetchWait = 5 * time.Second
 // AckWait runs, and a stop has nothing to hand back but what arrived during
 // the last fetch.
 func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
+	// backlog: the last fetch came back full, so more messages are
+	// likely waiting; the next fetch then gathers free slots a moment
+	// (see gather).
+	backlog := false
 	for {
 		select {
 		case sem <- struct{}{}:
@@ -303,6 +324,9 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 			return c.ctx.Err()
 		}
 		slots := 1 + acquireFree(sem)
+		if backlog {
+			slots += c.gather(sem, slots)
+		}
 
 		ctx, cancel := context.WithTimeout(c.ctx, fetchWait)
 		batch, err := c.jc.Fetch(slots, jetstream.FetchContext(ctx))
@@ -312,7 +336,9 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 			return fmt.Errorf("fetch: %w", err)
 		}
 		var held []jetstream.Msg
+		asked, got := slots, 0
 		for msg := range batch.Messages() {
+			got++
 			if c.ctx.Err() != nil {
 				held = append(held, msg)
 				continue
@@ -325,6 +351,7 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 		}
 		cancel()
 		release(sem, slots)
+		backlog = got == asked
 		// The fetch has unsubscribed by now, and the server handles one
 		// connection's protocol in order, so these naks cannot be
 		// redelivered into the closed fetch and lost until AckWait.
@@ -336,6 +363,37 @@ func (c *consumer) pullLoop(sem chan struct{}, handlers *sync.WaitGroup) error {
 			return fmt.Errorf("fetch: %w", err)
 		}
 	}
+}
+
+// gatherWait bounds how long a consumer with a backlog waits for more
+// handler slots to come free before it fetches (see gather).
+const gatherWait = 5 * time.Millisecond
+
+// gather waits until every handler slot is taken for this fetch, or
+// gatherWait has passed, taking those that come free meanwhile; it returns
+// how many more it took. Each fetch is a pull request, which the consumer
+// replicates on a cluster when it arrives and again when it is done: with
+// a backlog, a fetch as soon as one handler finishes would pull one
+// message per request.
+func (c *consumer) gather(sem chan struct{}, have int) int {
+	want := c.cfg.Concurrency
+	if have >= want {
+		return 0
+	}
+	t := time.NewTimer(gatherWait)
+	defer t.Stop()
+	n := 0
+	for have+n < want {
+		select {
+		case sem <- struct{}{}:
+			n++
+		case <-t.C:
+			return n
+		case <-c.ctx.Done():
+			return n
+		}
+	}
+	return n
 }
 
 // acquireFree takes every handler slot free right now and returns how many.
@@ -386,12 +444,13 @@ func (c *consumer) handle(msg jetstream.Msg) {
 
 	switch {
 	case herr == nil:
-		ctx, cancel := context.WithTimeout(context.WithoutCancel(c.ctx), 5*time.Second)
-		defer cancel()
-		// Wait for the server to confirm: an ack lost on the wire means a
-		// redelivery, which idempotent handlers absorb, but confirming
-		// keeps duplicates rare.
-		if err := msg.DoubleAck(ctx); err != nil {
+		// A plain ack, not one the server confirms: the confirmation is
+		// one more message per delivery (through the consumer's leader,
+		// after its Raft round) and holds the handler's slot meanwhile,
+		// and a handler could do nothing with a failed one but log it.
+		// An ack lost on the wire means a redelivery after AckWait, which
+		// idempotent handlers absorb.
+		if err := msg.Ack(); err != nil {
 			c.log.Warn("ack", "subject", m.Subject, "id", m.ID, "err", err)
 		}
 		c.bus.metrics.processed.WithLabelValues(c.cfg.Name, "ok").Inc()

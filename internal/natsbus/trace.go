@@ -40,6 +40,23 @@ func (b *Bus) publishTraced(ctx context.Context, subject, msgID string, data []b
 	return nil
 }
 
+// traceAsync starts the producer span of an asynchronous publish inside
+// the trace of ctx, if there is one, and carries it in msg's headers; the
+// returned func ends it.
+func (b *Bus) traceAsync(ctx context.Context, msg *nats.Msg, msgID string) func(error) {
+	if !trace.SpanContextFromContext(ctx).IsValid() {
+		return func(error) {}
+	}
+	tr := b.cfg.Tracer
+	ctx, span := tr.Start(ctx, "publish "+msg.Subject, trace.SpanKindProducer)
+	if span.IsRecording() {
+		span.SetAttributes(attribute.String("messaging.system", "nats"), attribute.String("messaging.operation.type", "send"),
+			attribute.String("messaging.destination.name", msg.Subject), attribute.String("messaging.message.id", msgID))
+	}
+	tr.Inject(ctx, http.Header(msg.Header))
+	return func(err error) { tracing.End(span, err) }
+}
+
 // consumeSpan starts the consumer span of one delivery, continuing the
 // trace its headers carry. Without a tracer it returns ctx and a span
 // that does nothing.

@@ -105,6 +105,18 @@ type Publisher interface {
 	Publish(ctx context.Context, subject, msgID string, data []byte) error
 }
 
+// AsyncPublisher is a Publisher that can have many events in flight at
+// once. PublishAsync sends one event and returns without waiting for the
+// bus; wait returns once the bus has stored it, or with why it did not.
+// The relay sends a claimed batch this way and then waits for each event
+// in order: one trip to the bus for the batch instead of one per event,
+// and a replicated bus can agree on several events at once (a JetStream
+// cluster carries a batch of them in one Raft append). natsbus.Bus
+// implements it.
+type AsyncPublisher interface {
+	PublishAsync(ctx context.Context, subject, msgID string, data []byte) (wait func(context.Context) error, err error)
+}
+
 // Syncer is a Publisher whose stored events may sit in the OS's cache
 // for a while after Publish returns. Sync makes every event published so
 // far durable on disk. The relay calls it once per batch, after
@@ -280,27 +292,7 @@ func (r *Relay) drain(ctx context.Context) error {
 			return nil
 		}
 
-		ids := make([]string, 0, len(events))
-		var (
-			pubErr error
-			rest   []Event // claimed, not published
-		)
-		for i, ev := range events {
-			if i > 0 && r.opts.Now().Sub(claimed) > r.opts.Lease/2 {
-				// Claim the rest again before the lease can run out
-				// under us and another relay repeats them. (One event
-				// per claim always goes, so a short lease slows the
-				// relay down but never stops it.)
-				rest = events[i:]
-				break
-			}
-			if err := r.publish(ctx, ev); err != nil {
-				pubErr = fmt.Errorf("publish outbox event %s (%s): %w", ev.ID, ev.Subject, err)
-				rest = events[i:]
-				break
-			}
-			ids = append(ids, ev.ID)
-		}
+		ids, rest, pubErr := r.publishBatch(ctx, events, claimed)
 		if syncer, ok := r.pub.(Syncer); ok && len(ids) > 0 {
 			// Only what is on disk is marked: a batch whose sync failed
 			// goes back whole, and its republished copies are
@@ -342,20 +334,99 @@ func (r *Relay) drain(ctx context.Context) error {
 	}
 }
 
+// publishBatch publishes claimed events in order and returns the ids of
+// those the bus stored, a prefix of events, and the rest. It stops at the
+// first event the bus refused; with an AsyncPublisher, events sent after
+// that one may have been stored too, and go out again later (the bus
+// de-duplicates them by id).
+func (r *Relay) publishBatch(ctx context.Context, events []Event, claimed time.Time) (ids []string, rest []Event, err error) {
+	ids = make([]string, 0, len(events))
+	async, _ := r.pub.(AsyncPublisher)
+	type inFlight struct {
+		ev   Event
+		wait func(context.Context) error
+	}
+	var sent []inFlight
+	for i, ev := range events {
+		if i > 0 && r.opts.Now().Sub(claimed) > r.opts.Lease/2 {
+			// Claim the rest again before the lease can run out
+			// under us and another relay repeats them. (One event
+			// per claim always goes, so a short lease slows the
+			// relay down but never stops it.)
+			rest = events[i:]
+			break
+		}
+		if async == nil {
+			if err := r.publish(ctx, ev); err != nil {
+				return ids, events[i:], fmt.Errorf("publish outbox event %s (%s): %w", ev.ID, ev.Subject, err)
+			}
+			ids = append(ids, ev.ID)
+			continue
+		}
+		wait, err := r.publishAsync(ctx, async, ev)
+		if err != nil {
+			// Nothing after a refused send is sent; what went
+			// before is waited for below.
+			rest = events[i:]
+			sent = append(sent, inFlight{ev: ev, wait: func(context.Context) error { return err }})
+			break
+		}
+		sent = append(sent, inFlight{ev: ev, wait: wait})
+	}
+	for i, f := range sent {
+		if err := f.wait(ctx); err != nil {
+			// The later ones are given up on without waiting (which
+			// ends their spans).
+			done, cancel := context.WithCancel(ctx)
+			cancel()
+			for _, g := range sent[i+1:] {
+				_ = g.wait(done)
+			}
+			return ids, events[i:], fmt.Errorf("publish outbox event %s (%s): %w", f.ev.ID, f.ev.Subject, err)
+		}
+		ids = append(ids, f.ev.ID)
+	}
+	return ids, rest, nil
+}
+
 // publish sends one event, inside a span continuing the trace that wrote
 // it when tracing is on and the event carries one.
 func (r *Relay) publish(ctx context.Context, ev Event) error {
+	ctx, span := r.span(ctx, ev)
+	err := r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data)
+	tracing.End(span, err)
+	return err
+}
+
+// publishAsync is publish without waiting for the bus; the span ends when
+// wait returns.
+func (r *Relay) publishAsync(ctx context.Context, pub AsyncPublisher, ev Event) (func(context.Context) error, error) {
+	ctx, span := r.span(ctx, ev)
+	wait, err := pub.PublishAsync(ctx, ev.Subject, ev.ID, ev.Data)
+	if err != nil {
+		tracing.End(span, err)
+		return nil, err
+	}
+	return func(ctx context.Context) error {
+		err := wait(ctx)
+		tracing.End(span, err)
+		return err
+	}, nil
+}
+
+// span starts the relay's span of one event, continuing the trace that
+// wrote it, when tracing is on and the event carries one; otherwise it
+// returns ctx and a span that does nothing.
+func (r *Relay) span(ctx context.Context, ev Event) (context.Context, trace.Span) {
 	if r.opts.Tracer == nil || ev.TraceParent == "" {
-		return r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data)
+		return ctx, trace.SpanFromContext(context.Background())
 	}
 	ctx, span := r.opts.Tracer.Start(tracing.WithTraceParent(ctx, ev.TraceParent), "outbox relay "+ev.Subject, trace.SpanKindInternal)
 	if span.IsRecording() {
 		span.SetAttributes(attribute.String("messaging.message.id", ev.ID),
 			attribute.Float64("surge.outbox.wait_seconds", r.opts.Now().Sub(ev.CreatedAt).Seconds()))
 	}
-	err := r.pub.Publish(ctx, ev.Subject, ev.ID, ev.Data)
-	tracing.End(span, err)
-	return err
+	return ctx, span
 }
 
 func eventIDs(evs []Event) []string {

@@ -314,8 +314,7 @@ func cmpString(a, b string) int {
 func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason string, at time.Time, traceparent string) error {
 	b.Queue(`INSERT INTO order_transitions (order_id, from_status, to_status, reason, at) VALUES ($1, $2, $3, $4, $5)`,
 		id, string(from), string(to), reason, at)
-	subject := map[order.Status]string{order.StatusPendingPayment: order.SubjectCreated, order.StatusPaid: order.SubjectPaid,
-		order.StatusPaymentFailed: order.SubjectFailed, order.StatusExpired: order.SubjectExpired, order.StatusCancelled: order.SubjectCancelled}[to]
+	subject := eventSubject(to)
 	if subject == "" {
 		return nil
 	}
@@ -329,74 +328,92 @@ func queueTransition(b *pgx.Batch, id string, from, to order.Status, reason stri
 	return nil
 }
 
-// loadOrder reads an order with its lines and history.
+// loadOrder reads an order with its lines and history, in one round trip.
 func loadOrder(ctx context.Context, q querier, id string) (order.Order, error) {
 	if !storable(id) {
 		return order.Order{}, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
 	}
+	var o order.Order
+	b := &pgx.Batch{}
+	found := queueLoadOrder(b, id, &o)
+	if err := q.SendBatch(ctx, b).Close(); err != nil {
+		return order.Order{}, err
+	}
+	if !*found {
+		return order.Order{}, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	return o, nil
+}
+
+// queueLoadOrder queues the three reads of an order (the row, its lines,
+// its history) into o; once the batch ran, *found says whether there was
+// such an order. (A missing order does not fail the batch: a failed batch
+// makes pgx forget its prepared statements.) The reads see one moment
+// when the batch runs in one transaction, as a batch does by itself.
+func queueLoadOrder(b *pgx.Batch, id string, o *order.Order) (found *bool) {
+	found = new(bool)
 	var (
-		o                     order.Order
 		cur                   string
 		addr                  []byte
 		sub, tax, ship, total int64
 		status                string
 	)
-	err := q.QueryRow(ctx, `SELECT id, number, coalesce(customer_id, 0), email, status, currency, subtotal, tax, shipping, total,
-		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token FROM orders WHERE id = $1`, id).
-		Scan(&o.ID, &o.Number, &o.CustomerID, &o.Email, &status, &cur, &sub, &tax, &ship, &total, &addr,
-			&o.PaymentMethod, &o.CardLast4, &o.ReservedUntil, &o.CreatedAt, &o.UpdatedAt, &o.AccessToken)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return order.Order{}, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
-	}
-	if err != nil {
-		return order.Order{}, fmt.Errorf("load order %s: %w", id, err)
-	}
-	o.Status = order.Status(status)
 	m := func(a int64) money.Money { return money.Money{Amount: a, Currency: cur} }
-	o.Subtotal, o.Tax, o.Shipping, o.Total = m(sub), m(tax), m(ship), m(total)
-	_ = json.Unmarshal(addr, &o.ShippingAddress) // written by PlaceOrder
-
-	rows, err := q.Query(ctx, `SELECT sku, product_name, variant_title, quantity, unit_price, line_total
-		FROM order_lines WHERE order_id = $1 ORDER BY position`, id)
-	if err != nil {
-		return order.Order{}, fmt.Errorf("order %s lines: %w", id, err)
-	}
-	for rows.Next() {
-		var (
-			l        order.Line
-			unit, lt int64
-		)
-		if err := rows.Scan(&l.SKU, &l.ProductName, &l.VariantTitle, &l.Quantity, &unit, &lt); err != nil {
-			rows.Close()
-			return order.Order{}, fmt.Errorf("order %s lines: %w", id, err)
-		}
-		l.UnitPrice, l.LineTotal = m(unit), m(lt)
-		o.Lines = append(o.Lines, l)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return order.Order{}, fmt.Errorf("order %s lines: %w", id, err)
-	}
-	rows, err = q.Query(ctx, `SELECT from_status, to_status, reason, at FROM order_transitions WHERE order_id = $1 ORDER BY id`, id)
-	if err != nil {
-		return order.Order{}, fmt.Errorf("order %s history: %w", id, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var (
-			t        order.Transition
-			from, to string
-		)
-		if err := rows.Scan(&from, &to, &t.Reason, &t.At); err != nil {
-			return order.Order{}, fmt.Errorf("order %s history: %w", id, err)
-		}
-		t.From, t.To = order.Status(from), order.Status(to)
-		o.History = append(o.History, t)
-	}
-	if err := rows.Err(); err != nil {
-		return order.Order{}, fmt.Errorf("order %s history: %w", id, err)
-	}
-	return o, nil
+	b.Queue(`SELECT id, number, coalesce(customer_id, 0), email, status, currency, subtotal, tax, shipping, total,
+		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token FROM orders WHERE id = $1`, id).
+		QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&o.ID, &o.Number, &o.CustomerID, &o.Email, &status, &cur, &sub, &tax, &ship, &total, &addr,
+				&o.PaymentMethod, &o.CardLast4, &o.ReservedUntil, &o.CreatedAt, &o.UpdatedAt, &o.AccessToken)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
+			}
+			if err != nil {
+				return fmt.Errorf("load order %s: %w", id, err)
+			}
+			*found = true
+			o.Status = order.Status(status)
+			o.Subtotal, o.Tax, o.Shipping, o.Total = m(sub), m(tax), m(ship), m(total)
+			_ = json.Unmarshal(addr, &o.ShippingAddress) // written by PlaceOrder
+			return nil
+		})
+	b.Queue(`SELECT sku, product_name, variant_title, quantity, unit_price, line_total
+		FROM order_lines WHERE order_id = $1 ORDER BY position`, id).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					l        order.Line
+					unit, lt int64
+				)
+				if err := rows.Scan(&l.SKU, &l.ProductName, &l.VariantTitle, &l.Quantity, &unit, &lt); err != nil {
+					return fmt.Errorf("order %s lines: %w", id, err)
+				}
+				l.UnitPrice, l.LineTotal = m(unit), m(lt)
+				o.Lines = append(o.Lines, l)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("order %s lines: %w", id, err)
+			}
+			return nil
+		})
+	b.Queue(`SELECT from_status, to_status, reason, at FROM order_transitions WHERE order_id = $1 ORDER BY id`, id).
+		Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var (
+					t        order.Transition
+					from, to string
+				)
+				if err := rows.Scan(&from, &to, &t.Reason, &t.At); err != nil {
+					return fmt.Errorf("order %s history: %w", id, err)
+				}
+				t.From, t.To = order.Status(from), order.Status(to)
+				o.History = append(o.History, t)
+			}
+			if err := rows.Err(); err != nil {
+				return fmt.Errorf("order %s history: %w", id, err)
+			}
+			return nil
+		})
+	return found
 }
 
 // Order loads an order with its lines and history, from the primary: the
@@ -431,27 +448,45 @@ func (s *Store) OrdersByCustomer(ctx context.Context, customerID int64, limit in
 // from; it reports whether it moved. The UPDATE locks the order row, so of
 // two workers moving one order only one moves it. Releasing or committing
 // stock is the caller's business, in the same transaction.
-func (s *Store) transition(ctx context.Context, tx pgx.Tx, id string, from, to order.Status, reason string) (bool, error) {
+//
+// The move, its history row and the outbox event announcing it are one
+// statement: one round trip, and atomic without a transaction of its own.
+func (s *Store) transition(ctx context.Context, q querier, id string, from, to order.Status, reason string) (bool, error) {
 	if !order.CanTransition(from, to) {
 		return false, fmt.Errorf("%s -> %s: %w", from, to, order.ErrTransition)
 	}
 	now := s.now().UTC()
-	tag, err := tx.Exec(ctx, `UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4`,
-		string(to), now, id, string(from))
-	if err != nil {
+	sql := `WITH moved AS (UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4 RETURNING id),
+		history AS (INSERT INTO order_transitions (order_id, from_status, to_status, reason, at)
+			SELECT id, $4, $1, $5, $2 FROM moved)
+		SELECT count(*) FROM moved`
+	args := []any{string(to), now, id, string(from), reason}
+	if subject := eventSubject(to); subject != "" {
+		evID, err := randomID("evt_")
+		if err != nil {
+			return false, err
+		}
+		data, _ := json.Marshal(order.Event{OrderID: id, Status: to, At: now.UnixNano()})
+		sql = `WITH moved AS (UPDATE orders SET status = $1, updated_at = $2 WHERE id = $3 AND status = $4 RETURNING id),
+			history AS (INSERT INTO order_transitions (order_id, from_status, to_status, reason, at)
+				SELECT id, $4, $1, $5, $2 FROM moved),
+			event AS (INSERT INTO outbox (id, subject, data, created_at, order_id, traceparent)
+				SELECT $6::text, $7::text, $8::bytea, $2, id, NULLIF($9::text, '') FROM moved)
+			SELECT count(*) FROM moved`
+		args = append(args, evID, subject, data, tracing.TraceParent(ctx))
+	}
+	var n int64
+	if err := q.QueryRow(ctx, sql, args...).Scan(&n); err != nil {
 		return false, fmt.Errorf("order %s -> %s: %w", id, to, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return false, nil
-	}
-	b := &pgx.Batch{}
-	if err := queueTransition(b, id, from, to, reason, now, tracing.TraceParent(ctx)); err != nil {
-		return false, err
-	}
-	if err := tx.SendBatch(ctx, b).Close(); err != nil {
-		return false, fmt.Errorf("record transition of order %s: %w", id, err)
-	}
-	return true, nil
+	return n == 1, nil
+}
+
+// eventSubject is the subject of the event announcing that an order
+// reached status, or "" when none does.
+func eventSubject(status order.Status) string {
+	return map[order.Status]string{order.StatusPendingPayment: order.SubjectCreated, order.StatusPaid: order.SubjectPaid,
+		order.StatusPaymentFailed: order.SubjectFailed, order.StatusExpired: order.SubjectExpired, order.StatusCancelled: order.SubjectCancelled}[status]
 }
 
 // releaseHeld returns the stock the orders hold to available, and gives
@@ -484,30 +519,49 @@ func settleHeld(ctx context.Context, tx pgx.Tx, ids []string, status string) (in
 // false when the order is no longer pending (paid, failed or expired),
 // which makes redelivered capture messages harmless.
 func (s *Store) ClaimPayment(ctx context.Context, id string) (o order.Order, ok bool, err error) {
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		ok = false
-		if storable(id) {
-			tag, err := tx.Exec(ctx, `UPDATE orders SET payment_claimed_at = $1 WHERE id = $2 AND status = 'pending_payment'`, s.now(), id)
-			if err != nil {
-				return fmt.Errorf("claim payment of order %s: %w", id, err)
-			}
-			ok = tag.RowsAffected() == 1
-		}
-		o, err = loadOrder(ctx, tx, id)
-		return err
+	if !storable(id) {
+		return order.Order{}, false, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	// The claim and the reads are one batch: one round trip, one
+	// transaction, and the reads see the claim.
+	var found *bool
+	err = s.inBatch(ctx, func() *pgx.Batch {
+		o, ok = order.Order{}, false
+		b := &pgx.Batch{}
+		b.Queue(`UPDATE orders SET payment_claimed_at = $1 WHERE id = $2 AND status = 'pending_payment'`, s.now(), id).
+			Exec(func(tag pgconn.CommandTag) error {
+				ok = tag.RowsAffected() == 1
+				return nil
+			})
+		found = queueLoadOrder(b, id, &o)
+		return b
 	})
-	return o, ok, err
+	if err != nil {
+		return order.Order{}, false, fmt.Errorf("claim payment of order %s: %w", id, err)
+	}
+	if !*found {
+		return order.Order{}, false, fmt.Errorf("order %s: %w", id, order.ErrNotFound)
+	}
+	return o, ok, nil
 }
 
 // MarkPaid moves a pending order to paid. Already paid is not an error.
+// The move is one statement (see transition), so it needs no
+// transaction around it: one round trip.
 func (s *Store) MarkPaid(ctx context.Context, id, reason string) error {
-	return s.inTx(ctx, func(tx pgx.Tx) error {
-		moved, err := s.transition(ctx, tx, id, order.StatusPendingPayment, order.StatusPaid, reason)
-		if err != nil || moved {
-			return err
-		}
-		return expectStatus(ctx, tx, id, order.StatusPaid, order.StatusFulfilled)
+	var moved bool
+	err := retry(ctx, func() (err error) {
+		moved, err = s.transition(ctx, s.primary, id, order.StatusPendingPayment, order.StatusPaid, reason)
+		return err
 	})
+	if err != nil {
+		return err
+	}
+	if moved {
+		s.noteWrite(ctx)
+		return nil
+	}
+	return expectStatus(ctx, s.primary, id, order.StatusPaid, order.StatusFulfilled)
 }
 
 // MarkPaymentFailed moves a pending order to payment_failed and releases
@@ -525,12 +579,12 @@ func (s *Store) MarkPaymentFailed(ctx context.Context, id, reason string) error 
 	})
 }
 
-func expectStatus(ctx context.Context, tx pgx.Tx, id string, want ...order.Status) error {
+func expectStatus(ctx context.Context, q querier, id string, want ...order.Status) error {
 	var st string
 	if !storable(id) {
 		return fmt.Errorf("order %s: %w", id, order.ErrNotFound)
 	}
-	if err := tx.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1`, id).Scan(&st); err != nil {
+	if err := q.QueryRow(ctx, `SELECT status FROM orders WHERE id = $1`, id).Scan(&st); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("order %s: %w", id, order.ErrNotFound)
 		}
@@ -634,14 +688,18 @@ func (s *Store) MarkConfirmationSent(ctx context.Context, id string) (first bool
 	if !storable(id) {
 		return false, nil
 	}
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `UPDATE orders SET confirmation_sent_at = $1 WHERE id = $2 AND confirmation_sent_at IS NULL`, s.now(), id)
+	// One statement, atomic by itself: no transaction around it.
+	err = retry(ctx, func() error {
+		tag, err := s.primary.Exec(ctx, `UPDATE orders SET confirmation_sent_at = $1 WHERE id = $2 AND confirmation_sent_at IS NULL`, s.now(), id)
 		if err != nil {
 			return fmt.Errorf("mark confirmation of order %s: %w", id, err)
 		}
 		first = tag.RowsAffected() == 1
 		return nil
 	})
+	if err == nil {
+		s.noteWrite(ctx)
+	}
 	return first, err
 }
 

@@ -142,10 +142,15 @@ func (s *Store) CreateCart(ctx context.Context, customerID int64) (string, error
 		return "", err
 	}
 	now := s.now()
-	err = s.inTx(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, `INSERT INTO carts (id, customer_id, created_at, updated_at) VALUES ($1, $2, $3, $3)`, id, nullID(customerID), now)
+	// One statement: atomic by itself, one round trip without BEGIN and
+	// COMMIT around it.
+	err = retry(ctx, func() error {
+		_, err := s.primary.Exec(ctx, `INSERT INTO carts (id, customer_id, created_at, updated_at) VALUES ($1, $2, $3, $3)`, id, nullID(customerID), now)
 		return err
 	})
+	if err == nil {
+		s.noteWrite(ctx)
+	}
 	if err != nil {
 		return "", fmt.Errorf("create cart: %w", err)
 	}
@@ -184,25 +189,34 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 	if !storable(cartID) || !storable(sku) {
 		return 0, fmt.Errorf("add %s to cart: %w: no such cart or sku", sku, cart.ErrInvalid)
 	}
-	var total int64
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM carts WHERE id = $1 FOR UPDATE)`, cartID).Scan(&exists); err != nil {
-			return err
-		}
-		var cur int64
-		err := tx.QueryRow(ctx, `SELECT quantity FROM cart_items WHERE cart_id = $1 AND sku = $2`, cartID, sku).Scan(&cur)
-		switch {
-		case errors.Is(err, pgx.ErrNoRows):
-			var lines int
-			if err := tx.QueryRow(ctx, `SELECT count(*) FROM cart_items WHERE cart_id = $1`, cartID).Scan(&lines); err != nil {
-				return err
+	// Two round trips: the cart row's lock and every read in the first
+	// (each read runs after the lock, in order, and sees what the adds
+	// before committed), the writes and the COMMIT in the second.
+	var (
+		total, cur, limit, others int64
+		exists, present, inDrop   bool
+		lines                     int
+	)
+	err := s.inTwoTrips(ctx, func(b *pgx.Batch) {
+		exists, present, inDrop, cur, lines, limit, others = false, false, false, 0, 0, 0, 0
+		b.Queue(`SELECT EXISTS (SELECT 1 FROM carts WHERE id = $1 FOR UPDATE)`, cartID).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&exists)
+		})
+		b.Queue(`SELECT quantity FROM cart_items WHERE cart_id = $1 AND sku = $2`, cartID, sku).QueryRow(func(row pgx.Row) error {
+			err := row.Scan(&cur)
+			if errors.Is(err, pgx.ErrNoRows) {
+				return nil
 			}
-			if lines >= cart.MaxLines {
-				return fmt.Errorf("%w: a cart holds at most %d different items", cart.ErrInvalid, cart.MaxLines)
-			}
-		case err != nil:
+			present = err == nil
 			return err
+		})
+		b.Queue(`SELECT count(*) FROM cart_items WHERE cart_id = $1 AND sku <> $2`, cartID, sku).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&lines)
+		})
+		queueDropLimit(b, cartID, sku, &inDrop, &limit, &others)
+	}, func(b *pgx.Batch) error {
+		if !present && lines >= cart.MaxLines {
+			return fmt.Errorf("%w: a cart holds at most %d different items", cart.ErrInvalid, cart.MaxLines)
 		}
 		total = cur + qty
 		if total > cart.MaxQuantity {
@@ -211,16 +225,14 @@ func (s *Store) AddCartItem(ctx context.Context, cartID, sku string, qty int64) 
 		if !exists {
 			return fmt.Errorf("%w: no such cart", cart.ErrInvalid)
 		}
-		if err := checkDropLimit(ctx, tx, cartID, sku, total); err != nil {
-			return err
+		if inDrop && others+total > limit {
+			return fmt.Errorf("%w: %d per customer, and your cart would hold %d", drop.ErrOverLimit, limit, others+total)
 		}
 		now := s.now()
-		if _, err := tx.Exec(ctx, `INSERT INTO cart_items (cart_id, sku, quantity, added_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = excluded.quantity`, cartID, sku, total, now); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `UPDATE carts SET updated_at = $1 WHERE id = $2`, now, cartID)
-		return err
+		b.Queue(`INSERT INTO cart_items (cart_id, sku, quantity, added_at) VALUES ($1, $2, $3, $4)
+			ON CONFLICT (cart_id, sku) DO UPDATE SET quantity = excluded.quantity`, cartID, sku, total, now)
+		b.Queue(`UPDATE carts SET updated_at = $1 WHERE id = $2`, now, cartID)
+		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("add %s to cart: %w", sku, err)
@@ -305,11 +317,32 @@ func (s *Store) MergeCarts(ctx context.Context, from, into string) error {
 // SKUs than its per-customer limit: the cart never holds more than its
 // owner may buy, whichever route changes it. The caller holds the cart
 // row's lock.
+// dropLimitSQL reads the per-customer limit of the open drop selling $2
+// and how many of that drop's other SKUs cart $1 holds (no row when no
+// open drop sells it).
+const dropLimitSQL = `SELECT d.per_customer_limit, coalesce((SELECT sum(c.quantity) FROM cart_items c
+			JOIN drop_items o ON o.sku = c.sku WHERE o.drop_id = d.id AND c.cart_id = $1 AND c.sku <> $2), 0)
+		FROM drop_items i JOIN drops d ON d.id = i.drop_id WHERE i.sku = $2 AND NOT d.closed`
+
+// queueDropLimit queues checkDropLimit's read: *inDrop says whether an
+// open drop sells sku, *limit and *others what checkDropLimit compares.
+func queueDropLimit(b *pgx.Batch, cartID, sku string, inDrop *bool, limit, others *int64) {
+	b.Queue(dropLimitSQL, cartID, sku).QueryRow(func(row pgx.Row) error {
+		err := row.Scan(limit, others)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("drop limit of %s: %w", sku, err)
+		}
+		*inDrop = true
+		return nil
+	})
+}
+
 func checkDropLimit(ctx context.Context, tx pgx.Tx, cartID, sku string, qty int64) error {
 	var limit, others int64
-	err := tx.QueryRow(ctx, `SELECT d.per_customer_limit, coalesce((SELECT sum(c.quantity) FROM cart_items c
-			JOIN drop_items o ON o.sku = c.sku WHERE o.drop_id = d.id AND c.cart_id = $1 AND c.sku <> $2), 0)
-		FROM drop_items i JOIN drops d ON d.id = i.drop_id WHERE i.sku = $2 AND NOT d.closed`, cartID, sku).Scan(&limit, &others)
+	err := tx.QueryRow(ctx, dropLimitSQL, cartID, sku).Scan(&limit, &others)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil
 	}

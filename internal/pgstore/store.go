@@ -226,6 +226,7 @@ type querier interface {
 	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
 }
 
 // maxAttempts bounds how often a transaction that lost a deadlock or a
@@ -238,10 +239,96 @@ const maxAttempts = 8
 // set, not accumulate, what it reports to its caller. After a commit the
 // write's WAL position goes to the context's WriteRecord, if any.
 func (s *Store) inTx(ctx context.Context, fn func(tx pgx.Tx) error) error {
+	if err := retry(ctx, func() error { return s.runTx(ctx, fn) }); err != nil {
+		return err
+	}
+	s.noteWrite(ctx)
+	return nil
+}
+
+// inBatch sends the batch build returns to the primary in one round trip.
+// The server runs a batch as one implicit transaction: all of it commits
+// or none does, with no BEGIN and COMMIT round trips around it. Like inTx
+// it runs it again (build is called anew) after a deadlock or a
+// serialization failure, and notes the write's WAL position.
+func (s *Store) inBatch(ctx context.Context, build func() *pgx.Batch) error {
+	err := retry(ctx, func() error {
+		// Once sent, the batch may commit whatever happens to the
+		// caller: wait for its outcome, as runTx waits for a COMMIT.
+		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		defer cancel()
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		return s.primary.SendBatch(done, build()).Close()
+	})
+	if err != nil {
+		return err
+	}
+	s.noteWrite(ctx)
+	return nil
+}
+
+// inTwoTrips runs an explicit transaction in two round trips, for work
+// whose second part depends on what the first read: BEGIN and the first
+// batch in one, then the second batch (built from the first's results)
+// and the COMMIT in the other. Row locks the second part takes are held
+// until a COMMIT already on its way, never across a trip back to the
+// shop. Like inTx it runs everything again after a deadlock or a
+// serialization failure; first and second are called anew each time.
+func (s *Store) inTwoTrips(ctx context.Context, first func(b *pgx.Batch), second func(b *pgx.Batch) error) error {
+	err := retry(ctx, func() error {
+		conn, err := s.primary.Acquire(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Release()
+		done, cancel := context.WithTimeout(context.WithoutCancel(ctx), commitTimeout)
+		defer cancel()
+		// Whatever failed, the connection goes back to the pool outside
+		// any transaction (pgxpool would otherwise close it).
+		defer func() {
+			if conn.Conn().PgConn().TxStatus() != 'I' {
+				if _, rerr := conn.Exec(done, "ROLLBACK"); rerr != nil {
+					conn.Conn().Close(done)
+				}
+			}
+		}()
+		b := &pgx.Batch{}
+		b.Queue("BEGIN")
+		first(b)
+		if err := conn.SendBatch(ctx, b).Close(); err != nil {
+			return err
+		}
+		b = &pgx.Batch{}
+		if err := second(b); err != nil {
+			return err
+		}
+		b.Queue("COMMIT").Exec(func(tag pgconn.CommandTag) error {
+			if tag.String() != "COMMIT" {
+				// The transaction had failed: PostgreSQL answers a
+				// COMMIT of it with ROLLBACK.
+				return pgx.ErrTxCommitRollback
+			}
+			return nil
+		})
+		// Once the COMMIT is sent, wait for its outcome whatever happens
+		// to the caller, as runTx does.
+		return conn.SendBatch(done, b).Close()
+	})
+	if err != nil {
+		return err
+	}
+	s.noteWrite(ctx)
+	return nil
+}
+
+// retry runs fn until it succeeds, fails with an error a new attempt
+// cannot fix, or has failed maxAttempts times.
+func retry(ctx context.Context, fn func() error) error {
 	for attempt := 1; ; attempt++ {
-		err := s.runTx(ctx, fn)
+		err := fn()
 		if err == nil {
-			s.noteWrite(ctx)
 			return nil
 		}
 		if !retryable(err) || attempt == maxAttempts {

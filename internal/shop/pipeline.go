@@ -83,6 +83,23 @@ func (m mailer) Send(ctx context.Context, to, subject, body string) error {
 	return m.Sender.Send(ctx, mail.Message{To: to, Subject: subject, Text: body})
 }
 
+// retireCheck is how often a worker asks the bus whether a retired
+// consumer's backlog is done.
+const retireCheck = 5 * time.Second
+
+// consumer is the bus consumer running h: a poison message is parked at
+// once instead of retried.
+func (s *Shop) consumer(h pipeline.Handler) natsbus.Consumer {
+	return natsbus.Consumer{Name: h.Name, Subject: h.Subject, AckWait: s.ackWait,
+		Handler: func(ctx context.Context, m natsbus.Message) error {
+			err := h.Handle(ctx, m.Data)
+			if errors.Is(err, pipeline.ErrPoison) {
+				return natsbus.Permanent(err)
+			}
+			return err
+		}}
+}
+
 // Run runs the background work of role until ctx ends: the outbox relay on
 // API processes, the order consumers and the expiry sweep on workers.
 func (s *Shop) Run(ctx context.Context, role Role) error {
@@ -112,19 +129,18 @@ func (s *Shop) Run(ctx context.Context, role Role) error {
 	}
 	if role == RoleAll || role == RoleWorker {
 		for _, h := range s.workers.Handlers() {
-			handle := h.Handle
-			stop, err := s.Bus.Consume(ctx, natsbus.Consumer{Name: h.Name, Subject: h.Subject, AckWait: s.ackWait,
-				Handler: func(ctx context.Context, m natsbus.Message) error {
-					err := handle(ctx, m.Data)
-					if errors.Is(err, pipeline.ErrPoison) {
-						return natsbus.Permanent(err)
-					}
-					return err
-				}})
+			stop, err := s.Bus.Consume(ctx, s.consumer(h))
 			if err != nil {
 				return fmt.Errorf("consumer %s: %w", h.Name, err)
 			}
 			defer stop()
+		}
+		for _, h := range s.workers.RetiredHandlers() {
+			wg.Go(func() {
+				if err := s.Bus.Retire(ctx, s.consumer(h), retireCheck); err != nil && ctx.Err() == nil {
+					s.log.Error("retired consumer", "consumer", h.Name, "err", err)
+				}
+			})
 		}
 		wg.Add(1)
 		go func() {
