@@ -198,7 +198,9 @@ const (
 func (e *engine) lineAnswer(s *session, st *Step, ln *WaitingLine, resp *http.Response, body []byte, now time.Time) lineVerdict {
 	ls := &s.line
 	a := e.line
-	if resp.Request != nil && resp.Request.URL.Path == ln.Path && resp.StatusCode == http.StatusOK {
+	if resp.Request != nil && resp.Request.URL.Path == ln.Path && (resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusTooManyRequests) {
+		// The line page, or its "too many joins from your address, try
+		// again in a moment": either way the person stays and reloads.
 		if ls.admitted && !ls.sentBack {
 			ls.sentBack = true
 			a.sentBack.Add(1)
@@ -223,7 +225,11 @@ func (e *engine) lineAnswer(s *session, st *Step, ln *WaitingLine, resp *http.Re
 		}
 		u := *resp.Request.URL
 		ls.url = u.String()
-		ls.pause = min(refreshAfter(resp.Header, body), max(ln.MaxWait-now.Sub(ls.since), minLineRefresh))
+		pause := refreshAfter(resp.Header, body)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			pause = min(retryAfter(resp.Header), maxLineRefresh)
+		}
+		ls.pause = min(pause, max(ln.MaxWait-now.Sub(ls.since), minLineRefresh))
 		return lineHeld
 	}
 	if ls.url == "" && !passedThrough(resp, ln.Path) {

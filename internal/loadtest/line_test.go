@@ -27,6 +27,9 @@ type lineShop struct {
 	// forget makes the API refuse even admitted visitors (a line that
 	// sends its shoppers back).
 	forget bool
+	// refuse answers this many first joins 429 with Retry-After (too
+	// many joins from the address).
+	refuse int
 
 	mu       sync.Mutex
 	next     int
@@ -98,6 +101,14 @@ func (s *lineShop) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 func (s *lineShop) queue(w http.ResponseWriter, r *http.Request, sid string) {
 	s.mu.Lock()
+	if sid == "" && s.refuse > 0 {
+		s.refuse--
+		s.mu.Unlock()
+		w.Header().Set("Retry-After", "1")
+		w.WriteHeader(http.StatusTooManyRequests)
+		fmt.Fprint(w, "<html><body>Too many joins from this address: retry after 1s</body></html>")
+		return
+	}
 	if sid == "" {
 		s.next++
 		sid = strconv.Itoa(s.next)
@@ -255,6 +266,23 @@ func mustThresholds(t *testing.T, exprs ...string) []Threshold {
 		t.Fatal(err)
 	}
 	return ts
+}
+
+// TestLineTooManyJoins: a line page that answers "too many joins from
+// this address, retry after 1s" (429) is reloaded after that time, as a
+// person would; the visitor then waits and is let in as usual.
+func TestLineTooManyJoins(t *testing.T) {
+	shop := newLineShop(func(polls, _ int) bool { return polls >= 2 })
+	shop.refuse = 2
+	const n = 3
+	r, _ := runLineShop(t, shop, "1m", "shopper", browseThenBuy, n, 0)
+	l := r.Line
+	if l == nil || l.Admitted != n || l.Finished != n || l.Failed != 0 || r.Total.Errors != 0 {
+		t.Fatalf("line %v, errors %v: want all %d admitted", l, r.Total.Failures, n)
+	}
+	if st, _ := r.Step(lineStat); st == nil || st.Statuses["429"] != 2 {
+		t.Errorf("line stat %+v: want the two 429s recorded", st)
+	}
 }
 
 // TestLineWaitHoldsNoSlot: users waiting in line hold neither a goroutine
