@@ -54,7 +54,8 @@ var rehearsals = []rehearsal{
 			st, _ := r.Step("checkout")
 			if st == nil || st.Requests == 0 {
 				t.Error("no checkout during the spike: the criterion 'checkout never shed' saw nothing")
-			} else if st.Errors != 0 {
+			} else if st.Errors != st.Failures["interrupted"] {
+				// A checkout cut off by the end of the run is not the shop's.
 				t.Errorf("checkouts failed: %v", st.Failures)
 			}
 			// The line engaged, shoppers waited in it and were let in, the
