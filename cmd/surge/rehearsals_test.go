@@ -61,6 +61,7 @@ var rehearsals = []rehearsal{
 			// The line engaged, shoppers waited in it and were let in, the
 			// buyers among them checked out, and none was sent back.
 			l := r.Line
+			t.Logf("%v", l)
 			if l == nil || l.Waited == 0 || l.Admitted == 0 || l.FinishedBy["buy"] == 0 || l.SentBack != 0 {
 				t.Errorf("standby line %v: want shoppers who waited, were admitted and bought, none sent back", l)
 			}
