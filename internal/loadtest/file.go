@@ -222,6 +222,17 @@ func compileFile(f fileScenario) (*File, error) {
 	if line != nil && f.Cookies != nil && !*f.Cookies {
 		return nil, lineErr(f.Line.line, "line: a waiting line admits a visitor by cookie: leave cookies on")
 	}
+	if line != nil {
+		steps := f.Steps
+		for _, j := range f.Journeys {
+			steps = append(steps, j.Steps...)
+		}
+		for _, st := range steps {
+			if st.Name == lineStat {
+				return nil, lineErr(st.line, "step %q: the line page's requests are recorded as %q: name the step otherwise", st.Name, lineStat)
+			}
+		}
+	}
 	out.Line = line
 	for _, p := range f.Probes {
 		if !strings.HasPrefix(p, "/") {

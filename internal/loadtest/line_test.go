@@ -424,6 +424,9 @@ func TestLineFileErrors(t *testing.T) {
 			t.Errorf("%q: error %v, want one saying %q", tc.line, err, tc.want)
 		}
 	}
+	if _, err := ParseFile("x.yaml", []byte("name: x\nline: {path: /queue}\nsteps:\n  - {name: line, url: /}\n")); err == nil || !strings.Contains(err.Error(), "name the step otherwise") {
+		t.Errorf("a step named line: %v", err)
+	}
 	f, err := ParseFile("x.yaml", []byte("name: x\nline: {path: /queue}\nsteps:\n  - {name: a, url: /}\n"))
 	if err != nil || f.Line == nil || f.Line.MaxWait != defaultLineMaxWait {
 		t.Fatalf("file %+v, %v: want the default max_wait", f, err)
