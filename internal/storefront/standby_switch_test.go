@@ -16,6 +16,7 @@ import (
 	"github.com/surge-commerce/surge/internal/catalog"
 	"github.com/surge-commerce/surge/internal/demoshop"
 	"github.com/surge-commerce/surge/internal/shop"
+	"github.com/surge-commerce/surge/internal/waitroom"
 )
 
 // openStandbyShop opens a shop with the standby line configured (off:
@@ -262,3 +263,42 @@ func between(s, from, to string) string {
 	v, _, _ := strings.Cut(rest, to)
 	return v
 }
+
+// TestStandbyAdmittedThroughNextEpisode: a visitor the line let in keeps
+// shopping when the line goes off and comes on again (a second wave, a
+// fresh queue), rather than being sent back to it; a new visitor waits.
+func TestStandbyAdmittedThroughNextEpisode(t *testing.T) {
+	sh, prods := openStandbyShop(t, true, 5)
+	page := "/products/" + prods[0].Slug
+	if err := sh.Standby.SetMode("on"); err != nil {
+		t.Fatal(err)
+	}
+	b := &jarClient{h: sh.Handler, cookies: map[string]string{}, addr: "127.0.0.13:5000"}
+	r := b.send("GET", page, "")
+	if r.Code != 303 {
+		t.Fatalf("page with the line on: %d", r.Code)
+	}
+	if r := b.send("GET", r.Header().Get("Location"), ""); r.Code != 303 || r.Header().Get("Location") != page {
+		t.Fatalf("line: %d %q: want let in", r.Code, r.Header().Get("Location"))
+	}
+	if r := b.send("GET", page, ""); r.Code != 200 {
+		t.Fatalf("admitted: %d", r.Code)
+	}
+	for _, m := range []waitroomMode{"off", "on"} {
+		if err := sh.Standby.SetMode(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if sh.Standby.Episode() != 2 {
+		t.Fatalf("episode %d: want a second", sh.Standby.Episode())
+	}
+	if r := b.send("GET", page, ""); r.Code != 200 {
+		t.Fatalf("admitted shopper in the second episode: %d %q: want still shopping", r.Code, r.Header().Get("Location"))
+	}
+	other := &jarClient{h: sh.Handler, cookies: map[string]string{}, addr: "127.0.0.14:5000"}
+	if r := other.send("GET", page, ""); r.Code != 303 {
+		t.Fatalf("new visitor in the second episode: %d", r.Code)
+	}
+}
+
+type waitroomMode = waitroom.StandbyMode
