@@ -24,6 +24,8 @@ type rehearsal struct {
 	scale, timeScale float64
 	agents           int    // load from this many `surge load agent`s, each from addresses of its own
 	sources          string // else: addresses this process sends from
+	// serve are flags of its shop beyond the common ones.
+	serve []string
 	// pending, when it returns a reason, skips the rehearsal: a part of
 	// the shop it needs is not built yet.
 	pending func() string
@@ -40,15 +42,33 @@ type rehearsal struct {
 // at a scale a busy two-core machine runs under the race detector next
 // to the rest of the suite; bench/rehearsals/run runs them at full scale.
 var rehearsals = []rehearsal{
-	{name: "tv-spike", scale: 0.05, timeScale: 0.1, agents: 2, check: func(t *testing.T, r *loadtest.Result, _ *smtpsink.Sink) {
-		// 1/s, a step to 15/s for 18 s, from two agents.
-		if len(r.Agents) != 2 || r.Agents[0].Requests == 0 || r.Agents[1].Requests == 0 {
-			t.Errorf("agents %+v: want two, both sending", r.Agents)
-		}
-		if st, _ := r.Step("checkout"); st == nil || st.Requests == 0 {
-			t.Error("no checkout during the spike: the criterion 'checkout never shed' saw nothing")
-		}
-	}},
+	// The standby line admits 8 visitors a second (a burst of 40 first):
+	// about half the spike's, so that some wait a few seconds.
+	{name: "tv-spike", scale: 0.05, timeScale: 0.1, agents: 2, serve: []string{"--standby", "--standby-rate", "480", "--standby-max-active", "5000"},
+		check: func(t *testing.T, r *loadtest.Result, _ *smtpsink.Sink) {
+			// 1/s, a step to 15/s for 18 s, from two agents; the line held
+			// on from the step on.
+			if len(r.Agents) != 2 || r.Agents[0].Requests == 0 || r.Agents[1].Requests == 0 {
+				t.Errorf("agents %+v: want two, both sending", r.Agents)
+			}
+			st, _ := r.Step("checkout")
+			if st == nil || st.Requests == 0 {
+				t.Error("no checkout during the spike: the criterion 'checkout never shed' saw nothing")
+			} else if st.Errors != st.Failures["interrupted"] {
+				// A checkout cut off by the end of the run is not the shop's.
+				t.Errorf("checkouts failed: %v", st.Failures)
+			}
+			// The line engaged, shoppers waited in it and were let in, the
+			// buyers among them checked out, and none was sent back.
+			l := r.Line
+			t.Logf("%v", l)
+			if l == nil || l.Waited == 0 || l.Admitted == 0 || l.FinishedBy["buy"] == 0 || l.SentBack != 0 {
+				t.Errorf("standby line %v: want shoppers who waited, were admitted and bought, none sent back", l)
+			}
+			if len(r.Hooks) != 2 || !r.Hooks[0].Pass {
+				t.Errorf("hooks %+v: want the line switched on and back to auto", r.Hooks)
+			}
+		}},
 	{name: "drop", scale: 0.005, timeScale: 0.1, sources: "127.0.4.0/24", check: func(t *testing.T, r *loadtest.Result, _ *smtpsink.Sink) {
 		// 500 buyers within 12 s for 5 units, the drop starting 3 s in.
 		d := r.Drop
@@ -162,6 +182,7 @@ func TestRehearsals(t *testing.T) {
 		data := t.TempDir()
 		serve := []string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0", "--data-dir", data,
 			"--demo", "--demo-products", "300", "--admin-token", testToken, "--access-log=false", "--log-level", "warn"}
+		serve = append(serve, rh.serve...)
 		scrape := []string{}
 		if rh.worker {
 			sink, err := smtpsink.Start("", smtpsink.Options{IDPrefix: "<job-"})

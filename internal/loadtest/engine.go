@@ -180,6 +180,11 @@ type engine struct {
 	placesMu                           sync.Mutex
 	places                             []Place
 
+	// The site's waiting line, when the scenarios follow one: its
+	// figures, and the stat its page's requests are recorded under.
+	line    *lineAcc
+	lineIdx int
+
 	reqCtx    context.Context
 	cancelReq context.CancelFunc
 	wg        sync.WaitGroup
@@ -212,6 +217,9 @@ type session struct {
 	preQueue bool
 	position uint64
 	admitted bool
+
+	// line is the session's way through the site's waiting line.
+	line lineState
 }
 
 type event struct {
@@ -268,6 +276,12 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	if total <= 0 {
 		return nil, errors.New("the journey mix has no positive weight")
 	}
+	for _, w := range cfg.Mix {
+		if ln := w.Scenario.Line; ln != nil && e.line == nil {
+			e.line, e.lineIdx = newLineAcc(ln.Path), len(names)
+			names = append(names, lineStat)
+		}
+	}
 	if cfg.Transport != nil {
 		e.tr = cfg.Transport
 	} else {
@@ -298,6 +312,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			for range e.stepIndex[i] {
 				e.rec.journeyOf = append(e.rec.journeyOf, w.Scenario.Name)
 			}
+		}
+		if e.line != nil {
+			e.rec.journeyOf = append(e.rec.journeyOf, lineStat)
 		}
 	}
 	e.reqCtx, e.cancelReq = context.WithCancel(context.Background())
@@ -343,6 +360,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.Dropped = e.dropped.Load()
 	r.Resent = e.resent.Load()
 	r.Drop = e.dropResult()
+	if e.line != nil {
+		r.Line = e.line.result()
+	}
 	for _, w := range cfg.Mix {
 		r.Journeys = append(r.Journeys, w.Scenario.Name)
 	}
@@ -380,7 +400,7 @@ func (e *engine) prebuild() error {
 	useRaw := e.cfg.Connections > 0 && e.fastRT && len(e.sources) == 0
 	for i, w := range e.cfg.Mix {
 		for j, st := range w.Scenario.Steps {
-			useRaw = useRaw && !w.Scenario.Cookies && rawEligible(st, e.urls[i][j])
+			useRaw = useRaw && !w.Scenario.Cookies && w.Scenario.Line == nil && rawEligible(st, e.urls[i][j])
 		}
 	}
 	if useRaw {
@@ -396,7 +416,7 @@ func (e *engine) prebuild() error {
 	}
 	for i, w := range e.cfg.Mix {
 		e.static[i] = make([]*http.Request, len(w.Scenario.Steps))
-		if w.Scenario.Cookies || !e.fastRT || len(e.sources) > 0 {
+		if w.Scenario.Cookies || w.Scenario.Line != nil || !e.fastRT || len(e.sources) > 0 {
 			continue
 		}
 		for j, st := range w.Scenario.Steps {
@@ -662,6 +682,9 @@ func (e *engine) runSession(s *session, intended time.Time) {
 		if ok {
 			e.completed.Add(1)
 		}
+		if e.line != nil {
+			e.lineVisitOver(s, ok)
+		}
 		if s.vu < 0 {
 			e.users.Add(-1)
 			return
@@ -684,6 +707,15 @@ func (e *engine) runSession(s *session, intended time.Time) {
 func (e *engine) advance(s *session, st *Step, ok bool) (more bool, think time.Duration) {
 	steps := e.cfg.Mix[s.sc].Scenario.Steps
 	if e.cfg.Mix[s.sc].Scenario.drop == nil {
+		switch {
+		case ok && s.line.url != "":
+			// Held in the waiting line: the same step, from the line
+			// page, when the page says to reload.
+			return true, s.line.pause
+		case ok && s.line.resend:
+			s.line.resend = false
+			return true, 0
+		}
 		s.step++
 		if !ok || s.step >= len(steps) {
 			return false, 0
@@ -779,15 +811,24 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 	if e.raw[s.sc] != nil {
 		return e.doRaw(e.raw[s.sc][s.step], st, idx, intended)
 	}
+	ln := e.cfg.Mix[s.sc].Scenario.Line
 	req := e.static[s.sc][s.step]
 	var err error
-	if req == nil {
-		req, err = e.build(s, st)
-		if err != nil {
-			now := time.Now()
-			e.rec.record(idx, intended, now, now, 0, "build: "+err.Error(), 0)
-			return false
+	switch {
+	case ln != nil && s.line.url != "":
+		// A reload of the line page the session is held on.
+		idx = e.lineIdx
+		req, err = http.NewRequestWithContext(e.reqCtx, http.MethodGet, s.line.url, nil)
+		if err == nil {
+			req.Header.Set("Accept", "text/html")
 		}
+	case req == nil:
+		req, err = e.build(s, st)
+	}
+	if err != nil {
+		now := time.Now()
+		e.rec.record(idx, intended, now, now, 0, "build: "+err.Error(), 0)
+		return false
 	}
 	sent := time.Now()
 	e.inFlight.Add(1)
@@ -805,11 +846,14 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 		now := time.Now()
 		s.transient = e.reqCtx.Err() == nil
 		e.rec.record(idx, intended, sent, now, 0, e.failureKind(err), 0)
+		if ln != nil {
+			e.lineFailed(s)
+		}
 		return false
 	}
 	var body []byte
 	var n int64
-	if st.needBody || len(st.extract) > 0 {
+	if st.needBody || len(st.extract) > 0 || ln != nil {
 		body, err = io.ReadAll(io.LimitReader(resp.Body, maxBody))
 		n = int64(len(body))
 	} else {
@@ -819,8 +863,25 @@ func (e *engine) do(s *session, st *Step, intended time.Time) bool {
 	e.inFlight.Add(-1)
 	done := time.Now()
 	failure := ""
+	if err == nil && ln != nil {
+		switch e.lineAnswer(s, st, ln, resp, body, done) {
+		case lineHeld, lineResend:
+			e.line.polls.Add(1)
+			e.rec.record(e.lineIdx, intended, sent, done, resp.StatusCode, "", n)
+			return true
+		case lineGaveUp:
+			e.line.polls.Add(1)
+			e.rec.record(e.lineIdx, intended, sent, done, resp.StatusCode, "", n)
+			return false
+		}
+		// Let through: the answer is the step's.
+		idx = e.stepIndex[s.sc][s.step]
+	}
 	if err != nil {
 		failure = "body: " + e.failureKind(err)
+		if ln != nil {
+			e.lineFailed(s)
+		}
 	} else {
 		failure = st.check.failure(resp.StatusCode, body)
 	}

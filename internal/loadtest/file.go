@@ -28,6 +28,7 @@ type File struct {
 	Phases      []PhaseSpec
 	Hooks       []HookSpec
 	Thresholds  []string
+	Line        *WaitingLine // the site's waiting line, which every journey but drop and get waits in
 	Source      []byte
 
 	single   *Scenario // the file's own steps, when it has no journeys list
@@ -214,6 +215,25 @@ func compileFile(f fileScenario) (*File, error) {
 			return nil, lineErr(1, "%v", err)
 		}
 	}
+	line, err := compileLine(f.Line)
+	if err != nil {
+		return nil, err
+	}
+	if line != nil && f.Cookies != nil && !*f.Cookies {
+		return nil, lineErr(f.Line.line, "line: a waiting line admits a visitor by cookie: leave cookies on")
+	}
+	if line != nil {
+		steps := f.Steps
+		for _, j := range f.Journeys {
+			steps = append(steps, j.Steps...)
+		}
+		for _, st := range steps {
+			if st.Name == lineStat {
+				return nil, lineErr(st.line, "step %q: the line page's requests are recorded as %q: name the step otherwise", st.Name, lineStat)
+			}
+		}
+	}
+	out.Line = line
 	for _, p := range f.Probes {
 		if !strings.HasPrefix(p, "/") {
 			return nil, lineErr(1, "probe %q: want a path on the admin listener, like /readyz", p)
@@ -227,6 +247,7 @@ func compileFile(f fileScenario) (*File, error) {
 		if err != nil {
 			return nil, err
 		}
+		sc.Line = line
 		out.single = sc
 		out.journeys = []fileJourneySpec{{weight: 1, sc: sc}}
 	case len(f.Journeys) > 0:
@@ -401,6 +422,13 @@ func (f *File) Mix(drop DropOptions) ([]Weighted, error) {
 			if j.think != nil && j.builtin != "get" && j.builtin != "drop" {
 				sc = sc.WithThink(*j.think)
 			}
+		}
+		if f.Line != nil && sc.drop == nil && j.builtin != "get" {
+			// The drop buyer follows its drop's own line; get sends no
+			// cookies.
+			c := *sc
+			c.Line = f.Line
+			sc = &c
 		}
 		out = append(out, Weighted{sc, j.weight})
 	}

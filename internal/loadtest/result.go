@@ -256,6 +256,7 @@ type Result struct {
 	Timeline []*Point       `json:"timeline"`
 	Agents   []AgentSummary `json:"agents,omitempty"`
 	Drop     *DropResult    `json:"drop,omitempty"` // how the drop journey's buyers ended
+	Line     *LineResult    `json:"line,omitempty"` // how sessions fared in the site's waiting line
 
 	Thresholds []ThresholdResult `json:"thresholds,omitempty"`
 	// SLOs are the objectives of an SLO file judged on the run.
@@ -565,6 +566,12 @@ func Merge(rs ...*Result) *Result {
 				out.Drop = &DropResult{}
 			}
 			out.Drop.add(r.Drop)
+		}
+		if r.Line != nil {
+			if out.Line == nil {
+				out.Line = &LineResult{}
+			}
+			out.Line.add(r.Line)
 		}
 		for _, s := range r.Steps {
 			m, ok := steps[s.Name]

@@ -29,6 +29,9 @@ type Scenario struct {
 	Steps      []*Step
 	Thresholds []string
 	Source     []byte // the YAML it was parsed from, shipped to agents
+	// Line, when set, is the site's waiting line, which the scenario's
+	// users wait in as a browser does (see WaitingLine).
+	Line *WaitingLine
 
 	vars map[string]string
 	drop *DropOptions // set for the drop buyer, whose way through the steps is decided in Go
@@ -219,6 +222,7 @@ type fileScenario struct {
 	Vars        map[string]string `yaml:"vars"`
 	Headers     map[string]string `yaml:"headers"`
 	Thresholds  []string          `yaml:"thresholds"`
+	Line        *fileLine         `yaml:"line"`
 	Steps       []fileStep        `yaml:"steps"`
 
 	// A rehearsal's parts (see File).

@@ -82,6 +82,13 @@ func (c Config) EvaluateSLOs(r *Result, slos []SLO) bool {
 			steps = append(steps, stepReq{name, st.Method, st.samplePath()})
 		}
 	}
+	for _, w := range c.Mix {
+		if ln := w.Scenario.Line; ln != nil {
+			// The line page's reloads, recorded apart from the steps.
+			steps = append(steps, stepReq{lineStat, "GET", ln.Path})
+			break
+		}
+	}
 	stats := map[string]*Stats{}
 	for _, s := range r.Steps {
 		stats[s.Name] = s

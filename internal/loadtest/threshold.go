@@ -16,11 +16,13 @@ import (
 // (a drop sold exactly its units), "delta(surge_admission_shed_total
 // {class=\"critical\"})<1" (a counter the server exports, scraped with
 // --scrape, did not move), and, over a phase of the run,
-// "p99@with-job<=1.2*p99@alone".
+// "p99@with-job<=1.2*p99@alone", and on the site's waiting line
+// (a scenario's line:), "line_sent_back<1" (no admitted shopper was sent
+// back to the line) or "line_admitted>=1".
 type Threshold struct {
 	Expr   string
 	Step   string // empty: all steps together
-	Metric string // p50, p99.9, max, mean, errors, rps, requests, unanswered, server_errors, 5xx, 503, sold, delta
+	Metric string // p50, p99.9, max, mean, errors, rps, requests, unanswered, server_errors, 5xx, 503, sold, delta, line_*
 	Phase  string // empty: the whole run; else a phase of the scenario
 	Op     string // <, <=, >, >=, ==
 	Value  float64
@@ -57,7 +59,20 @@ func (r ThresholdResult) String() string {
 	return s
 }
 
-const metricList = "p50, p99, p99.9, max, mean, errors, rps, requests, unanswered, server_errors, 5xx, 503, sold or delta(counter)"
+const metricList = "p50, p99, p99.9, max, mean, errors, rps, requests, unanswered, server_errors, 5xx, 503, sold, delta(counter) or " +
+	"line_sessions, line_waited, line_admitted, line_gave_up, line_unfinished, line_sent_back, line_finished, line_stopped"
+
+// lineMetrics are the waiting line's counts a threshold can judge.
+var lineMetrics = map[string]func(l *LineResult) int64{
+	"line_sessions":   func(l *LineResult) int64 { return l.Sessions },
+	"line_waited":     func(l *LineResult) int64 { return l.Waited },
+	"line_admitted":   func(l *LineResult) int64 { return l.Admitted },
+	"line_gave_up":    func(l *LineResult) int64 { return l.GaveUp },
+	"line_unfinished": func(l *LineResult) int64 { return l.Unfinished },
+	"line_sent_back":  func(l *LineResult) int64 { return l.SentBack },
+	"line_finished":   func(l *LineResult) int64 { return l.Finished },
+	"line_stopped":    func(l *LineResult) int64 { return l.Stopped },
+}
 
 var (
 	statusMetricRE = regexp.MustCompile(`^[1-5]([0-9][0-9]|xx)$`)
@@ -179,6 +194,10 @@ func (t *Threshold) parseOperand(expr, lhs string) error {
 	case t.Metric == "unanswered", t.Metric == "sold":
 		if t.Step != "" || t.Phase != "" {
 			return fmt.Errorf("threshold %q: %s counts drop buyers of the whole run; leave out the step and phase", expr, t.Metric)
+		}
+	case lineMetrics[t.Metric] != nil:
+		if t.Step != "" || t.Phase != "" {
+			return fmt.Errorf("threshold %q: %s counts sessions of the whole run; leave out the step and phase", expr, t.Metric)
 		}
 	default:
 		return fmt.Errorf("threshold %q: unknown metric %q (want %s)", expr, lhs, metricList)
@@ -304,6 +323,11 @@ func (t Threshold) actual(r *Result) (float64, string) {
 			return 0, "the drop's units are unknown (the rehearsal did not create the drop)"
 		}
 		return 100 * float64(r.Drop.Units) / float64(r.Drop.Allocated), ""
+	case "line_sessions", "line_waited", "line_admitted", "line_gave_up", "line_unfinished", "line_sent_back", "line_finished", "line_stopped":
+		if r.Line == nil {
+			return 0, "no waiting line: the scenario has no line: to follow"
+		}
+		return float64(lineMetrics[t.Metric](r.Line)), ""
 	case "delta":
 		if r.Server == nil || len(r.Server.Targets) == 0 {
 			return 0, "no server metrics: pass --scrape ADMIN_URL/metrics"

@@ -260,6 +260,10 @@ func (c *Cache) maybeRefresh(r *http.Request, key string, e *entry, now time.Tim
 	req, cancel := c.fillRequest(r)
 	go func() {
 		c.fill(f, req, cancel, key, next)
+		// A fill that ran into the render timeout returns as soon as the
+		// timeout has started answering the waiters, maybe before it set
+		// the result: wait for it.
+		<-f.done
 		if f.res.entry == nil {
 			// Stale-if-error: keep serving e, retry a little later.
 			e.nextRefresh.Store(c.now().Add(refreshBackoff).UnixNano())

@@ -2,12 +2,14 @@ package pagecache
 
 import (
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -847,4 +849,46 @@ func TestHas(t *testing.T) {
 	if c.Has(req) {
 		t.Fatal("expired entry reported")
 	}
+}
+
+// TestStaleRefreshTimesOut: a background refresh of a stale page that
+// runs into RenderTimeout (an overloaded shop, whose render gives up when
+// its context does) leaves the stale page served and retries after a
+// backoff; it must not crash the process, which reading the refresh's
+// result before the timeout had set it did.
+func TestStaleRefreshTimesOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := newClock()
+		c := New(Config{TTL: time.Minute, StaleWhileRevalidate: 5 * time.Minute, RenderTimeout: time.Second, Now: clk.Now})
+		var slow atomic.Bool
+		var renders atomic.Int64
+		h := c.Middleware(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			renders.Add(1)
+			w.Header().Set("Surrogate-Key", "home")
+			if slow.Load() {
+				<-r.Context().Done() // the render's own query gives up with it
+				http.Error(w, "timed out", http.StatusServiceUnavailable)
+				return
+			}
+			io.WriteString(w, "v"+strconv.FormatInt(renders.Load(), 10))
+		}))
+		wantResponse(t, do(h, "GET", "/"), 200, "MISS", "v1")
+
+		clk.Advance(61 * time.Second)
+		slow.Store(true)
+		wantResponse(t, do(h, "GET", "/"), 200, "STALE", "v1")
+		// The bubble's clock passes the render timeout (no real wait).
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		wantResponse(t, do(h, "GET", "/"), 200, "STALE", "v1")
+		synctest.Wait()
+		if got := renders.Load(); got != 2 {
+			t.Fatalf("renders = %d, want 2: a timed-out refresh retried without backoff", got)
+		}
+		slow.Store(false)
+		clk.Advance(refreshBackoff)
+		wantResponse(t, do(h, "GET", "/"), 200, "STALE", "v1")
+		synctest.Wait()
+		wantResponse(t, do(h, "GET", "/"), 200, "HIT", "v3")
+	})
 }

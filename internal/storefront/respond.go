@@ -167,6 +167,7 @@ var errorKinds = []errorKind{
 	{is(drop.ErrNotFound), http.StatusNotFound, kindNotFound},
 	{is(notify.ErrNotFound), http.StatusNotFound, kindNotFound},
 	{is(errNotifyOff), http.StatusNotFound, kindNotFound},
+	{is(errStandbyOff), http.StatusNotFound, kindNotFound},
 	{is(notify.ErrNotOpen), http.StatusConflict, "not-open"},
 	{is(notify.ErrInvalid), http.StatusUnprocessableEntity, kindInvalid},
 	{is(jobs.ErrNotFound), http.StatusNotFound, kindNotFound},

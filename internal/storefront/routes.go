@@ -132,6 +132,8 @@ func (s *server) routes(mux handlerMux) {
 	mux.Handle("PUT /api/v1/admin/variants/{sku}/stock", adminAPI(s.handleAdminSetStock()))
 	mux.Handle("POST /api/v1/admin/categories", adminAPI(s.handleAdminCreateCategory()))
 	mux.Handle("POST /api/v1/admin/cache/purge", adminAPI(s.handleAdminPurge()))
+	mux.Handle("GET /api/v1/admin/standby", adminAPI(s.handleAdminStandby()))
+	mux.Handle("PUT /api/v1/admin/standby", adminAPI(s.handleAdminStandby()))
 	mux.Handle("GET /api/v1/admin/drops", adminAPI(s.handleAdminListDrops()))
 	mux.Handle("POST /api/v1/admin/drops", adminAPI(s.handleAdminCreateDrop()))
 	mux.Handle("GET /api/v1/admin/drops/{id}", adminAPI(s.handleAdminGetDrop()))

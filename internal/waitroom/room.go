@@ -789,6 +789,15 @@ func (r *Room) VerifyAccess(ctx context.Context, token, dropID, session string) 
 	if err != nil {
 		return Access{}, err
 	}
+	if a.Epoch != c.Epoch && d.spec.Mode == ModeStandby {
+		// Let in by the standby line in an earlier episode: a new spike
+		// starts a fresh queue, but must not send the shoppers it let in
+		// back to it. Their token still binds the session and expires;
+		// their place belonged to the old queue, so there is no seat to
+		// check.
+		return Access{Drop: a.Drop, Epoch: a.Epoch, Visitor: a.Visitor, Session: session,
+			Seq: a.Seq, Position: a.Position, Expires: a.Expires}, nil
+	}
 	if a.Epoch != c.Epoch {
 		r.refused(dropID, a.Visitor, RefusedBadToken, now)
 		return Access{}, fmt.Errorf("access to %q: %w: token from an earlier queue", dropID, ErrBadAccess)

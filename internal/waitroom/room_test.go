@@ -1078,3 +1078,44 @@ func TestSignedAccess(t *testing.T) {
 		t.Error("expired token accepted")
 	}
 }
+
+// TestStandbyAccessOutlivesEpisode: a visitor the standby line let in
+// keeps shopping when the line turns off and on again (a new episode, a
+// fresh queue) for as long as their access lasts: the new spike must not
+// send admitted shoppers back to the line. Their token still works only
+// for their own session, and not past its expiry.
+func TestStandbyAccessOutlivesEpisode(t *testing.T) {
+	e := newEnv(t, nil)
+	sb, err := waitroom.NewStandby(waitroom.StandbyConfig{Paths: []string{"/"}, OnActive: 100, OffActive: 50, MinOn: time.Minute, Now: e.clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.open(t, waitroom.DropSpec{ID: "standby", Mode: waitroom.ModeStandby, Standby: sb, RatePerMinute: 60, Burst: 2, MaxActive: 10, AccessTTL: 30 * time.Minute})
+	ctx := context.Background()
+	sb.Observe(150, 0)
+	tk, _ := e.join(t, "standby", "v:0")
+	st := e.status(t, "standby", tk, "v:0", "s0")
+	if st.State != waitroom.StateAdmitted || st.AccessToken == "" {
+		t.Fatalf("first of the line: %+v; want admitted with a token", st)
+	}
+	if _, err := e.room.VerifyAccess(ctx, st.AccessToken, "standby", "s0"); err != nil {
+		t.Fatalf("access in its episode: %v", err)
+	}
+	// The spike ebbs, then a second wave: a new episode.
+	e.clock.Add(2 * time.Minute)
+	sb.Observe(10, 0)
+	sb.Observe(200, 0)
+	if sb.Episode() != 2 {
+		t.Fatalf("episode %d; want 2", sb.Episode())
+	}
+	if _, err := e.room.VerifyAccess(ctx, st.AccessToken, "standby", "s0"); err != nil {
+		t.Fatalf("admitted shopper in the next episode: %v; want still let in", err)
+	}
+	if _, err := e.room.VerifyAccess(ctx, st.AccessToken, "standby", "s1"); !errors.Is(err, waitroom.ErrBadAccess) {
+		t.Fatalf("the token from another session: %v; want ErrBadAccess", err)
+	}
+	e.clock.Add(30 * time.Minute)
+	if _, err := e.room.VerifyAccess(ctx, st.AccessToken, "standby", "s0"); !errors.Is(err, waitroom.ErrBadAccess) {
+		t.Fatalf("the token after its 30 minutes: %v; want ErrBadAccess", err)
+	}
+}

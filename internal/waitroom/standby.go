@@ -89,6 +89,7 @@ type Standby struct {
 	episode atomic.Uint64
 	mu      sync.Mutex
 	since   time.Time
+	mode    StandbyMode
 
 	inFlight atomic.Int64
 	recentMu sync.Mutex
@@ -97,6 +98,75 @@ type Standby struct {
 
 // maxRecent bounds the latencies kept between two readings.
 const maxRecent = 4096
+
+// StandbyMode is who switches the standby line: the load (auto), or the
+// operator, who holds it on or off whatever the load.
+type StandbyMode string
+
+// The standby line's modes.
+const (
+	StandbyAuto StandbyMode = "auto"
+	StandbyOn   StandbyMode = "on"
+	StandbyOff  StandbyMode = "off"
+)
+
+// SetMode switches the line by hand (StandbyOn, StandbyOff) or hands it
+// back to the load (StandbyAuto). Held on, it is on at once, a new
+// episode when it was off; back in auto from on, it stays on until the
+// load has been calm and it has been on for MinOn, as if the load had
+// turned it on.
+func (s *Standby) SetMode(m StandbyMode) error {
+	switch m {
+	case StandbyAuto, StandbyOn, StandbyOff:
+	default:
+		return fmt.Errorf("%w: standby mode %q: want auto, on or off", ErrInvalid, m)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mode = m
+	s.applyMode()
+	return nil
+}
+
+// applyMode turns the line on or off as a hand-set mode says; s.mu held.
+func (s *Standby) applyMode() {
+	switch s.mode {
+	case StandbyOn:
+		s.turnOn()
+	case StandbyOff:
+		s.active.Store(false)
+	}
+}
+
+// turnOn starts an episode unless the line is on; s.mu held.
+func (s *Standby) turnOn() {
+	if s.active.Load() {
+		return
+	}
+	s.episode.Add(1)
+	s.since = s.cfg.Now()
+	s.active.Store(true)
+}
+
+// Mode is how the line is switched now.
+func (s *Standby) Mode() StandbyMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.mode == "" {
+		return StandbyAuto
+	}
+	return s.mode
+}
+
+// Since is when the line last turned on; zero while it is off.
+func (s *Standby) Since() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active.Load() {
+		return time.Time{}
+	}
+	return s.since
+}
 
 // NewStandby returns a Standby that is off.
 func NewStandby(cfg StandbyConfig) (*Standby, error) {
@@ -129,13 +199,15 @@ func NewStandby(cfg StandbyConfig) (*Standby, error) {
 func (s *Standby) Observe(active int, p95 time.Duration) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.mode == StandbyOn || s.mode == StandbyOff {
+		s.applyMode()
+		return s.active.Load()
+	}
 	now := s.cfg.Now()
 	c := s.cfg
 	if !s.active.Load() {
 		if (c.OnActive > 0 && active >= c.OnActive) || (c.OnLatency > 0 && p95 >= c.OnLatency) {
-			s.episode.Add(1)
-			s.since = now
-			s.active.Store(true)
+			s.turnOn()
 		}
 		return s.active.Load()
 	}

@@ -13,7 +13,10 @@
 // buyers, answered, sold, allocated, sell_out_s and the draw's rho; with
 // a mail job, the p99 of each phase (p99_NAME_ms), the subscribers, the
 // mails the ledger records sent and failed, those the workers counted
-// (mails_counted) and when the job ran (job_s=START-END).
+// (mails_counted) and when the job ran (job_s=START-END); with
+// a waiting line followed, line_sessions (sent to it), line_waited,
+// line_admitted, line_gave_up, line_unfinished, line_wait_p50_s,
+// line_wait_p99_s, line_wait_max_s, line_sent_back and line_finished.
 package main
 
 import (
@@ -143,6 +146,19 @@ func summarize(r *loadtest.Result, phase string) []string {
 			add("mails_counted", f(m.Counted.Sent, 0))
 		}
 		add("job_s", f(m.StartS, 1)+"-"+f(m.EndS, 1))
+	}
+	if l := r.Line; l != nil {
+		for _, kv := range []struct {
+			k string
+			v int64
+		}{{"sessions", l.Sessions}, {"waited", l.Waited}, {"admitted", l.Admitted}, {"gave_up", l.GaveUp}, {"unfinished", l.Unfinished}} {
+			add("line_"+kv.k, strconv.FormatInt(kv.v, 10))
+		}
+		add("line_wait_p50_s", f(l.Wait.P50/1000, 1))
+		add("line_wait_p99_s", f(l.Wait.P99/1000, 1))
+		add("line_wait_max_s", f(l.Wait.Max/1000, 1))
+		add("line_sent_back", strconv.FormatInt(l.SentBack, 10))
+		add("line_finished", strconv.FormatInt(l.Finished, 10))
 	}
 	if len(r.Agents) > 0 {
 		add("agents", strconv.Itoa(len(r.Agents)))

@@ -127,6 +127,12 @@ func Summary(w io.Writer, r *loadtest.Result) error {
 			fmt.Fprintln(&b, d.Fairness)
 		}
 	}
+	if l := r.Line; l != nil {
+		fmt.Fprintln(&b, l)
+		if l.SentBack > 0 {
+			fmt.Fprintf(&b, "WARNING: %d admitted sessions were sent back to the waiting line or refused for it\n", l.SentBack)
+		}
+	}
 	if r.Resent > 0 {
 		fmt.Fprintf(&b, "resent %d requests whose kept-alive connection the target had closed before answering (as browsers do)\n", r.Resent)
 	}
