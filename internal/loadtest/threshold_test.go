@@ -330,3 +330,32 @@ func TestShareThresholdTooFewRequests(t *testing.T) {
 		}
 	}
 }
+
+// TestRelativeLatencyWithinSendLag: a latency bound relative to another
+// phase, missed by less than the generator's own send lag p99, is not
+// judged (the note says so); missed by more, it fails. 30 ms against
+// 1.2 x 10 ms is 18 ms over.
+func TestRelativeLatencyWithinSendLag(t *testing.T) {
+	th, err := ParseThreshold("p99@with-job<=1.2*p99@alone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		lag  float64
+		pass bool
+	}{{0, false}, {1.6, false}, {17.9, false}, {18.5, true}, {40, true}} {
+		r := rehearsalResult()
+		r.SendLag.P99 = tc.lag
+		got := th.Eval(r)
+		if got.Pass != tc.pass || tc.pass != strings.Contains(got.Note, "not judged: over by 18") {
+			t.Errorf("send lag p99 %vms: %s, want pass=%v", tc.lag, got, tc.pass)
+		}
+	}
+	// Not for absolute bounds, which the lag is part of.
+	abs, _ := ParseThreshold("p99@with-job<29ms")
+	r := rehearsalResult()
+	r.SendLag.P99 = 40
+	if got := abs.Eval(r); got.Pass {
+		t.Errorf("absolute bound passed within the lag: %s", got)
+	}
+}
