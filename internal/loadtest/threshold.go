@@ -77,6 +77,8 @@ var lineMetrics = map[string]func(l *LineResult) int64{
 var (
 	statusMetricRE = regexp.MustCompile(`^[1-5]([0-9][0-9]|xx)$`)
 	phaseNameRE    = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
+	// pctRE finds the percentile of a latency expression (checkout:p99@alone).
+	pctRE = regexp.MustCompile(`(^|:)p[0-9]+(\.[0-9]+)?`)
 )
 
 // opIndex finds the comparison operator outside parentheses and quotes,
@@ -280,6 +282,21 @@ func ParseThresholds(exprs []string) ([]Threshold, error) {
 // made no requests fails: a check that saw nothing proves nothing.
 func (t Threshold) Eval(r *Result) ThresholdResult {
 	out := ThresholdResult{Expr: t.Expr, Unit: t.unit}
+	// A percentile compared with the same percentile elsewhere in the run
+	// is compared where both sides have tailSamples requests above it.
+	resolved := ""
+	if pct, fewest := t.resolvable(r); pct != t.pct {
+		if pct == 0 {
+			out.Pass = true
+			out.Note = fmt.Sprintf("not judged: %d requests on the smaller side, too few to compare any percentile above the median with %d above it", fewest, tailSamples)
+			return out
+		}
+		resolved = fmt.Sprintf("compared as p%s: %d requests on the smaller side resolve no higher percentile with %d above it; ",
+			strconv.FormatFloat(pct, 'f', -1, 64), fewest, tailSamples)
+		of := *t.Of
+		t.pct, of.pct = pct, pct
+		t.Of = &of
+	}
 	actual, note := t.actual(r)
 	if note != "" {
 		out.Note = note
@@ -293,7 +310,14 @@ func (t Threshold) Eval(r *Result) ThresholdResult {
 			return out
 		}
 		want = t.Value * of
-		out.Note = fmt.Sprintf("%s is %s%s", t.Of.Expr, strconv.FormatFloat(round(of, 4), 'f', -1, 64), t.unit)
+		ofName := t.Of.Expr
+		if resolved != "" {
+			p := "p" + strconv.FormatFloat(t.pct, 'f', -1, 64)
+			ofName = pctRE.ReplaceAllString(ofName, "${1}"+p)
+			resolved += fmt.Sprintf("%s is %s%s; ", pctRE.ReplaceAllString(t.Expr[:opIndex(t.Expr)], "${1}"+p),
+				strconv.FormatFloat(round(actual, 4), 'f', -1, 64), t.unit)
+		}
+		out.Note = resolved + fmt.Sprintf("%s is %s%s", ofName, strconv.FormatFloat(round(of, 4), 'f', -1, 64), t.unit)
 	}
 	out = t.compare(out, actual, want)
 	if !out.Pass {
@@ -304,6 +328,39 @@ func (t Threshold) Eval(r *Result) ThresholdResult {
 		}
 	}
 	return out
+}
+
+// tailSamples is how many requests a percentile must have above it on
+// each side of a comparison for the comparison to say anything: the p99
+// of 340 requests is their 4th slowest, and which request lands there is
+// chance. Ten needs 1,000 requests for a p99.
+const tailSamples = 10
+
+// resolvable is, for a percentile compared with the same percentile
+// elsewhere in the run (p99@with-job<=1.2*p99@alone), the highest
+// percentile, at most t's, that both sides have tailSamples requests
+// above, and the smaller side's requests; 0 when that is below the
+// median. For anything else, t's own percentile.
+func (t Threshold) resolvable(r *Result) (float64, int64) {
+	if t.Of == nil || t.pct <= 0 || t.pct >= 100 || t.Of.pct != t.pct || t.Of.Metric != t.Metric {
+		return t.pct, 0
+	}
+	fewest := int64(math.MaxInt64)
+	for _, side := range []Threshold{t, *t.Of} {
+		st, _, note := side.stats(r)
+		if note != "" {
+			return t.pct, 0 // the comparison fails on its own note
+		}
+		fewest = min(fewest, st.Requests)
+	}
+	if float64(fewest)*(100-t.pct)/100 >= tailSamples {
+		return t.pct, fewest
+	}
+	pct := math.Floor(1000*(100-100*tailSamples/float64(fewest))) / 1000
+	if pct < 50 {
+		return 0, fewest
+	}
+	return pct, fewest
 }
 
 // withinLag reports, for a latency bound relative to another part of the

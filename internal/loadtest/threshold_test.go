@@ -359,3 +359,52 @@ func TestRelativeLatencyWithinSendLag(t *testing.T) {
 		t.Errorf("absolute bound passed within the lag: %s", got)
 	}
 }
+
+// TestPercentileComparedWhereResolved: a p99 of each of two phases of 340
+// requests is their 4th slowest, chance; the comparison is made at the
+// highest percentile both resolve with ten requests above it (p97.058),
+// where the few slow requests of the with-job phase no longer decide it,
+// while a phase slow throughout still fails; with 1,000 requests a side
+// the p99 itself is compared.
+func TestPercentileComparedWhereResolved(t *testing.T) {
+	run := func(perPhase int, slowWithJob int, slowAll bool) *Result {
+		rec := newRecorder([]string{"home"}, time.Unix(0, 0), time.Second)
+		for i := range 2 * perPhase {
+			at := time.Unix(0, 0).Add(time.Duration(i) * 5 * time.Second / time.Duration(perPhase)) // 5 s a phase
+			lat := 4 * time.Millisecond
+			if i >= perPhase && (slowAll || i-perPhase < slowWithJob) {
+				lat = 6 * time.Millisecond
+			}
+			rec.record(0, at, at, at.Add(lat), 200, "", 0)
+		}
+		r := rec.result()
+		r.Duration = 10
+		r.Phases = []Phase{{"alone", 0, 5}, {"with-job", 5, 10}}
+		return r
+	}
+	th, err := ParseThreshold("p99@with-job<=1.2*p99@alone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		r        *Result
+		pass     bool
+		resolved string
+	}{
+		{"4 slow of 340", run(340, 4, false), true, "compared as p97.058: 340 requests"},
+		{"slow throughout, 340", run(340, 0, true), false, "compared as p97.058"},
+		{"4 slow of 1000", run(1000, 4, false), true, ""},
+		{"20 slow of 1000", run(1000, 20, false), false, ""},
+		{"too few for any", run(15, 0, true), true, "not judged: 15 requests"},
+	} {
+		got := th.Eval(tc.r)
+		resolvedOK := strings.Contains(got.Note, tc.resolved)
+		if tc.resolved == "" {
+			resolvedOK = !strings.Contains(got.Note, "compared as") && !strings.Contains(got.Note, "not judged")
+		}
+		if got.Pass != tc.pass || !resolvedOK {
+			t.Errorf("%s: %s, want pass=%v and %q", tc.name, got, tc.pass, tc.resolved)
+		}
+	}
+}
