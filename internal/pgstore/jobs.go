@@ -61,6 +61,16 @@ func jobIn(ctx context.Context, q querier, id int64) (jobs.Job, error) {
 
 // EnsureJob creates the job of (kind, dropID) unless it exists.
 func (s *Store) EnsureJob(ctx context.Context, kind jobs.Kind, dropID string, runAt time.Time) (jobs.Job, error) {
+	j, err := s.putJob(ctx, kind, dropID, runAt, `DO NOTHING`)
+	if err != nil {
+		return jobs.Job{}, fmt.Errorf("ensure job: %w", err)
+	}
+	return j, nil
+}
+
+// putJob inserts the job of (kind, dropID) due at runAt, doing onConflict
+// when it exists, and returns it as it then stands.
+func (s *Store) putJob(ctx context.Context, kind jobs.Kind, dropID string, runAt time.Time, onConflict string) (jobs.Job, error) {
 	if !storable(dropID) {
 		return jobs.Job{}, fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 	}
@@ -74,17 +84,14 @@ func (s *Store) EnsureJob(ctx context.Context, kind jobs.Kind, dropID string, ru
 			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO mail_jobs (kind, drop_id, run_at, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, drop_id) DO NOTHING`, string(kind), dropID, runAt, s.now().UTC()); err != nil {
+			ON CONFLICT (kind, drop_id) `+onConflict, string(kind), dropID, runAt, s.now().UTC()); err != nil {
 			return err
 		}
 		var err error
 		j, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM mail_jobs j WHERE j.kind = $1 AND j.drop_id = $2`, string(kind), dropID))
 		return err
 	})
-	if err != nil {
-		return jobs.Job{}, fmt.Errorf("ensure job: %w", err)
-	}
-	return j, nil
+	return j, err
 }
 
 func (s *Store) queryJobs(ctx context.Context, where string, args ...any) ([]jobs.Job, error) {
@@ -337,28 +344,8 @@ func (s *Store) RecordDelivery(ctx context.Context, jobID, subscriptionID int64,
 // ScheduleJob creates the job of (kind, dropID) due at runAt, or moves it
 // there if it has not started (see jobs.Store).
 func (s *Store) ScheduleJob(ctx context.Context, kind jobs.Kind, dropID string, runAt time.Time) (jobs.Job, error) {
-	if !storable(dropID) {
-		return jobs.Job{}, fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
-	}
-	var j jobs.Job
-	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM drops WHERE id = $1)`, dropID).Scan(&exists); err != nil {
-			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO mail_jobs (kind, drop_id, run_at, created_at) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (kind, drop_id) DO UPDATE SET run_at = excluded.run_at
-			WHERE mail_jobs.started_at IS NULL AND mail_jobs.finished_at IS NULL`,
-			string(kind), dropID, runAt, s.now().UTC()); err != nil {
-			return err
-		}
-		var err error
-		j, err = scanJob(tx.QueryRow(ctx, `SELECT `+jobColumns+` FROM mail_jobs j WHERE j.kind = $1 AND j.drop_id = $2`, string(kind), dropID))
-		return err
-	})
+	j, err := s.putJob(ctx, kind, dropID, runAt, `DO UPDATE SET run_at = excluded.run_at
+		WHERE mail_jobs.started_at IS NULL AND mail_jobs.finished_at IS NULL`)
 	if err != nil {
 		return jobs.Job{}, fmt.Errorf("schedule job: %w", err)
 	}

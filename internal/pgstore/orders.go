@@ -91,16 +91,10 @@ const (
 	codeNotPaid   = "SU004" // commit_stock: DETAIL is the order's status
 )
 
-// placeBatch sends an order as one batch that the server runs as one
-// implicit transaction and commits at its end, and maps the refusals the
-// batch raises to the checkout's errors.
-func (s *Store) placeBatch(ctx context.Context, p checkout.Placement) (order.Order, error) {
-	if err := ctx.Err(); err != nil {
-		return order.Order{}, err
-	}
-	o := p.Order
+// queueOrderRows queues the inserts of an order, its lines and its held
+// reservations on b; the order's number is read into o when b runs.
+func queueOrderRows(b *pgx.Batch, o *order.Order) {
 	addr, _ := json.Marshal(o.ShippingAddress)
-	b := &pgx.Batch{}
 	b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
 		shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token)
 		VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
@@ -114,6 +108,18 @@ func (s *Store) placeBatch(ctx context.Context, p checkout.Placement) (order.Ord
 		b.Queue(`INSERT INTO reservations (order_id, sku, quantity, status, expires_at) VALUES ($1, $2, $3, 'held', $4)`,
 			o.ID, l.SKU, l.Quantity, o.ReservedUntil)
 	}
+}
+
+// placeBatch sends an order as one batch that the server runs as one
+// implicit transaction and commits at its end, and maps the refusals the
+// batch raises to the checkout's errors.
+func (s *Store) placeBatch(ctx context.Context, p checkout.Placement) (order.Order, error) {
+	if err := ctx.Err(); err != nil {
+		return order.Order{}, err
+	}
+	o := p.Order
+	b := &pgx.Batch{}
+	queueOrderRows(b, &o)
 	if d := p.Drop; d != nil {
 		// The buyer's other orders for this drop wait here, so the limit
 		// counts them.
@@ -229,21 +235,8 @@ func (s *Store) placeOrderTx(ctx context.Context, p checkout.Placement) (order.O
 		}
 
 		// The inserts first, in one round trip: they wait on nobody.
-		addr, _ := json.Marshal(o.ShippingAddress)
 		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO orders (id, number, customer_id, email, status, currency, subtotal, tax, shipping, total,
-			shipping_address, payment_method, card_last4, reserved_until, created_at, updated_at, access_token)
-			VALUES ($1, nextval('order_numbers'), $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $14, $15)
-			RETURNING number`,
-			o.ID, nullID(o.CustomerID), o.Email, string(o.Status), o.Total.Currency, o.Subtotal.Amount, o.Tax.Amount,
-			o.Shipping.Amount, o.Total.Amount, string(addr), o.PaymentMethod, o.CardLast4, o.ReservedUntil, o.CreatedAt, o.AccessToken).
-			QueryRow(func(row pgx.Row) error { return row.Scan(&o.Number) })
-		for i, l := range o.Lines {
-			b.Queue(`INSERT INTO order_lines (order_id, position, sku, product_name, variant_title, quantity, unit_price, line_total)
-				VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`, o.ID, i, l.SKU, l.ProductName, l.VariantTitle, l.Quantity, l.UnitPrice.Amount, l.LineTotal.Amount)
-			b.Queue(`INSERT INTO reservations (order_id, sku, quantity, status, expires_at) VALUES ($1, $2, $3, 'held', $4)`,
-				o.ID, l.SKU, l.Quantity, o.ReservedUntil)
-		}
+		queueOrderRows(b, &o)
 		if d := p.Drop; d != nil {
 			b.Queue(`INSERT INTO drop_purchases (order_id, drop_id, buyer, quantity) VALUES ($1, $2, $3, $4)`, o.ID, d.DropID, d.Buyer, d.Quantity)
 		}
