@@ -76,12 +76,8 @@ func (s *Store) putJob(ctx context.Context, kind jobs.Kind, dropID string, runAt
 	}
 	var j jobs.Job
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM drops WHERE id = $1)`, dropID).Scan(&exists); err != nil {
+		if err := requireDrop(ctx, tx, dropID); err != nil {
 			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO mail_jobs (kind, drop_id, run_at, created_at) VALUES ($1, $2, $3, $4)
 			ON CONFLICT (kind, drop_id) `+onConflict, string(kind), dropID, runAt, s.now().UTC()); err != nil {
@@ -353,4 +349,17 @@ func (s *Store) ScheduleJob(ctx context.Context, kind jobs.Kind, dropID string, 
 		return j, fmt.Errorf("job %d: %w", j.ID, jobs.ErrStarted)
 	}
 	return j, nil
+}
+
+// requireDrop fails with drop.ErrNotFound unless the drop exists; in tx,
+// so what follows sees the same drop.
+func requireDrop(ctx context.Context, tx pgx.Tx, dropID string) error {
+	var exists bool
+	if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM drops WHERE id = $1)`, dropID).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
+	}
+	return nil
 }

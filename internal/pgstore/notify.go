@@ -35,12 +35,8 @@ func (s *Store) SaveSubscription(ctx context.Context, dropID, email string, conf
 	var sub notify.Subscription
 	now := s.now().UTC()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM drops WHERE id = $1)`, dropID).Scan(&exists); err != nil {
+		if err := requireDrop(ctx, tx, dropID); err != nil {
 			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		// A confirmed subscription keeps its state and link; a pending or
 		// unsubscribed one becomes pending with the new link.
@@ -168,12 +164,8 @@ func (s *Store) ImportSubscribers(ctx context.Context, dropID string, subs []not
 	added := 0
 	now := s.now().UTC()
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
-		var exists bool
-		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM drops WHERE id = $1)`, dropID).Scan(&exists); err != nil {
+		if err := requireDrop(ctx, tx, dropID); err != nil {
 			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		// WITH ORDINALITY keeps the list's order in the IDs, so a job's
 		// batches follow it.

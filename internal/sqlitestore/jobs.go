@@ -74,12 +74,8 @@ func (s *Store) EnsureJob(ctx context.Context, kind jobs.Kind, dropID string, ru
 func (s *Store) putJob(ctx context.Context, kind jobs.Kind, dropID string, runAt time.Time, onConflict string) (jobs.Job, error) {
 	var j jobs.Job
 	err := s.write(ctx, func(tx wtx) error {
-		var exists bool
-		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM drops WHERE id = ?)`, dropID).Scan(&exists); err != nil {
+		if err := requireDrop(tx, dropID); err != nil {
 			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		if _, err := tx.Exec(`INSERT INTO mail_jobs (kind, drop_id, run_at, created_at) VALUES (?, ?, ?, ?)
 			ON CONFLICT (kind, drop_id) `+onConflict, string(kind), dropID, nanos(runAt), nanos(s.now())); err != nil {
@@ -363,4 +359,17 @@ func (s *Store) ScheduleJob(ctx context.Context, kind jobs.Kind, dropID string, 
 		return j, fmt.Errorf("job %d: %w", j.ID, jobs.ErrStarted)
 	}
 	return j, nil
+}
+
+// requireDrop fails with drop.ErrNotFound unless the drop exists; in tx,
+// so what follows sees the same drop.
+func requireDrop(tx wtx, dropID string) error {
+	var exists bool
+	if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM drops WHERE id = ?)`, dropID).Scan(&exists); err != nil {
+		return err
+	}
+	if !exists {
+		return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
+	}
+	return nil
 }

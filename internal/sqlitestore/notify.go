@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/surge-commerce/surge/internal/drop"
 	"github.com/surge-commerce/surge/internal/notify"
 )
 
@@ -31,12 +30,8 @@ func (s *Store) SaveSubscription(ctx context.Context, dropID, email string, conf
 	var sub notify.Subscription
 	now := nanos(s.now())
 	err := s.write(ctx, func(tx wtx) error {
-		var exists bool
-		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM drops WHERE id = ?)`, dropID).Scan(&exists); err != nil {
+		if err := requireDrop(tx, dropID); err != nil {
 			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		// A confirmed subscription keeps its state and link; a pending or
 		// unsubscribed one becomes pending with the new link.
@@ -135,12 +130,8 @@ func (s *Store) ImportSubscribers(ctx context.Context, dropID string, subs []not
 	now := nanos(s.now())
 	err := s.write(ctx, func(tx wtx) error {
 		added = 0
-		var exists bool
-		if err := tx.QueryRow(`SELECT EXISTS (SELECT 1 FROM drops WHERE id = ?)`, dropID).Scan(&exists); err != nil {
+		if err := requireDrop(tx, dropID); err != nil {
 			return err
-		}
-		if !exists {
-			return fmt.Errorf("drop %q: %w", dropID, drop.ErrNotFound)
 		}
 		for _, sub := range subs {
 			res, err := tx.Exec(`INSERT INTO notify_subscriptions (drop_id, email, state, confirm_sent_at, unsubscribe_token, created_at, confirmed_at)
