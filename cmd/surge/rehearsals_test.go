@@ -54,9 +54,16 @@ var rehearsals = []rehearsal{
 			st, _ := r.Step("checkout")
 			if st == nil || st.Requests == 0 {
 				t.Error("no checkout during the spike: the criterion 'checkout never shed' saw nothing")
-			} else if st.Errors != st.Failures["interrupted"] {
-				// A checkout cut off by the end of the run is not the shop's.
-				t.Errorf("checkouts failed: %v", st.Failures)
+			} else {
+				// A checkout cut off by the end of the run is not the
+				// shop's, and one told 409 lost the race for the last unit
+				// of its SKU (the demo's stock is small): an answer, not
+				// a failure. Anything else is.
+				for why, n := range st.Failures {
+					if why != "interrupted" && why != "status 409" {
+						t.Errorf("checkouts failed: %d %s (all: %v)", n, why, st.Failures)
+					}
+				}
 			}
 			// The line engaged, shoppers waited in it and were let in, the
 			// buyers among them checked out, and none was sent back.
